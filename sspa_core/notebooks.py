@@ -1,0 +1,230 @@
+"""Run the ordered notebooks end to end with papermill, per profile and per dataset.
+
+Parameters come from YAML files in ``notebooks/params/``: a *profile* (``smoke.yaml`` for CPU/CI,
+``full.yaml`` for a GPU and real data) and optionally a *dataset* file (``coco.yaml``, ...).
+Each file has a ``parameters`` mapping (for every notebook that declares the name) and a
+``notebooks`` mapping of per-notebook values; an optional ``only`` list in a dataset file
+restricts the run to the notebooks that make sense for it. Later sources win:
+profile < dataset < profile's per-notebook < dataset's per-notebook < command line.
+A notebook receives only the names its ``parameters`` cell declares; a name that no selected
+notebook declares is an error, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sspa_core.paths import OUTPUT_DIR, REPO_ROOT
+
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+PARAMS_DIR = NOTEBOOKS_DIR / "params"
+PROFILES = ("smoke", "full")
+KERNEL = "python3"
+
+
+class NotebookError(RuntimeError):
+    """A notebook failed: names the notebook, the cell and the exception."""
+
+
+@dataclass
+class NotebookResult:
+    name: str
+    executed: str
+    html: str
+    seconds: float
+    parameters: dict[str, Any]
+
+
+def list_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The ordered notebooks ``NN_name.ipynb``."""
+    return sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+
+
+def available_datasets(params_dir: Path = PARAMS_DIR) -> list[str]:
+    return sorted(p.stem for p in Path(params_dir).glob("*.yaml") if p.stem not in PROFILES)
+
+
+def _read_params_file(path: Path) -> dict[str, Any]:
+    content = yaml.safe_load(path.read_text()) or {}
+    unknown = set(content) - {"parameters", "notebooks", "only", "description"}
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)}; "
+                         "expected parameters, notebooks, only, description")
+    return content
+
+
+def declared_parameters(notebook: Path) -> dict[str, Any]:
+    """Names and default values of the notebook's cell tagged ``parameters``."""
+    import papermill
+
+    declared = papermill.inspect_notebook(str(notebook))
+    return {name: spec["default"] for name, spec in declared.items()}
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` with the value read as YAML (``epochs=3`` gives an int)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"parameter override {text!r} is not of the form key=value")
+    return key.strip(), yaml.safe_load(value)
+
+
+def resolve_parameters(
+    profile: str = "smoke",
+    dataset: str | None = None,
+    only: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+    params_dir: Path = PARAMS_DIR,
+) -> dict[Path, dict[str, Any]]:
+    """The parameters each selected notebook receives, checked against what it declares."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
+    sources = [_read_params_file(Path(params_dir) / f"{profile}.yaml")]
+    if dataset is not None:
+        path = Path(params_dir) / f"{dataset}.yaml"
+        if dataset in PROFILES or not path.is_file():
+            raise ValueError(f"unknown dataset {dataset!r}; parameter files exist for "
+                             f"{available_datasets(params_dir)}")
+        sources.append(_read_params_file(path))
+
+    notebooks = list_notebooks(notebooks_dir)
+    if not notebooks:
+        raise FileNotFoundError(f"no notebooks NN_*.ipynb in {notebooks_dir}")
+    by_name = {nb.stem: nb for nb in notebooks}
+    selected = [nb.stem for nb in notebooks]
+    for source in sources:
+        if source.get("only"):
+            selected = [name for name in selected if name in source["only"]]
+    if only:
+        wanted = {o for o in only}
+        missing = [o for o in wanted if not any(n == o or n.startswith(f"{o}_") for n in by_name)]
+        if missing:
+            raise ValueError(f"no notebook matches {missing}; notebooks are {list(by_name)}")
+        selected = [n for n in selected if n in wanted or n.split("_")[0] in wanted]
+    for source in sources:
+        for name in source.get("notebooks") or {}:
+            if name not in by_name:
+                raise ValueError(f"parameter file names unknown notebook {name!r}")
+
+    declared = {name: declared_parameters(by_name[name]) for name in selected}
+    all_declared = set().union(*declared.values()) if declared else set()
+    common = [s.get("parameters") or {} for s in sources] + [overrides or {}]
+    for values in common:
+        unknown = set(values) - all_declared
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {sorted(unknown)}: no selected notebook "
+                             f"declares them; declared names are {sorted(all_declared)}")
+
+    resolved: dict[Path, dict[str, Any]] = {}
+    for name in selected:
+        per_notebook = [(s.get("notebooks") or {}).get(name) or {} for s in sources]
+        for values in per_notebook:
+            unknown = set(values) - set(declared[name])
+            if unknown:
+                raise ValueError(f"{name} does not declare parameter(s) {sorted(unknown)}; "
+                                 f"it declares {sorted(declared[name])}")
+        merged: dict[str, Any] = {}
+        for values in common[:-1] + per_notebook + common[-1:]:
+            merged.update(values)
+        resolved[by_name[name]] = {k: v for k, v in merged.items() if k in declared[name]}
+    return resolved
+
+
+def export_html(executed: Path) -> Path:
+    """Write the executed notebook as HTML beside it (nbconvert)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    html = executed.with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def run_notebooks(
+    profile: str = "smoke",
+    dataset: str | None = None,
+    only: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    output_dir: Path | None = None,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+    params_dir: Path = PARAMS_DIR,
+    kernel: str = KERNEL,
+    log_output: bool = False,
+) -> list[NotebookResult]:
+    """Execute the selected notebooks in order; executed copies and HTML go to ``output_dir``
+    (default ``outputs/notebooks/<profile>[-<dataset>]``). Raises :class:`NotebookError` naming the
+    notebook and cell at the first failure (its executed copy and HTML are still written)."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    plan = resolve_parameters(profile, dataset, only, overrides, notebooks_dir, params_dir)
+    run_name = profile if dataset is None else f"{profile}-{dataset}"
+    output_dir = Path(output_dir or OUTPUT_DIR / "notebooks" / run_name).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for notebook, parameters in plan.items():
+        if "output_dir" in declared_parameters(notebook):
+            parameters = {**parameters, "output_dir": str(output_dir / notebook.stem)}
+        executed = output_dir / notebook.name
+        print(f"[sspa notebooks] {notebook.name} {parameters}", flush=True)
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(notebook), str(executed), parameters=parameters, kernel_name=kernel,
+                cwd=str(notebook.parent), progress_bar=False, log_output=log_output,
+            )
+        except PapermillExecutionError as err:
+            export_html(executed)
+            first_line = (err.source or "").strip().splitlines()[:1] or [""]
+            raise NotebookError(
+                f"{notebook.name}: cell {err.cell_index} of the executed copy (In "
+                f"[{err.exec_count}], `{first_line[0]}`) failed with "
+                f"{err.ename}: {err.evalue}; executed copy: {executed}"
+            ) from None
+        seconds = time.perf_counter() - start
+        html = export_html(executed)
+        print(f"[sspa notebooks] {notebook.name} done in {seconds:.1f} s", flush=True)
+        results.append(NotebookResult(notebook.stem, str(executed), str(html), seconds, parameters))
+    (output_dir / "summary.json").write_text(
+        json.dumps([asdict(r) for r in results], indent=2, default=str))
+    return results
+
+
+def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--profile", default="smoke", choices=PROFILES,
+                        help="smoke: CPU, small settings; full: GPU, real data")
+    parser.add_argument("--dataset", help="a parameter file notebooks/params/NAME.yaml")
+    parser.add_argument("--only", nargs="+", metavar="NB",
+                        help="notebook names or numbers, e.g. 00 03")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a parameter (value read as YAML)")
+    parser.add_argument("--output-dir", type=Path)
+    parser.add_argument("--list", action="store_true",
+                        help="print the resolved parameters of each notebook and stop")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    overrides = dict(parse_override(p) for p in args.param)
+    if args.list:
+        plan = resolve_parameters(args.profile, args.dataset, args.only, overrides)
+        for notebook, parameters in plan.items():
+            print(f"{notebook.name}: {parameters}")
+        return 0
+    try:
+        results = run_notebooks(args.profile, args.dataset, args.only, overrides, args.output_dir)
+    except NotebookError as err:
+        print(f"sspa notebooks: FAILED {err}")
+        return 1
+    total = sum(r.seconds for r in results)
+    print(f"sspa notebooks: {len(results)} notebooks in {total:.0f} s; "
+          f"output in {Path(results[0].executed).parent if results else '-'}")
+    return 0
