@@ -1,0 +1,169 @@
+"""Run configurations: one readable YAML per dataset (``sspa_core/configs/<name>.yaml``) merged
+over :data:`DEFAULTS`, plus ``key=value`` overrides from the command line.
+
+Every key must exist in :data:`DEFAULTS` (an unknown key is an error naming it), except under
+``dataset.kwargs``/``dataset.eval_kwargs`` (passed to the dataset constructor) and ``model.sspa`` (validated by
+:class:`sspa_core.model.SSPAConfig`). Learning rates, epochs and batch sizes are this project's
+choices: the paper's values are lost (SPEC §1 "Training defaults").
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+#: Sub-trees whose keys are free-form (checked by their consumer, not here).
+OPEN_SECTIONS = ("dataset.kwargs", "dataset.eval_kwargs", "model.sspa")
+
+DEFAULTS: dict[str, Any] = {
+    "dataset": {
+        "name": "synthetic_natural",  # a name of sspa_core.data.get_dataset
+        "root": "",  # dataset folder (ignored by the synthetic domains)
+        "train_split": "train",
+        "eval_split": "val",  # evaluated after every epoch; best checkpoint chosen on it
+        "image_size": 224,
+        "domain": "natural",  # metric set: natural | pedestrian | remote
+        "kwargs": {},  # extra dataset arguments (synthetic: num_images, seed)
+        "eval_kwargs": {},  # overrides of kwargs for the evaluation split
+    },
+    "model": {
+        "name": "sspa",  # sspa | zeroshot | unid | dualcoop | clip_ft
+        "backbone": "sspa-tiny-vit",
+        "pretrained": "",  # "" = the shipped tiny-CLIP checkpoint; a path or an open_clip tag
+        "descriptions": "",  # KAP description set (load_descriptions name); "" = template only
+        "sspa": {},  # SSPAConfig fields (ablation switches, loss parameters)
+    },
+    "train": {
+        "epochs": 10,
+        "batch_size": 32,  # global batch (split across processes under torchrun)
+        "lr": 1e-3,  # head (prompts, QSM, GDMA, aggregator)
+        "encoder_lr": 1e-5,  # image encoder (lower, SPEC §1)
+        "weight_decay": 1e-4,
+        "warmup_epochs": 1.0,  # linear warm-up, then cosine decay to min_lr_ratio * lr
+        "min_lr_ratio": 0.0,
+        "grad_clip": 1.0,  # max gradient norm; 0 = off
+        "ema": True,
+        "ema_decay": 0.9997,  # paper value; with few steps the average barely moves
+        "amp": True,  # mixed precision, used on CUDA only
+        "freeze_image_encoder": False,
+        "cache_features": False,  # train the head on cached (x0, X); implies a frozen encoder
+        "feature_dtype": "float16",  # on-disk dtype of the feature cache
+        "num_workers": 0,
+        "eval_batch_size": 64,
+        "checkpoint_every": 0,  # also save last.pt every N steps inside an epoch; 0 = per epoch
+        "monitor": "mAP",  # metric that selects best.pt (higher is better)
+        "seed": 0,
+        "device": "auto",  # auto = cuda when available, else cpu
+        "progress": True,  # tqdm progress bars
+    },
+    "output_dir": "",  # "" = OUTPUT_DIR/<dataset>/<model>
+}
+
+
+def available_configs() -> list[str]:
+    """Names of the shipped per-dataset configs."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def _check_keys(tree: dict, reference: dict, prefix: str = "") -> None:
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if key not in reference:
+            valid = ", ".join(f"{prefix}{k}" for k in reference)
+            raise ValueError(f"unknown config key {path!r}; valid keys here: {valid}")
+        if path in OPEN_SECTIONS:
+            if not isinstance(value, dict):
+                raise ValueError(f"config key {path!r} must be a mapping, got {value!r}")
+        elif isinstance(reference[key], dict):
+            if not isinstance(value, dict):
+                raise ValueError(f"config key {path!r} must be a mapping, got {value!r}")
+            _check_keys(value, reference[key], path + ".")
+        else:
+            tree[key] = _coerce(path, value, reference[key])
+
+
+def _coerce(path: str, value: Any, default: Any) -> Any:
+    """Give ``value`` the type of the default (YAML reads ``3e-4`` as a string, ``1`` as an int)."""
+    kind = type(default)
+    if kind is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif kind is bool and isinstance(value, bool):
+        return value
+    elif kind is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    elif kind is str and value is None:
+        return ""
+    raise ValueError(f"config key {path!r} expects a {kind.__name__}, got {value!r}")
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Recursive merge of ``update`` into a copy of ``base`` (mappings merge, values replace)."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(text: str) -> dict:
+    """``"train.lr=3e-4"`` -> ``{"train": {"lr": 0.0003}}`` (the value is read as YAML)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"override {text!r} is not of the form key.path=value")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    tree: dict = {}
+    node = tree
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return tree
+
+
+def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """Resolve a config: :data:`DEFAULTS` <- the YAML (a shipped name or a file path) <- overrides."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"config {str(name_or_path)!r} not found; shipped configs: {', '.join(available_configs())}"
+        )
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a mapping at top level")
+    _check_keys(data, DEFAULTS)
+    config = merge(DEFAULTS, data)
+    for text in overrides:
+        update = parse_override(text)
+        _check_keys(update, DEFAULTS)
+        config = merge(config, update)
+    return config
+
+
+def validate_config(config: dict) -> dict:
+    """Check the keys of an already resolved config (e.g. one read back from a checkpoint)."""
+    _check_keys(config, DEFAULTS)
+    return merge(DEFAULTS, config)
+
+
+def save_config(config: dict, path: str | Path) -> Path:
+    """Write the resolved config as YAML (the record of a run, next to its outputs)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    return path
