@@ -1,0 +1,140 @@
+"""Baselines beside SSPA, with its interface (``forward(images)``, ``forward_features(x0, X)``,
+an output dict with ``"global"``/``"regional"``/``"score"``, ``param_groups()``), and the
+:func:`build_model` factory.
+
+- :class:`ZeroShotCLIP`: ``s_j = τ · cos(x0, E_t("A photo of a {label_j}."))`` (Fig. 6 baseline);
+- :class:`UniD`: a learned linear classifier on the visual feature x0 (Table IX "Uni-D");
+- :class:`DualCoOpHead`: learnable positive and negative prompts with class-specific region
+  aggregation (Sun, Hu & Saenko, "DualCoOp", NeurIPS 2022);
+- :class:`CLIPFineTune`: full fine-tuning of the image encoder with a linear head (CLIP-FT).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from sspa_core.aggregation import patch_label_similarity
+from sspa_core.model import SSPA, MultiLabelCLIPHead, SSPAConfig
+from sspa_core.prompting import ContextPromptLearner, KnowledgeAwarePrompts
+
+if TYPE_CHECKING:
+    from sspa_core.backbone import CLIPBackbone
+
+MODEL_NAMES = ("sspa", "zeroshot", "unid", "dualcoop", "clip_ft")
+
+
+class ZeroShotCLIP(MultiLabelCLIPHead):
+    """Zero-shot CLIP: the template features (KAP without descriptions) as class centres;
+    ``"global"`` logits ``τ · cos(x0, t_j)``. Freezes the whole backbone: nothing is trained."""
+
+    def __init__(self, backbone: CLIPBackbone, label_names: Sequence[str]):
+        super().__init__(backbone, label_names)
+        backbone.freeze_text()
+        backbone.freeze_image()
+        self.prompts = KnowledgeAwarePrompts(
+            backbone.text, self.label_names, None, model_name=str(getattr(backbone, "name", ""))
+        )
+
+    def forward_features(self, x0: Tensor, patches: Tensor) -> dict[str, Any]:
+        self._check_features(x0, patches, self.backbone.embed_dim)
+        scale = self.logit_scale().to(x0.device)
+        return self._outputs(patch_label_similarity(x0.unsqueeze(1), self.prompts(), scale).squeeze(1), None)
+
+
+class CLIPFineTune(MultiLabelCLIPHead):
+    """CLIP-FT: the image encoder is trained together with a linear head on x0
+    (``"global"`` logits ``W x0 + b``). ``forward_features`` on cached features of a frozen
+    encoder makes it a linear probe. The head starts at zero weight and bias."""
+
+    def __init__(self, backbone: CLIPBackbone, label_names: Sequence[str]):
+        super().__init__(backbone, label_names)
+        backbone.freeze_text()
+        self.classifier = nn.Linear(backbone.embed_dim, self.num_labels)
+        nn.init.zeros_(self.classifier.weight)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward_features(self, x0: Tensor, patches: Tensor) -> dict[str, Any]:
+        self._check_features(x0, patches, self.backbone.embed_dim)
+        return self._outputs(self.classifier(x0), None)
+
+
+class UniD(CLIPFineTune):
+    """Uni-D (Table IX): a learned linear classifier on the visual feature x0 instead of label
+    representations as class centres. Its weights start at the zero-shot classifier
+    ``τ · t_j / ‖t_j‖`` applied to normalised x0 (so training starts from zero-shot CLIP)."""
+
+    def __init__(self, backbone: CLIPBackbone, label_names: Sequence[str]):
+        super().__init__(backbone, label_names)
+        prompts = KnowledgeAwarePrompts(
+            backbone.text, self.label_names, None, model_name=str(getattr(backbone, "name", ""))
+        )
+        with torch.no_grad():
+            centres = nn.functional.normalize(prompts(), dim=-1)
+            self.classifier.weight.copy_(self.logit_scale() * centres)
+
+    def forward_features(self, x0: Tensor, patches: Tensor) -> dict[str, Any]:
+        self._check_features(x0, patches, self.backbone.embed_dim)
+        return self._outputs(self.classifier(nn.functional.normalize(x0, dim=-1)), None)
+
+
+class DualCoOpHead(MultiLabelCLIPHead):
+    """DualCoOp-style head (Sun, Hu & Saenko, NeurIPS 2022), written from the paper's
+    description: a positive and a negative learnable prompt per label (contexts shared by all
+    labels, or class-specific), both through the frozen text encoder; for each label the
+    patch-level similarities to the positive prompt, softmax-normalised over space, weigh the
+    patch-level positive and negative similarities ("class-specific region feature
+    aggregation"), and the label's probability is the softmax over (positive, negative):
+    ``σ(s^+_j − s^-_j)``, returned as ``"regional"`` logits ``s^+ − s^-``.
+
+    ``spatial_scale`` sharpens the spatial softmax (None = the CLIP logit scale); both are
+    choices of this implementation, not values taken from the DualCoOp paper.
+    """
+
+    def __init__(
+        self,
+        backbone: CLIPBackbone,
+        label_names: Sequence[str],
+        n_ctx: int = 16,
+        class_specific: bool = False,
+        spatial_scale: float | None = None,
+    ):
+        super().__init__(backbone, label_names)
+        backbone.freeze_text()
+        self.positive = ContextPromptLearner(backbone.text, self.label_names, n_ctx, class_specific=class_specific)
+        self.negative = ContextPromptLearner(backbone.text, self.label_names, n_ctx, class_specific=class_specific)
+        self.spatial_scale = spatial_scale
+
+    def forward_features(self, x0: Tensor, patches: Tensor) -> dict[str, Any]:
+        self._check_features(x0, patches, self.backbone.embed_dim)
+        scale = self.logit_scale().to(x0.device)
+        cos_pos = patch_label_similarity(patches, self.positive(), 1.0)  # [B, M, C]
+        cos_neg = patch_label_similarity(patches, self.negative(), 1.0)
+        spatial = scale if self.spatial_scale is None else self.spatial_scale
+        weights = (spatial * cos_pos).softmax(dim=1)
+        logits = scale * (weights * (cos_pos - cos_neg)).sum(dim=1)
+        return self._outputs(None, logits, weights)
+
+
+def build_model(
+    name: str,
+    backbone: CLIPBackbone,
+    label_names: Sequence[str],
+    config: SSPAConfig | None = None,
+    descriptions: dict[str, str] | None = None,
+) -> MultiLabelCLIPHead:
+    """``name`` in :data:`MODEL_NAMES`; ``config`` and ``descriptions`` are SSPA's only."""
+    if name == "sspa":
+        return SSPA(backbone, label_names, config, descriptions)
+    if name == "zeroshot":
+        return ZeroShotCLIP(backbone, label_names)
+    if name == "unid":
+        return UniD(backbone, label_names)
+    if name == "dualcoop":
+        n_ctx = config.n_ctx if config is not None else 16
+        return DualCoOpHead(backbone, label_names, n_ctx=n_ctx)
+    if name == "clip_ft":
+        return CLIPFineTune(backbone, label_names)
+    raise ValueError(f"unknown model {name!r}; valid names: {MODEL_NAMES}")

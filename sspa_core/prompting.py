@@ -1,0 +1,297 @@
+"""Split-and-Synthesize Prompting (SSP): knowledge-aware prompts (KAP, eq. 4), context-aware
+prompts (CAP) with Dynamic Semantic Filtering (DSF, eq. 5), the global-branch prompts (eq. 18)
+and Quaternion Semantic Modeling (QSM, eq. 6, 10) with the Table VII alternatives.
+
+Naming follows the paper: ``T^{ka}`` knowledge-aware, ``T^l`` learnable, ``T^{ca}``
+context-aware, ``T^g`` global, ``T^{uf}`` unified label features (all C×d); ``x0`` the global
+image feature (B×d) and ``X`` the patch features (B×M×d).
+
+The prompt modules keep a plain (unregistered) reference to the frozen text encoder, so that
+their parameters are only their own; the encoder itself belongs to the backbone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+from torch import nn
+
+from sspa_core.alignment import CrossModalAttention, FeedForward
+from sspa_core.paths import CACHE_DIR
+from sspa_core.quaternion import QuaternionLinear
+
+if TYPE_CHECKING:
+    from sspa_core.backbone import PromptTextEncoder
+
+TEMPLATE = "A photo of a {label}."
+SYNTHESIS_MODES = ("qsm", "sum", "concat", "mlp")
+QSM_INPUTS = ("concat", "sum")
+
+
+def _check_labels(label_names: Sequence[str]) -> list[str]:
+    names = [str(n) for n in label_names]
+    if not names:
+        raise ValueError("label_names is empty: at least one label is needed")
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"label_names has duplicates: {dup}")
+    return names
+
+
+def _fits(text_encoder: PromptTextEncoder, text: str) -> bool:
+    """True when ``text`` tokenizes without truncation (its end-of-text token is not forced)."""
+    tokens = text_encoder.tokenize([text])
+    return int((tokens[0] != 0).sum()) < tokens.shape[1]
+
+
+def knowledge_aware_text(
+    text_encoder: PromptTextEncoder, label: str, description: str | None
+) -> str:
+    """Eq. 4 input: ``D_j + " A photo of a {label_j}."``, or the template alone.
+
+    Deviation from the paper: a description too long for the text encoder's context is cut
+    word by word from its end so that the closing template sentence (which names the label)
+    survives; the tokenizer would otherwise truncate the label name away.
+    """
+    sentence = TEMPLATE.format(label=label)
+    if not description:
+        return sentence
+    words = description.split()
+    text = f"{' '.join(words)} {sentence}"
+    if _fits(text_encoder, text):
+        return text
+    lo, hi = 0, len(words)  # largest n with words[:n] fitting: lo fits, hi does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _fits(text_encoder, f"{' '.join(words[:mid])} {sentence}"):
+            lo = mid
+        else:
+            hi = mid
+    return f"{' '.join(words[:lo])} {sentence}".strip()
+
+
+def _text_encoder_fingerprint(text_encoder: PromptTextEncoder) -> str:
+    """A short hash of the encoder's small tensors (positional embedding, projection, norms,
+    biases), so the on-disk cache never serves features of other weights under the same name."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(text_encoder.state_dict().items()):
+        if tensor.numel() <= 1 << 18 and tensor.is_floating_point():
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class KnowledgeAwarePrompts(nn.Module):
+    """KAP (eq. 4): ``T^{ka} = E_t(D_j + " A photo of a {label_j}.")`` through the frozen
+    text encoder.
+
+    Computed once at construction under ``no_grad`` and kept as the (non-persistent) buffer
+    ``features`` [C, d]; :meth:`forward` just returns it. An on-disk cache under
+    ``cache_dir/text_features`` is keyed by the model name, a fingerprint of the text
+    encoder's weights and a hash of the texts. ``descriptions=None`` gives the template only
+    ("A photo of a {label}.", the zero-shot CLIP prompt).
+    """
+
+    features: torch.Tensor
+
+    def __init__(
+        self,
+        text_encoder: PromptTextEncoder,
+        label_names: Sequence[str],
+        descriptions: dict[str, str] | None = None,
+        model_name: str = "",
+        cache_dir: str | Path | None = CACHE_DIR,
+    ):
+        super().__init__()
+        names = _check_labels(label_names)
+        if descriptions is not None:
+            missing = [n for n in names if n not in descriptions]
+            if missing:
+                raise ValueError(f"descriptions lack {len(missing)} label(s): {missing[:10]}")
+        self.label_names = names
+        self.texts = [
+            knowledge_aware_text(text_encoder, n, None if descriptions is None else descriptions[n])
+            for n in names
+        ]
+        self.cache_path: Path | None = None
+        if cache_dir is not None:
+            key = json.dumps(
+                {"model": model_name, "weights": _text_encoder_fingerprint(text_encoder),
+                 "texts": self.texts}
+            )
+            digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+            safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name)
+            self.cache_path = Path(cache_dir) / "text_features" / f"{safe_name or 'model'}-{digest}.pt"
+        self.register_buffer("features", self._load_or_encode(text_encoder), persistent=False)
+
+    def _load_or_encode(self, text_encoder: PromptTextEncoder) -> torch.Tensor:
+        device = next(text_encoder.parameters()).device
+        if self.cache_path is not None and self.cache_path.is_file():
+            cached = torch.load(self.cache_path, map_location="cpu", weights_only=True)
+            if cached.shape[0] == len(self.texts):
+                return cached.to(device)
+        with torch.no_grad():
+            tokens = text_encoder.tokenize(self.texts).to(device)
+            features = text_encoder.encode_tokens(tokens).detach().float()
+        if self.cache_path is not None:
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.cache_path.with_suffix(".tmp")
+            torch.save(features.cpu(), tmp)
+            tmp.replace(self.cache_path)
+        return features
+
+    def forward(self) -> torch.Tensor:
+        return self.features
+
+
+class ContextPromptLearner(nn.Module):
+    """CAP's learnable prompts (CoOp, Zhou et al. 2022): N context vectors shared by all
+    labels, ``V_j = [p_1 … p_N, w_j]``; ``T^l = E_t(V)`` [C, d] through the frozen encoder
+    (gradients reach ``ctx`` only). The global branch uses its own instance for ``T^g``.
+
+    ``ctx`` is initialised N(0, 0.02²), or from the token embeddings of ``init_phrase``
+    (whose token count must equal ``n_ctx``). With ``class_specific=True`` each label gets
+    its own context ([C, N, width]), as CoOp's CSC variant. In eval mode without gradients the
+    features are cached until ``ctx`` changes (in-place updates bump its version counter).
+    """
+
+    def __init__(
+        self,
+        text_encoder: PromptTextEncoder,
+        label_names: Sequence[str],
+        n_ctx: int = 16,
+        init_phrase: str | None = None,
+        class_specific: bool = False,
+    ):
+        super().__init__()
+        names = _check_labels(label_names)
+        if n_ctx < 1:
+            raise ValueError(f"n_ctx must be >= 1, got {n_ctx}")
+        object.__setattr__(self, "text_encoder", text_encoder)
+        self.label_names = names
+        self.n_ctx = n_ctx
+        self.register_buffer("tokens", text_encoder.tokenize_with_context(names, n_ctx), persistent=False)
+        width = text_encoder.width
+        if init_phrase:
+            phrase = text_encoder.tokenize([init_phrase])
+            n_phrase = int((phrase[0] != 0).sum()) - 2  # minus start and end tokens
+            if n_phrase != n_ctx:
+                raise ValueError(
+                    f"init_phrase {init_phrase!r} has {n_phrase} tokens but n_ctx={n_ctx}"
+                )
+            with torch.no_grad():
+                ctx = text_encoder.embed_tokens(phrase)[0, 1 : 1 + n_ctx].detach().clone().float()
+        else:
+            ctx = torch.randn(n_ctx, width) * 0.02
+        if class_specific:
+            ctx = ctx.unsqueeze(0).repeat(len(names), 1, 1)
+        self.ctx = nn.Parameter(ctx)
+        self._cache: torch.Tensor | None = None
+        self._cache_key: tuple | None = None
+
+    def forward(self) -> torch.Tensor:
+        if self.training or torch.is_grad_enabled():
+            return self.text_encoder(self.ctx, self.tokens)
+        key = (self.ctx._version, self.ctx.data_ptr(), self.ctx.device, self.ctx.dtype)
+        if self._cache is None or key != self._cache_key:
+            self._cache = self.text_encoder(self.ctx, self.tokens)
+            self._cache_key = key
+        return self._cache
+
+
+class DynamicSemanticFilter(nn.Module):
+    """DSF (eq. 5) [rec: residual/LayerNorm placement]:
+    ``T̂ = T^l + CMA(T^l, X)``; ``T^{ca} = T̂ + MLP(LN(T̂))``.
+
+    ``forward(t_l [C,d] or [B,C,d], x [B,M,d]) -> (T^{ca} [B,C,d], attention [B,C,M])``.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.cma = CrossModalAttention(dim)
+        self.ffn = FeedForward(dim)
+
+    def forward(self, t_l: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if t_l.dim() == 2:
+            t_l = t_l.unsqueeze(0).expand(x.shape[0], -1, -1)
+        attended, attn = self.cma(t_l, x)
+        t_hat = t_l + attended
+        return t_hat + self.ffn(t_hat), attn
+
+
+class QuaternionSemanticModeling(nn.Module):
+    """Synthesis of ``T^{ka}``, ``T^{ca}`` and ``x0`` into ``T^{uf}`` [B, C, d].
+
+    ``synthesis`` (Table VII):
+      - ``"qsm"`` (eq. 6, 10): ``H = [T^{ka} ‖ T^{ca} ‖ 1·x0ᵀ] W_e + b_e`` (n·d → 4k), read as a
+        quaternion (eq. 7), ``T^{uf} = Q_{l2}(ReLU(Q_{l1}(H)))`` with quaternion layers 4k → 4k
+        → d. The concatenated H is a reconstruction [rec]; ``qsm_input="sum"`` selects SPEC's
+        alternative ``H = (T^{ka} + T^{ca} + x0) W_e + b_e`` (d → 4k).
+      - ``"sum"``: ``T^{ka} + T^{ca} + x0`` (no parameters);
+      - ``"concat"``: ``[T^{ka} ‖ T^{ca} ‖ x0] W + b`` (n·d → d);
+      - ``"mlp"``: the QSM layout with real layers (n·d → 4k → 4k → d).
+    ``n_inputs`` is the number of label-feature sources present (1 when KAP or CAP is off);
+    ``x0`` is always appended.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        width: int | None = None,
+        synthesis: str = "qsm",
+        qsm_input: str = "concat",
+        n_inputs: int = 2,
+    ):
+        super().__init__()
+        if synthesis not in SYNTHESIS_MODES:
+            raise ValueError(f"synthesis must be one of {SYNTHESIS_MODES}, got {synthesis!r}")
+        if qsm_input not in QSM_INPUTS:
+            raise ValueError(f"qsm_input must be one of {QSM_INPUTS}, got {qsm_input!r}")
+        if n_inputs not in (1, 2):
+            raise ValueError(f"n_inputs must be 1 or 2 (KAP and/or CAP), got {n_inputs}")
+        width = dim if width is None else width
+        if synthesis in ("qsm", "mlp") and (width <= 0 or width % 4 or dim % 4):
+            raise ValueError(
+                f"quaternion width (4k) and embed dim must be positive multiples of 4, got "
+                f"width={width}, dim={dim}"
+            )
+        self.synthesis = synthesis
+        self.qsm_input = qsm_input
+        in_dim = (n_inputs + 1) * dim
+        if synthesis == "qsm":
+            self.embed = nn.Linear(in_dim if qsm_input == "concat" else dim, width)
+            self.layers = nn.Sequential(
+                QuaternionLinear(width, width, bias=True), nn.ReLU(), QuaternionLinear(width, dim, bias=True)
+            )
+        elif synthesis == "mlp":
+            self.embed = nn.Linear(in_dim, width)
+            self.layers = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, dim))
+        elif synthesis == "concat":
+            self.embed = nn.Linear(in_dim, dim)
+            self.layers = nn.Identity()
+        else:
+            self.embed = None
+            self.layers = nn.Identity()
+
+    def forward(self, label_features: Sequence[torch.Tensor], x0: torch.Tensor) -> torch.Tensor:
+        """``label_features``: the present ones of (T^{ka}, T^{ca}), each [C,d] or [B,C,d]."""
+        if not label_features:
+            raise ValueError("QSM needs at least one of T^ka, T^ca")
+        batch, dim = x0.shape
+        num_labels = label_features[0].shape[-2]
+        parts = [
+            (t.unsqueeze(0) if t.dim() == 2 else t).expand(batch, num_labels, dim)
+            for t in label_features
+        ]
+        parts.append(x0.unsqueeze(1).expand(batch, num_labels, dim))
+        if self.synthesis == "sum" or (self.synthesis == "qsm" and self.qsm_input == "sum"):
+            fused = torch.stack(parts).sum(0)
+        else:
+            fused = torch.cat(parts, dim=-1)
+        if self.embed is not None:
+            fused = self.embed(fused)
+        return self.layers(fused)
