@@ -44,8 +44,7 @@ DEFAULTS: dict[str, Any] = {
         "lr": 1e-3,  # head (prompts, QSM, GDMA, aggregator)
         "encoder_lr": 1e-5,  # image encoder (lower, SPEC §1)
         "weight_decay": 1e-4,
-        "warmup_epochs": 1.0,  # linear warm-up, then cosine decay to min_lr_ratio * lr
-        "min_lr_ratio": 0.0,
+        "warmup_epochs": 1.0,  # linear warm-up (LinearLR), then cosine decay to 0 (CosineAnnealingLR)
         "grad_clip": 1.0,  # max gradient norm; 0 = off
         "ema": True,
         "ema_decay": 0.9997,  # paper value; with few steps the average barely moves

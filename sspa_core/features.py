@@ -1,0 +1,147 @@
+"""Frozen-backbone feature cache: ``(x0, X)`` computed once per image, stored on disk.
+
+With the image encoder frozen, the dense features ``x0 ∈ R^d`` and ``X ∈ R^{M×d}`` (SPEC §1,
+"Backbone") of an image never change, so they are computed once per split and the head trains
+on them through ``model.forward_features(x0, X)``. The images go through the evaluation
+transform: train-time augmentation is off in this mode.
+
+A cache entry is a folder ``<cache_dir>/<dataset_id>/<key>/`` holding ``x0.npy`` ``[N, d]``,
+``X.npy`` ``[N, M, d]`` (read back memory-mapped), ``targets.npy``, ``masks.npy`` and
+``meta.json``. The key hashes the backbone name, a fingerprint of the image-encoder weights,
+the input size, the dataset id, the split and the number of images, so a change to any of them
+computes a new entry. Entries are written to a temporary folder and renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from sspa_core.paths import CACHE_DIR
+
+FEATURE_DTYPES = {"float16": np.float16, "float32": np.float32}
+
+
+def module_fingerprint(module: nn.Module) -> str:
+    """A short SHA-256 of a module's state (names, shapes, dtypes and values)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        data = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(data.shape)}:{data.dtype}".encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
+def feature_cache_key(backbone_name: str, fingerprint: str, image_size: int, dataset_id: str,
+                      split: str, num_images: int, dtype: str) -> str:
+    """The identity of one cache entry (a short hash of everything the features depend on)."""
+    fields = [backbone_name, fingerprint, image_size, dataset_id, split, num_images, dtype]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:20]
+
+
+class CachedFeatures(Dataset):
+    """Items ``{"x0": [d], "X": [M, d], "target": [C], "mask": [C], "index": int}`` (float32)."""
+
+    def __init__(self, folder: str | Path):
+        folder = Path(folder)
+        for name in ("x0.npy", "X.npy", "targets.npy", "masks.npy", "meta.json"):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"feature cache {folder} lacks {name}")
+        self.folder = folder
+        self.meta = json.loads((folder / "meta.json").read_text())
+        self.x0 = np.load(folder / "x0.npy", mmap_mode="r")
+        self.X = np.load(folder / "X.npy", mmap_mode="r")
+        self.targets = np.load(folder / "targets.npy")
+        self.masks = np.load(folder / "masks.npy")
+        self.label_names: list[str] = self.meta["label_names"]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> dict:
+        return {
+            "x0": torch.from_numpy(np.asarray(self.x0[i], dtype=np.float32)),
+            "X": torch.from_numpy(np.asarray(self.X[i], dtype=np.float32)),
+            "target": torch.from_numpy(self.targets[i].astype(np.float32)),
+            "mask": torch.from_numpy(self.masks[i].astype(np.float32)),
+            "index": i,
+        }
+
+
+@torch.no_grad()
+def extract_features(backbone, dataset: Dataset, folder: str | Path, dtype: str = "float16",
+                     batch_size: int = 64, num_workers: int = 0, device: str | torch.device = "cpu",
+                     progress: bool = True) -> None:
+    """Run ``backbone.encode_image_dense`` over ``dataset`` once and write the arrays to ``folder``."""
+    if dtype not in FEATURE_DTYPES:
+        raise ValueError(f"feature dtype {dtype!r} is not one of {sorted(FEATURE_DTYPES)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    was_training = backbone.training
+    backbone.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    n = len(dataset)
+    x0_out = X_out = None
+    targets = masks = None
+    start = 0
+    for batch in tqdm(loader, desc="caching features", disable=not progress, leave=False):
+        x0, X = backbone.encode_image_dense(batch["image"].to(device))
+        if x0_out is None:
+            np_dtype = FEATURE_DTYPES[dtype]
+            x0_out = np.lib.format.open_memmap(folder / "x0.npy", "w+", np_dtype, (n, x0.shape[1]))
+            X_out = np.lib.format.open_memmap(folder / "X.npy", "w+", np_dtype, (n, *X.shape[1:]))
+            targets = np.zeros((n, batch["target"].shape[1]), np.float32)
+            masks = np.ones_like(targets)
+        stop = start + len(x0)
+        x0_out[start:stop] = x0.float().cpu().numpy()
+        X_out[start:stop] = X.float().cpu().numpy()
+        targets[start:stop] = batch["target"].numpy()
+        masks[start:stop] = batch["mask"].numpy()
+        start = stop
+    backbone.train(was_training)
+    if x0_out is None:
+        raise ValueError("cannot cache features of an empty dataset")
+    x0_out.flush()
+    X_out.flush()
+    np.save(folder / "targets.npy", targets)
+    np.save(folder / "masks.npy", masks)
+
+
+def cached_features(backbone, dataset, *, backbone_name: str, dataset_id: str, split: str,
+                    cache_dir: str | Path | None = None, dtype: str = "float16",
+                    batch_size: int = 64, num_workers: int = 0,
+                    device: str | torch.device = "cpu", progress: bool = True) -> CachedFeatures:
+    """Load the cached ``(x0, X)`` of ``dataset`` (a ``MultiLabelDataset`` built with the
+    evaluation transform), computing and storing them on the first call."""
+    cache_dir = Path(cache_dir) if cache_dir else CACHE_DIR / "features"
+    fingerprint = module_fingerprint(backbone.clip.visual)
+    image_size = int(backbone.image_size)
+    key = feature_cache_key(backbone_name, fingerprint, image_size, dataset_id, split, len(dataset), dtype)
+    folder = cache_dir / dataset_id.replace("/", "_") / split / key
+    if not (folder / "meta.json").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+        try:
+            extract_features(backbone, dataset, tmp, dtype, batch_size, num_workers, device, progress)
+            meta = {"backbone": backbone_name, "fingerprint": fingerprint, "image_size": image_size,
+                    "dataset_id": dataset_id, "split": split, "num_images": len(dataset),
+                    "dtype": dtype, "label_names": list(dataset.label_names)}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+            try:
+                os.replace(tmp, folder)
+            except OSError:  # another process stored the same entry first
+                if not (folder / "meta.json").is_file():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return CachedFeatures(folder)
