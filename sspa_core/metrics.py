@@ -1,0 +1,207 @@
+"""Multi-label metrics (SPEC §2), vectorised over labels with numpy.
+
+Inputs are ``scores`` (N×C probabilities, e.g. the sigmoid of eq. 18's logits), ``targets``
+(N×C in {0, 1}) and an optional ``mask`` (N×C in {0, 1}; 0 = ignored, such as VOC 2007
+"difficult" entries, which then count neither as positive nor as negative).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DOMAINS = ("natural", "pedestrian", "remote")
+
+
+def _is_binary(values: np.ndarray) -> bool:
+    return bool(((values == 0) | (values == 1)).all())
+
+
+def _check_inputs(
+    scores: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validate shapes and values; return float scores, float targets and the mask (or None)."""
+    scores = np.asarray(scores)
+    if not np.issubdtype(scores.dtype, np.floating):
+        scores = scores.astype(np.float64)
+    targets = np.asarray(targets, dtype=scores.dtype)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be a 2-D array (images × labels), got shape {scores.shape}")
+    if targets.shape != scores.shape:
+        raise ValueError(f"targets shape {targets.shape} differs from scores shape {scores.shape}")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores contain NaN or infinite values")
+    if not _is_binary(targets):
+        raise ValueError("targets must contain only 0 and 1")
+    if mask is not None:
+        mask = np.asarray(mask, dtype=scores.dtype)
+        if mask.shape != scores.shape:
+            raise ValueError(f"mask shape {mask.shape} differs from scores shape {scores.shape}")
+        if not _is_binary(mask):
+            raise ValueError("mask must contain only 0 and 1")
+    return scores, targets, mask
+
+
+def average_precision_per_class(
+    scores: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Non-interpolated average precision of every label (C,), NaN for a label with no positive.
+
+    Convention: ``AP = Σ_n (R_n − R_{n−1}) P_n`` over the distinct score thresholds, i.e.
+    exactly ``sklearn.metrics.average_precision_score`` per label: images that tie on a score
+    enter the ranking together (the precision of a tied block is taken at its end).
+    Entries with ``mask == 0`` are left out of the ranking of their label.
+    """
+    scores, targets, mask = _check_inputs(scores, targets, mask)
+    n_images, n_labels = scores.shape
+    # One row per label (contiguous); the order inside a block of tied scores does not matter.
+    by_label = np.ascontiguousarray(scores.T)
+    order = np.argsort(-by_label, axis=1)
+
+    def gather(values: np.ndarray) -> np.ndarray:
+        """``values`` (N, C) in the (C, N) sorted order of each label."""
+        return np.take(values, order * n_labels + np.arange(n_labels)[:, None])
+
+    sorted_scores = np.take_along_axis(by_label, order, axis=1)
+    positives = gather(targets if mask is None else targets * mask)
+    true_pos = np.cumsum(positives, axis=1)
+    n_pos = true_pos[:, -1]
+
+    # Precision and recall are read at the end of each block of tied scores.
+    block_end = np.ones((n_labels, n_images), dtype=bool)
+    block_end[:, :-1] = sorted_scores[:, :-1] != sorted_scores[:, 1:]
+    ends = np.flatnonzero(block_end)
+    label_of_end = ends // n_images
+    tp_at_end = true_pos.ravel()[ends]
+    running_total = tp_at_end + np.concatenate(([0.0], np.cumsum(n_pos)[:-1]))[label_of_end]
+    new_positives = np.diff(running_total, prepend=0.0)
+    if mask is None:
+        ranked_at_end = (ends % n_images + 1).astype(np.float64)
+    else:
+        ranked_at_end = np.cumsum(gather(mask), axis=1).ravel()[ends]
+    precision = np.divide(tp_at_end, ranked_at_end, out=np.zeros(len(ends)), where=ranked_at_end > 0)
+    ap = np.bincount(label_of_end, weights=new_positives * precision, minlength=n_labels)
+    return np.divide(ap, n_pos, out=np.full(n_labels, np.nan), where=n_pos > 0)
+
+
+def mean_average_precision(
+    scores: np.ndarray, targets: np.ndarray, mask: np.ndarray | None = None
+) -> float:
+    """mAP: mean of :func:`average_precision_per_class` over the labels with ≥1 positive
+    (labels without a positive are excluded; :func:`evaluate` reports how many)."""
+    ap = average_precision_per_class(scores, targets, mask)
+    if np.isnan(ap).all():
+        raise ValueError("no label has a positive example: mAP is undefined")
+    return float(np.nanmean(ap))
+
+
+def _top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
+    """True at each row's ``k`` highest scores (ties at the k-th score: lower label index
+    first, as a stable descending sort would pick)."""
+    if not 1 <= k <= scores.shape[1]:
+        raise ValueError(f"top_k must be between 1 and the number of labels ({scores.shape[1]}), got {k}")
+    kth = np.partition(scores, scores.shape[1] - k, axis=1)[:, -k, None]
+    above = scores > kth
+    tied = scores == kth
+    room = k - above.sum(1, keepdims=True)
+    return above | (tied & (np.cumsum(tied, axis=1) <= room))
+
+
+def _harmonic(a: float, b: float) -> float:
+    return 2 * a * b / (a + b) if a + b > 0 else 0.0
+
+
+def precision_recall_f1(
+    scores: np.ndarray,
+    targets: np.ndarray,
+    threshold: float = 0.5,
+    top_k: int | None = None,
+    mask: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Per-class (CP, CR, CF1) and overall (OP, OR, OF1) precision / recall / F1.
+
+    Convention (ML-GCN): a label is predicted when ``score >= threshold``;
+    ``OP = ΣNc/ΣNp``, ``OR = ΣNc/ΣNg``, ``CP = mean_j Nc_j/Np_j``, ``CR = mean_j Nc_j/Ng_j``
+    (a label with ``Np_j = 0`` or ``Ng_j = 0`` contributes 0, i.e. its denominator counts as
+    1), ``CF1 = 2·CP·CR/(CP+CR)`` and ``OF1`` likewise. With ``top_k`` (CSRA / SALGL
+    convention, top-3 with ``top_k=3``) only each image's ``k`` highest scores are kept, the
+    rest set to zero, before thresholding. Masked entries are not counted.
+    """
+    scores, targets, mask = _check_inputs(scores, targets, mask)
+    predicted = scores >= threshold
+    if top_k is not None:
+        keep = _top_k_mask(scores, top_k)
+        predicted = np.where(keep, predicted, 0.0 >= threshold)
+    positives = targets
+    if mask is not None:
+        predicted, positives = predicted * mask, targets * mask
+    n_correct = (predicted * positives).sum(0)
+    n_predicted = predicted.sum(0)
+    n_ground_truth = positives.sum(0)
+
+    cp = float(np.mean(n_correct / np.maximum(n_predicted, 1)))
+    cr = float(np.mean(n_correct / np.maximum(n_ground_truth, 1)))
+    op = float(n_correct.sum() / max(n_predicted.sum(), 1))
+    o_r = float(n_correct.sum() / max(n_ground_truth.sum(), 1))
+    return {"CP": cp, "CR": cr, "CF1": _harmonic(cp, cr), "OP": op, "OR": o_r, "OF1": _harmonic(op, o_r)}
+
+
+def pedestrian_metrics(scores: np.ndarray, targets: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Pedestrian-attribute metrics: label-based mA and instance-based accuracy, precision,
+    recall and F1.
+
+    Convention (Rethinking_of_PAR): an attribute is predicted when ``score > threshold``;
+    ``mA = mean_j (TP_j/P_j + TN_j/N_j)/2``; per image ``Accuracy = |gt∩pred|/|gt∪pred|``,
+    ``Precision = |gt∩pred|/|pred|``, ``Recall = |gt∩pred|/|gt|``, each averaged over images,
+    a ratio with an empty denominator counting 0 (their ``eps``); ``F1`` is the harmonic mean
+    of the mean precision and the mean recall.
+    """
+    scores, targets, _ = _check_inputs(scores, targets)
+    predicted = scores > threshold
+    truth = targets.astype(bool)
+
+    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+        return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
+
+    tp = (truth & predicted).sum(0)
+    tn = (~truth & ~predicted).sum(0)
+    mean_accuracy = (ratio(tp, truth.sum(0)) + ratio(tn, (~truth).sum(0))) / 2
+
+    intersection = (truth & predicted).sum(1)
+    union = (truth | predicted).sum(1)
+    precision = float(ratio(intersection, predicted.sum(1)).mean())
+    recall = float(ratio(intersection, truth.sum(1)).mean())
+    return {
+        "mA": float(mean_accuracy.mean()),
+        "accuracy": float(ratio(intersection, union).mean()),
+        "precision": precision,
+        "recall": recall,
+        "F1": _harmonic(precision, recall),
+    }
+
+
+def evaluate(
+    scores: np.ndarray,
+    targets: np.ndarray,
+    mask: np.ndarray | None = None,
+    domain: str = "natural",
+) -> dict[str, float]:
+    """Every figure a results table needs for one domain.
+
+    Returns ``mAP``, ``n_labels_without_positive``, the ALL set (CP, CR, CF1, OP, OR, OF1 at
+    0.5), the top-3 set (same keys suffixed ``_top3``) and, for ``domain="pedestrian"``, the
+    Rethinking_of_PAR set (mA, accuracy, precision, recall, F1; computed on unmasked entries).
+    """
+    if domain not in DOMAINS:
+        raise ValueError(f"unknown domain {domain!r}; expected one of {DOMAINS}")
+    scores, targets, mask = _check_inputs(scores, targets, mask)
+    ap = average_precision_per_class(scores, targets, mask)
+    result: dict[str, float] = {
+        "mAP": float(np.nanmean(ap)) if not np.isnan(ap).all() else float("nan"),
+        "n_labels_without_positive": int(np.isnan(ap).sum()),
+    }
+    result.update(precision_recall_f1(scores, targets, mask=mask))
+    top_k = min(3, scores.shape[1])
+    result.update({f"{k}_top3": v for k, v in precision_recall_f1(scores, targets, top_k=top_k, mask=mask).items()})
+    if domain == "pedestrian":
+        result.update(pedestrian_metrics(scores, targets))
+    return result

@@ -1,0 +1,148 @@
+"""Metrics against scikit-learn, the SPEC §2 worked values and a hand-computed PAR example."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, precision_score, recall_score
+
+from sspa_core.metrics import (
+    average_precision_per_class,
+    evaluate,
+    mean_average_precision,
+    pedestrian_metrics,
+    precision_recall_f1,
+)
+
+
+def random_problem(seed: int, n: int = 60, c: int = 7, levels: int | None = None):
+    """Random scores (quantised to ``levels`` values to force ties) with one label that has
+    no positive."""
+    rng = np.random.default_rng(seed)
+    scores = rng.random((n, c))
+    if levels is not None:
+        scores = np.round(scores * (levels - 1)) / (levels - 1)
+    targets = (rng.random((n, c)) < 0.3).astype(float)
+    targets[:, 2] = 0
+    targets[0, 0] = 1
+    return scores, targets
+
+
+def test_worked_values_from_spec():
+    ap = average_precision_per_class(np.array([[0.1], [0.4], [0.35], [0.8]]), np.array([[0], [0], [1], [1]]))
+    assert ap[0] == pytest.approx(0.8333, abs=1e-4)
+    y = np.array([1, 0, 1, 0, 0, 1], dtype=float)[:, None]
+    s = np.linspace(1, 0.1, 6)[:, None]
+    assert average_precision_per_class(s, y)[0] == pytest.approx(0.7222, abs=1e-4)
+
+
+@pytest.mark.parametrize("levels", [None, 3, 5])
+@pytest.mark.parametrize("seed", range(4))
+def test_average_precision_matches_sklearn_including_ties(seed, levels):
+    scores, targets = random_problem(seed, levels=levels)
+    ap = average_precision_per_class(scores, targets)
+    assert np.isnan(ap[2])
+    for j in range(scores.shape[1]):
+        if j != 2:
+            assert ap[j] == pytest.approx(average_precision_score(targets[:, j], scores[:, j]), abs=1e-12)
+    assert mean_average_precision(scores, targets) == pytest.approx(np.nanmean(ap))
+
+
+def test_average_precision_with_mask_equals_dropping_entries():
+    scores, targets = random_problem(7, levels=4)
+    mask = (np.random.default_rng(1).random(scores.shape) > 0.25).astype(float)
+    ap = average_precision_per_class(scores, targets, mask)
+    for j in range(scores.shape[1]):
+        keep = mask[:, j] == 1
+        if targets[keep, j].sum() == 0:
+            assert np.isnan(ap[j])
+        else:
+            assert ap[j] == pytest.approx(average_precision_score(targets[keep, j], scores[keep, j]), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_precision_recall_f1_matches_sklearn(seed):
+    scores, targets = random_problem(seed, levels=5)
+    predicted = (scores >= 0.5).astype(int)
+    m = precision_recall_f1(scores, targets)
+    cp = precision_score(targets, predicted, average="macro", zero_division=0)
+    cr = recall_score(targets, predicted, average="macro", zero_division=0)
+    op = precision_score(targets, predicted, average="micro", zero_division=0)
+    o_r = recall_score(targets, predicted, average="micro", zero_division=0)
+    assert m["CP"] == pytest.approx(cp) and m["CR"] == pytest.approx(cr)
+    assert m["OP"] == pytest.approx(op) and m["OR"] == pytest.approx(o_r)
+    assert m["CF1"] == pytest.approx(2 * cp * cr / (cp + cr))
+    assert m["OF1"] == pytest.approx(2 * op * o_r / (op + o_r))
+
+
+def test_top3_keeps_three_highest_scores_per_image():
+    scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.1], [0.2, 0.95, 0.3, 0.55, 0.6]])
+    targets = np.array([[1, 0, 0, 1, 0], [0, 1, 0, 0, 1]], dtype=float)
+    m = precision_recall_f1(scores, targets, top_k=3)
+    # image 0 predicts {0, 1, 2} (0.6 dropped), image 1 predicts {1, 3, 4}
+    predicted = np.array([[1, 1, 1, 0, 0], [0, 1, 0, 1, 1]])
+    assert m["OP"] == pytest.approx(precision_score(targets, predicted, average="micro"))
+    assert m["OR"] == pytest.approx(recall_score(targets, predicted, average="micro"))
+    assert m["CP"] == pytest.approx(precision_score(targets, predicted, average="macro", zero_division=0))
+    assert precision_recall_f1(scores, targets)["OR"] == 1.0
+
+
+def test_pedestrian_metrics_hand_computed():
+    targets = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 0]], dtype=float)
+    scores = np.array([[0.9, 0.6, 0.7], [0.1, 0.8, 0.2], [0.3, 0.9, 0.5], [0.2, 0.1, 0.4]])
+    # predictions (> 0.5): [1,1,1], [0,1,0], [0,1,0] (0.5 is not > 0.5), [0,0,0]
+    m = pedestrian_metrics(scores, targets)
+    # label 0: TP 1/2, TN 2/2 -> .75 ; label 1: TP 2/2, TN 1/2 -> .75 ; label 2: TP 1/1, TN 3/3 -> 1
+    assert m["mA"] == pytest.approx((0.75 + 0.75 + 1.0) / 3)
+    # per image: acc 2/3, 1, 1/2, 0 ; prec 2/3, 1, 1, 0 ; rec 1, 1, 1/2, 0
+    assert m["accuracy"] == pytest.approx((2 / 3 + 1 + 0.5 + 0) / 4)
+    assert m["precision"] == pytest.approx((2 / 3 + 1 + 1 + 0) / 4)
+    assert m["recall"] == pytest.approx((1 + 1 + 0.5 + 0) / 4)
+    p, r = m["precision"], m["recall"]
+    assert m["F1"] == pytest.approx(2 * p * r / (p + r))
+
+
+def test_evaluate_reports_every_set_and_labels_without_positive():
+    scores, targets = random_problem(3)
+    natural = evaluate(scores, targets)
+    assert natural["n_labels_without_positive"] == 1
+    assert natural["mAP"] == pytest.approx(mean_average_precision(scores, targets))
+    assert {"CP", "CR", "CF1", "OP", "OR", "OF1", "CP_top3", "OF1_top3"} <= natural.keys()
+    assert "mA" not in natural
+    pedestrian = evaluate(scores, targets, domain="pedestrian")
+    assert pedestrian["mA"] == pytest.approx(pedestrian_metrics(scores, targets)["mA"])
+
+
+def test_evaluate_ignores_masked_entries():
+    scores = np.array([[0.9, 0.2], [0.1, 0.8], [0.95, 0.3]])
+    targets = np.array([[1, 0], [0, 1], [0, 0]], dtype=float)
+    mask = np.array([[1, 1], [1, 1], [0, 1]], dtype=float)  # a "difficult" false positive
+    assert evaluate(scores, targets, mask)["mAP"] == pytest.approx(1.0)
+    assert evaluate(scores, targets)["mAP"] < 1.0
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: evaluate(np.zeros((2, 3)), np.zeros((2, 2))), "differs"),
+        (lambda: evaluate(np.zeros(3), np.zeros(3)), "2-D"),
+        (lambda: evaluate(np.full((2, 2), np.nan), np.zeros((2, 2))), "NaN"),
+        (lambda: evaluate(np.zeros((2, 2)), np.full((2, 2), 2.0)), "only 0 and 1"),
+        (lambda: evaluate(np.zeros((2, 2)), np.eye(2), domain="medical"), "unknown domain"),
+        (lambda: precision_recall_f1(np.zeros((2, 2)), np.eye(2), top_k=5), "top_k"),
+        (lambda: mean_average_precision(np.zeros((2, 2)), np.zeros((2, 2))), "no label"),
+    ],
+)
+def test_bad_input_is_refused(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_top3_with_ties_matches_a_stable_sort_reference():
+    scores, targets = random_problem(11, n=200, c=6, levels=3)  # many ties at the third score
+    keep = np.argsort(-scores, axis=1, kind="stable")[:, :3]
+    kept = np.zeros_like(scores)
+    np.put_along_axis(kept, keep, np.take_along_axis(scores, keep, axis=1), axis=1)
+    predicted = (kept >= 0.5).astype(int)
+    m = precision_recall_f1(scores, targets, top_k=3)
+    assert m["OP"] == pytest.approx(precision_score(targets, predicted, average="micro"))
+    assert m["CR"] == pytest.approx(recall_score(targets, predicted, average="macro", zero_division=0))
+    assert predicted.sum(1).max() == 3
