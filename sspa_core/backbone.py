@@ -1,0 +1,320 @@
+"""The CLIP backbone (SPEC §1): open_clip image and text encoders, dense image features and a
+prompt-aware text encoder.
+
+Notation follows the paper's framework figure: ``x0 ∈ R^d`` is the global image feature (class
+token for ViT, attention-pooled feature for ModifiedResNet) and ``X ∈ R^{M×d}`` the M patch /
+grid features, both in the joint image–text space of width ``d``.
+
+Importing this module registers the tiny-CLIP configs of the offline world
+(``sspa-tiny-vit``, ``sspa-tiny-rn``; JSON files in ``sspa_core/model_configs``) with
+``open_clip.add_model_config``, so ``open_clip.create_model("sspa-tiny-vit", ...)`` works
+everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.model import CLIP
+from open_clip.modified_resnet import ModifiedResNet
+from open_clip.transformer import VisionTransformer, text_global_pool
+from torch import nn
+
+from sspa_core.paths import DATA_DIR
+
+MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
+TINY_MODELS = ("sspa-tiny-vit", "sspa-tiny-rn")
+TINY_CLIP_DIR = DATA_DIR / "tiny_clip"
+CONTEXT_TOKEN = "X"  # CoOp's placeholder word for the learnable context tokens
+
+open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+
+def shipped_checkpoint(name: str) -> Path:
+    """Path of the committed tiny-CLIP checkpoint ``data/tiny_clip/<name>.pt``."""
+    if name not in TINY_MODELS:
+        raise ValueError(f"no shipped checkpoint for {name!r}; shipped models: {TINY_MODELS}")
+    return TINY_CLIP_DIR / f"{name}.pt"
+
+
+def _resolve_pretrained(name: str, pretrained: str | os.PathLike | None) -> str | None:
+    """Map ``pretrained`` to what ``open_clip.create_model`` accepts (a tag or an existing file),
+    raising a clear error for an unknown model, a missing file or an unknown tag."""
+    if name not in open_clip.list_models():
+        raise ValueError(
+            f"unknown model {name!r}: expected one of the tiny models {TINY_MODELS} or an "
+            "open_clip model name such as 'ViT-B-16' or 'RN101' (see open_clip.list_models())"
+        )
+    if pretrained is None or str(pretrained) == "":
+        if name not in TINY_MODELS:
+            return None  # random initialisation, as open_clip does without weights
+        path = shipped_checkpoint(name)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"the shipped checkpoint {path} is missing; rebuild it with "
+                f"`sspa pretrain --model {name}`"
+            )
+        return str(path)
+    pretrained = str(pretrained)
+    if os.path.isfile(pretrained):
+        return pretrained
+    if open_clip.get_pretrained_cfg(name, pretrained):
+        return pretrained
+    looks_like_path = os.sep in pretrained or Path(pretrained).suffix in {
+        ".pt", ".pth", ".bin", ".safetensors", ".npz"
+    }
+    if looks_like_path:
+        raise FileNotFoundError(f"checkpoint file not found: {pretrained}")
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    raise ValueError(
+        f"pretrained {pretrained!r} is neither a file nor a known tag of {name!r} "
+        f"(known tags: {tags or 'none'})"
+    )
+
+
+def interpolate_grid_embedding(pos_embed: torch.Tensor, grid: tuple[int, int],
+                               extra_tokens: int = 1) -> torch.Tensor:
+    """Resize a ``[extra + h*w, width]`` positional embedding to ``grid`` (bicubic on the
+    square grid, antialiased when shrinking, the leading class token kept), as open_clip's
+    ``resize_pos_embed`` does for ViT checkpoints."""
+    tokens, cells = pos_embed[:extra_tokens], pos_embed[extra_tokens:]
+    old = math.isqrt(cells.shape[0])
+    if old * old != cells.shape[0]:
+        raise ValueError(f"positional embedding of {cells.shape[0]} cells is not a square grid")
+    if (old, old) == tuple(grid):
+        return pos_embed
+    dtype = cells.dtype
+    cells = cells.float().reshape(1, old, old, -1).permute(0, 3, 1, 2)
+    cells = F.interpolate(cells, size=grid, mode="bicubic", antialias=True, align_corners=False)
+    cells = cells.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1).to(dtype)
+    return torch.cat([tokens, cells], dim=0)
+
+
+def set_image_size(clip: CLIP, image_size: int) -> None:
+    """Change the input size of ``clip.visual`` in place, interpolating its positional
+    embedding: the ViT patch grid, or the ModifiedResNet attention-pool grid."""
+    visual = clip.visual
+    if isinstance(visual, VisionTransformer):
+        patch = visual.patch_size[0]
+        if image_size % patch:
+            raise ValueError(f"image_size {image_size} is not a multiple of the patch size {patch}")
+        grid = (image_size // patch, image_size // patch)
+        pos = visual.positional_embedding
+        visual.grid_size = grid
+    elif isinstance(visual, ModifiedResNet):
+        if image_size % 32:
+            raise ValueError(f"image_size {image_size} is not a multiple of 32 (ResNet stride)")
+        grid = (image_size // 32, image_size // 32)
+        pos = visual.attnpool.positional_embedding
+    else:
+        raise ValueError(f"input-size override unsupported for {type(visual).__name__}")
+    resized = nn.Parameter(interpolate_grid_embedding(pos.detach(), grid), requires_grad=pos.requires_grad)
+    if isinstance(visual, VisionTransformer):
+        visual.positional_embedding = resized
+    else:
+        visual.attnpool.positional_embedding = resized
+    visual.image_size = (image_size, image_size) if isinstance(visual, VisionTransformer) else image_size
+    if hasattr(visual, "preprocess_cfg"):
+        visual.preprocess_cfg["size"] = (image_size, image_size)
+
+
+def _square_size(visual: nn.Module) -> int:
+    size = visual.image_size
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+
+class PromptTextEncoder(nn.Module):
+    """The CLIP text tower, taking learnable context vectors in place of prompt words (CoOp).
+
+    A view over the text modules of ``clip`` (``token_embedding``, ``positional_embedding``,
+    ``transformer``, ``ln_final``, ``text_projection``): it registers no parameters of its own,
+    so the CLIP model stays their single owner (one state_dict entry each, moved by ``.to``).
+    """
+
+    def __init__(self, clip: CLIP, tokenizer) -> None:
+        super().__init__()
+        self.__dict__["_clip"] = clip  # not a registered submodule: see the class docstring
+        self.tokenizer = tokenizer
+
+    @property
+    def width(self) -> int:
+        return self._clip.token_embedding.embedding_dim
+
+    @property
+    def context_length(self) -> int:
+        return self._clip.context_length
+
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
+        device = self._clip.token_embedding.weight.device
+        return self.tokenizer(list(texts)).to(device)
+
+    def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self._clip.token_embedding(tokens)
+
+    def tokenize_with_context(self, names: list[str], n_ctx: int) -> torch.Tensor:
+        """Tokens of ``"X X ... X {name}."`` with ``n_ctx`` placeholders at positions
+        1..n_ctx (position 0 is the start-of-text token)."""
+        if n_ctx < 1:
+            raise ValueError(f"n_ctx must be at least 1, got {n_ctx}")
+        placeholder = " ".join([CONTEXT_TOKEN] * n_ctx)
+        prompts = [f"{placeholder} {name}." for name in names]
+        encode = getattr(self.tokenizer, "encode", None)
+        if encode is not None:
+            for name, prompt in zip(names, prompts):
+                length = len(encode(prompt)) + 2
+                if length > self.context_length:
+                    raise ValueError(
+                        f"prompt for {name!r} with {n_ctx} context tokens needs {length} tokens, "
+                        f"more than the context length {self.context_length}"
+                    )
+        tokens = self.tokenize(prompts)
+        x_id = self.tokenize([CONTEXT_TOKEN])[0, 1]
+        if not bool((tokens[:, 1:n_ctx + 1] == x_id).all()):
+            raise ValueError("the tokenizer does not map the context placeholder to one token each")
+        return tokens
+
+    def _encode_embeddings(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """``clip.encode_text`` from the token-embedding step on (open_clip 3.3 CLIP)."""
+        clip = self._clip
+        cast_dtype = clip.transformer.get_cast_dtype()
+        x = x.to(cast_dtype) + clip.positional_embedding.to(cast_dtype)
+        x = clip.transformer(x, attn_mask=clip.attn_mask)
+        x = clip.ln_final(x)
+        x = text_global_pool(x, tokens, clip.text_pool_type, eos_token_id=getattr(clip, "text_eos_id", None))
+        if clip.text_projection is None:
+            return x
+        if isinstance(clip.text_projection, nn.Linear):
+            return clip.text_projection(x)
+        return x @ clip.text_projection
+
+    def forward(self, ctx: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Text features [C, d] of prompts whose positions 1..n_ctx are replaced by ``ctx``:
+        ``[n_ctx, width]`` shared by every row, or ``[C, n_ctx, width]`` per row."""
+        n_rows = tokens.shape[0]
+        if ctx.dim() == 2:
+            ctx = ctx.unsqueeze(0).expand(n_rows, -1, -1)
+        if ctx.dim() != 3 or ctx.shape[0] != n_rows or ctx.shape[2] != self.width:
+            raise ValueError(
+                f"ctx must be [n_ctx, {self.width}] or [{n_rows}, n_ctx, {self.width}], "
+                f"got {tuple(ctx.shape)}"
+            )
+        n_ctx = ctx.shape[1]
+        embedded = self.embed_tokens(tokens)
+        x = torch.cat([embedded[:, :1], ctx.to(embedded.dtype), embedded[:, 1 + n_ctx:]], dim=1)
+        return self._encode_embeddings(x, tokens)
+
+    def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Same as ``clip.encode_text(tokens)`` (unnormalised)."""
+        return self._encode_embeddings(self.embed_tokens(tokens), tokens)
+
+
+class CLIPBackbone(nn.Module):
+    """An open_clip CLIP with dense image features and a prompt-aware text encoder.
+
+    ``logit_scale`` is CLIP's learned temperature with ``exp()`` applied (τ_s in SPEC).
+    Dense features (SPEC §1): ViT: patch tokens after ``ln_post`` multiplied by ``proj``;
+    ModifiedResNet: the attention pool's value and output projections (``v_proj`` then
+    ``c_proj``) applied to every grid location after adding its positional embedding
+    (DualCoOp / MaskCLIP style), so ``x0`` is an attention-weighted average of the rows
+    ``[mean token, X]``.
+    """
+
+    def __init__(self, clip: CLIP, tokenizer) -> None:
+        super().__init__()
+        if not isinstance(clip.visual, (VisionTransformer, ModifiedResNet)):
+            raise ValueError(f"dense features unsupported for {type(clip.visual).__name__}")
+        if isinstance(clip.visual, VisionTransformer) and clip.visual.attn_pool is not None:
+            raise ValueError("dense features unsupported for a ViT with an attentional pooler")
+        self.clip = clip
+        self.tokenizer = tokenizer
+        self.text = PromptTextEncoder(clip, tokenizer)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.clip.visual.output_dim)
+
+    @property
+    def image_size(self) -> int:
+        return _square_size(self.clip.visual)
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.clip.logit_scale.exp()
+
+    def num_patches(self) -> int:
+        """M, the number of dense features at the current input size."""
+        visual = self.clip.visual
+        if isinstance(visual, VisionTransformer):
+            return visual.grid_size[0] * visual.grid_size[1]
+        return (self.image_size // 32) ** 2
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """x0 [B, d], as ``clip.encode_image`` (unnormalised)."""
+        return self.clip.encode_image(images)
+
+    def encode_image_dense(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x0 [B, d], X [B, M, d]) in the joint space, unnormalised."""
+        visual = self.clip.visual
+        if isinstance(visual, VisionTransformer):
+            x = visual.transformer(visual._embeds(images))
+            pooled, tokens = visual._pool(x)
+            if visual.final_ln_after_pool:
+                tokens = visual.ln_post(tokens)
+            return pooled @ visual.proj, tokens @ visual.proj
+        x = visual.stem(images)
+        x = visual.layer4(visual.layer3(visual.layer2(visual.layer1(x))))
+        pool = visual.attnpool
+        grid = x.flatten(2).transpose(1, 2)  # [B, HW, C]
+        grid = grid + pool.positional_embedding[1:].to(grid.dtype)
+        dense = pool.c_proj(pool.v_proj(grid))
+        return pool(x), dense
+
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        """Features [n, d] of plain texts through the (frozen) text tower."""
+        return self.text.encode_tokens(self.text.tokenize(texts))
+
+    def text_parameters(self) -> list[nn.Parameter]:
+        """Every parameter of the text tower."""
+        clip = self.clip
+        params = [clip.token_embedding.weight, clip.positional_embedding]
+        params += list(clip.transformer.parameters()) + list(clip.ln_final.parameters())
+        if isinstance(clip.text_projection, nn.Module):
+            params += list(clip.text_projection.parameters())
+        elif clip.text_projection is not None:
+            params.append(clip.text_projection)
+        return params
+
+    def freeze_text(self) -> None:
+        """Stop training the text tower; gradients still flow through it to its inputs."""
+        for param in self.text_parameters():
+            param.requires_grad_(False)
+
+    def freeze_image(self) -> None:
+        for param in self.clip.visual.parameters():
+            param.requires_grad_(False)
+
+
+def load_backbone(name: str = "sspa-tiny-vit", pretrained: str | os.PathLike | None = None,
+                  image_size: int | None = None, device: str = "cpu") -> CLIPBackbone:
+    """Load an open_clip CLIP as a :class:`CLIPBackbone`.
+
+    ``name``: a tiny model (``sspa-tiny-vit``, ``sspa-tiny-rn``) or any open_clip model name;
+    ``pretrained``: an open_clip tag (e.g. ``"openai"``; downloads, needs internet) or a local
+    checkpoint file; ``None``/``""`` means the shipped checkpoint for the tiny models and a
+    random initialisation otherwise. ``image_size`` overrides the input size with positional-
+    embedding interpolation (ViT patch grid; ModifiedResNet attention-pool grid).
+    """
+    checkpoint = _resolve_pretrained(name, pretrained)
+    if checkpoint is None:
+        logging.getLogger(__name__).info("%s: random initialisation (no pretrained weights)", name)
+    clip = open_clip.create_model(name, pretrained=checkpoint, device=device)
+    if image_size is not None and image_size != _square_size(clip.visual):
+        set_image_size(clip, image_size)
+    clip.eval()
+    return CLIPBackbone(clip, open_clip.get_tokenizer(name)).to(device)
