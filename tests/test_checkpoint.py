@@ -1,0 +1,187 @@
+"""Checkpoints: exact resume after an interruption, atomic writes, refusal of foreign checkpoints."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from sspa_core.config import DEFAULTS, merge
+from sspa_core.losses import SSPALoss
+from sspa_core.training import (Trainer, atomic_save, check_compatible, load_checkpoint, rng_state,
+                                set_rng_state)
+
+
+class PatchModel(nn.Module):
+    """A small model with the project's model interface (``forward``, ``forward_features``,
+    ``param_groups``): a strided-conv "image encoder" and a two-branch head with dropout, so
+    that resume must restore weights, optimiser, scheduler, EMA and the random state."""
+
+    def __init__(self, num_labels: int = 5, dim: int = 8):
+        super().__init__()
+        self.encoder = nn.Conv2d(3, dim, 4, stride=4)
+        self.global_head = nn.Linear(dim, num_labels)
+        self.regional_head = nn.Linear(dim, num_labels)
+        self.dropout = nn.Dropout(0.2)
+
+    def forward(self, images: torch.Tensor) -> dict:
+        patches = self.encoder(images).flatten(2).transpose(1, 2)
+        return self.forward_features(patches.mean(1), patches)
+
+    def forward_features(self, x0: torch.Tensor, patches: torch.Tensor) -> dict:
+        global_logits = self.global_head(self.dropout(x0))
+        regional_logits = self.regional_head(patches).amax(1)
+        return {"global": global_logits, "regional": regional_logits,
+                "score": (global_logits.sigmoid() + regional_logits.sigmoid()) / 2}
+
+    def param_groups(self) -> dict:
+        encoder = list(self.encoder.parameters())
+        head = [p for n, p in self.named_parameters() if not n.startswith("encoder.")]
+        return {"image_encoder": encoder, "head": head}
+
+
+class NoisyImages(Dataset):
+    """Random images whose items add fresh noise (a random augmentation)."""
+
+    label_names = [f"label{i}" for i in range(5)]
+    masks = None
+
+    def __init__(self, n: int, seed: int):
+        g = torch.Generator().manual_seed(seed)
+        self.images = torch.randn(n, 3, 16, 16, generator=g)
+        self.targets = (torch.rand(n, 5, generator=g) < 0.4).float().numpy()
+        self.targets[0] = 1
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.images[i] + 0.1 * torch.randn(3, 16, 16),
+                "target": torch.from_numpy(self.targets[i]), "mask": torch.ones(5), "index": i}
+
+
+CONFIG = merge(DEFAULTS, {"train": {"epochs": 3, "batch_size": 8, "lr": 1e-2, "encoder_lr": 1e-3,
+                                    "ema_decay": 0.9, "checkpoint_every": 1, "eval_batch_size": 5,
+                                    "progress": False, "warmup_epochs": 1.0}})
+
+
+def make_trainer(output_dir, model_name: str = "patch", label_names=NoisyImages.label_names) -> Trainer:
+    torch.manual_seed(0)
+    return Trainer(PatchModel(), SSPALoss(), list(label_names), model_name, CONFIG, output_dir, torch.device("cpu"))
+
+
+def interrupt_after(trainer: Trainer, steps: int) -> None:
+    """Make ``trainer`` raise KeyboardInterrupt (a killed run) on its ``steps + 1``-th step."""
+    original, done = trainer.train_step, [0]
+
+    def step(batch):
+        if done[0] == steps:
+            raise KeyboardInterrupt
+        done[0] += 1
+        return original(batch)
+
+    trainer.train_step = step
+
+
+def fit(trainer: Trainer, resume=None) -> list[dict]:
+    return trainer.fit(NoisyImages(22, seed=0), NoisyImages(10, seed=1), resume=resume)
+
+
+@pytest.mark.parametrize("killed_after", [4, 6])  # inside epoch 2; at the end of epoch 2
+def test_resume_after_interruption_reproduces_the_uninterrupted_run(tmp_path, killed_after):
+    reference = make_trainer(tmp_path / "reference")
+    fit(reference)
+
+    interrupted = make_trainer(tmp_path / "run")
+    interrupt_after(interrupted, killed_after)
+    with pytest.raises(KeyboardInterrupt):
+        fit(interrupted)
+    saved = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert (saved["epoch"], saved["step_in_epoch"]) == divmod(killed_after, 3)
+
+    # a fresh process would rebuild everything from scratch: another seed proves the state is restored
+    torch.manual_seed(123)
+    np.random.seed(123)
+    random.seed(123)
+    resumed = make_trainer(tmp_path / "run")
+    fit(resumed, resume=tmp_path / "run" / "checkpoints" / "last.pt")
+
+    metric_keys = [k for k in reference.history[0] if k != "epoch_time_s"]
+    assert [[h[k] for k in metric_keys] for h in resumed.history] == \
+        [[h[k] for k in metric_keys] for h in reference.history]
+    for module_a, module_b in ((reference.model, resumed.model), (reference.ema.module, resumed.ema.module)):
+        for (name, a), b in zip(module_a.state_dict().items(), module_b.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+
+
+def test_checkpoint_holds_everything_and_loads_weights_only(tmp_path):
+    trainer = make_trainer(tmp_path)
+    fit(trainer)
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    for key in ("model", "optimizer", "scheduler", "ema", "rng", "epoch", "step_in_epoch", "config",
+                "label_names", "model_name", "history"):
+        assert key in ckpt
+    assert ckpt["epoch"] == 3 and ckpt["label_names"] == NoisyImages.label_names
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert best["history"][-1]["mAP"] == max(h["mAP"] for h in trainer.history)
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "metrics.csv").is_file()
+    assert (tmp_path / "config.yaml").is_file()
+
+
+def test_interrupted_atomic_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    atomic_save({"format": 1, "value": torch.arange(3)}, path)
+
+    def broken_save(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a zip")  # the process dies mid-write
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_save({"format": 1, "value": torch.arange(5)}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path, weights_only=True)["value"], torch.arange(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+def test_checkpoint_for_another_label_set_or_model_is_refused(tmp_path):
+    trainer = make_trainer(tmp_path)
+    trainer.save("last.pt")
+    path = tmp_path / "checkpoints" / "last.pt"
+    other_labels = make_trainer(tmp_path / "b", label_names=[f"other{i}" for i in range(5)])
+    with pytest.raises(ValueError, match="another label set"):
+        other_labels.load_state_dict(load_checkpoint(path))
+    other_model = make_trainer(tmp_path / "c", model_name="dualcoop")
+    with pytest.raises(ValueError, match="model 'patch', not 'dualcoop'"):
+        other_model.load_state_dict(load_checkpoint(path))
+    ckpt = load_checkpoint(path)
+    with pytest.raises(ValueError, match="another order"):
+        check_compatible(ckpt, "patch", list(reversed(NoisyImages.label_names)))
+
+
+def test_not_a_checkpoint_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="not an sspa training checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_random_state_round_trip():
+    torch.manual_seed(1)
+    np.random.seed(1)
+    random.seed(1)
+    np.random.standard_normal()  # fills NumPy's cached Gaussian
+    state = rng_state()
+    expected = (torch.rand(3), np.random.standard_normal(3), random.random())
+    torch.manual_seed(2)
+    np.random.seed(2)
+    random.seed(2)
+    set_rng_state(state)
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.standard_normal(3), expected[1])
+    assert random.random() == expected[2]
