@@ -1,0 +1,52 @@
+"""NUS-WIDE (81 concepts) in its official layout (SPEC §3).
+
+``Concepts81.txt`` (the label order), ``ImageList/{Train,Test}Imagelist.txt`` (one relative
+image path a line, with Windows ``\\`` separators) and ``TrainTestLabels/Labels_{c}_{Train,Test}.txt``
+(one 0/1 a line, aligned with the image list). Images without any of the 81 labels are left out.
+Image paths are relative to ``image_dir`` (``Flickr`` by default) inside the root.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sspa_core.data.base import Transform, resolve_inside
+from sspa_core.data.image_files import ImageFileDataset, check_split, require_file, require_root
+from sspa_core.data.labels import load_label_names
+
+
+class NUSWIDE(ImageFileDataset):
+    dataset_name = "NUS-WIDE"
+    SPLITS = ("train", "test")
+
+    def __init__(self, root: str | Path, split: str = "train", transform: Transform | None = None,
+                 image_size: int = 224, skip_corrupt: bool = False, image_dir: str = "Flickr"):
+        check_split(split, self.SPLITS, self.dataset_name)
+        root = require_root(root, self.dataset_name)
+        part = split.capitalize()
+        concepts_file = require_file(root, "Concepts81.txt", self.dataset_name)
+        concepts = [c.strip() for c in concepts_file.read_text().splitlines() if c.strip()]
+        label_names = load_label_names("nuswide")
+        if concepts != label_names:
+            raise ValueError(f"{concepts_file}: {len(concepts)} concepts that differ from the 81 of "
+                             "data/labels/nuswide.txt")
+        list_file = require_file(root, f"ImageList/{part}Imagelist.txt", self.dataset_name)
+        names = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
+        columns = []
+        for concept in concepts:
+            path = require_file(root, f"TrainTestLabels/Labels_{concept}_{part}.txt", self.dataset_name)
+            column = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            if len(column) != len(names):
+                raise ValueError(f"{path} has {len(column)} labels but {list_file} lists "
+                                 f"{len(names)} images")
+            if not set(column) <= {"0", "1"}:
+                raise ValueError(f"{path}: every line must be 0 or 1")
+            columns.append(np.array(column) == "1")
+        targets = np.stack(columns, axis=1) if names else np.zeros((0, len(concepts)), bool)
+        labelled = targets.any(1)
+        self.image_names = [n for n, keep in zip(names, labelled) if keep]
+        paths = [resolve_inside(root, f"{image_dir}/{name}") for name in self.image_names]
+        super().__init__(split, paths, targets[labelled], None, label_names, transform, image_size,
+                         skip_corrupt)
