@@ -56,6 +56,6 @@ class COCO2014(ImageFileDataset):
 
         annotated = targets.any(1)
         paths = [resolve_inside(root, f"{split}2014/{im['file_name']}") for im in images]
-        self.image_ids = [im["id"] for im, keep in zip(images, annotated) if keep]
         super().__init__(split, [p for p, keep in zip(paths, annotated) if keep], targets[annotated],
-                         None, label_names, transform, image_size, skip_corrupt)
+                         None, label_names, transform, image_size, skip_corrupt,
+                         image_ids=[im["id"] for im, keep in zip(images, annotated) if keep])

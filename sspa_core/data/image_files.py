@@ -57,6 +57,7 @@ class ImageFileDataset(MultiLabelDataset):
     ``skip_corrupt=True`` decodes every image once at construction, drops the missing or
     unreadable ones (listed in ``skipped`` as ``(path, reason)``) and warns with their count;
     by default nothing is checked up front and :meth:`load_image` raises naming the file.
+    ``image_ids`` are the images' identifiers in the annotation files (default: file names).
     """
 
     dataset_name = "dataset"
@@ -71,6 +72,7 @@ class ImageFileDataset(MultiLabelDataset):
         transform: Transform | None = None,
         image_size: int = 224,
         skip_corrupt: bool = False,
+        image_ids: list | None = None,
     ):
         super().__init__(split, transform, image_size)
         if len(image_paths) != len(targets):
@@ -84,6 +86,7 @@ class ImageFileDataset(MultiLabelDataset):
             )
         self.label_names = list(label_names)
         self.image_paths = list(image_paths)
+        self.image_ids = [p.name for p in self.image_paths] if image_ids is None else list(image_ids)
         self.targets = targets.astype(np.float32)
         self.masks = None if masks is None else masks.astype(np.float32)
         self.skipped: list[tuple[Path, str]] = []
@@ -102,6 +105,7 @@ class ImageFileDataset(MultiLabelDataset):
                 stacklevel=3,
             )
         self.image_paths = [p for p, ok in zip(self.image_paths, keep) if ok]
+        self.image_ids = [i for i, ok in zip(self.image_ids, keep) if ok]
         self.targets = self.targets[keep]
         if self.masks is not None:
             self.masks = self.masks[keep]

@@ -46,7 +46,7 @@ class NUSWIDE(ImageFileDataset):
             columns.append(np.array(column) == "1")
         targets = np.stack(columns, axis=1) if names else np.zeros((0, len(concepts)), bool)
         labelled = targets.any(1)
-        self.image_names = [n for n, keep in zip(names, labelled) if keep]
-        paths = [resolve_inside(root, f"{image_dir}/{name}") for name in self.image_names]
+        kept = [n for n, keep in zip(names, labelled) if keep]
+        paths = [resolve_inside(root, f"{image_dir}/{name}") for name in kept]
         super().__init__(split, paths, targets[labelled], None, label_names, transform, image_size,
-                         skip_corrupt)
+                         skip_corrupt, image_ids=kept)

@@ -111,9 +111,10 @@ class PedestrianAttributes(ImageFileDataset):
         if len(index) and (index.min() < 0 or index.max() >= len(names)):
             raise ValueError(f"{source}: partition {split!r} indexes images outside 0..{len(names) - 1}")
         targets = (labels[np.ix_(index, self.eval_columns)] == 1)
-        self.image_names = [names[i] for i in index]
-        paths = [resolve_inside(root, f"{self.image_dir}/{n}") for n in self.image_names]
-        super().__init__(split, paths, targets, None, label_names, transform, image_size, skip_corrupt)
+        chosen = [names[i] for i in index]
+        paths = [resolve_inside(root, f"{self.image_dir}/{n}") for n in chosen]
+        super().__init__(split, paths, targets, None, label_names, transform, image_size, skip_corrupt,
+                         image_ids=chosen)
 
     def read_mat(self, path: Path) -> tuple[list[str], np.ndarray, list[str], dict]:
         raise NotImplementedError

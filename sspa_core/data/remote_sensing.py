@@ -66,9 +66,10 @@ class MultiSceneClean(ImageFileDataset):
         with open(source, newline="", encoding="utf-8") as f:
             rows = [row for row in csv.reader(f) if row]
         targets = _binary_rows(rows[1:], len(label_names), source)
-        self.image_names = [row[0].strip() for row in rows[1:]]
-        paths = [resolve_inside(root, f"images/{name}.jpg") for name in self.image_names]
-        super().__init__(split, paths, targets, None, label_names, transform, image_size, skip_corrupt)
+        names = [row[0].strip() for row in rows[1:]]
+        paths = [resolve_inside(root, f"images/{name}.jpg") for name in names]
+        super().__init__(split, paths, targets, None, label_names, transform, image_size, skip_corrupt,
+                         image_ids=names)
 
 
 class MLRSNet(ImageFileDataset):
@@ -136,6 +137,6 @@ class AIDMultiLabel(ImageFileDataset):
                 f"images_tr/ nor images_test/, first: {missing[0]}"
             )
         keep = np.array([found[n][0] == split for n in names], dtype=bool)
-        self.image_names = [n for n, k in zip(names, keep) if k]
-        paths = [found[n][1] for n in self.image_names]
-        super().__init__(split, paths, table[keep], None, label_names, transform, image_size, skip_corrupt)
+        chosen = [n for n, k in zip(names, keep) if k]
+        super().__init__(split, [found[n][1] for n in chosen], table[keep], None, label_names, transform,
+                         image_size, skip_corrupt, image_ids=chosen)

@@ -23,6 +23,7 @@ tiny CLIP from learning scene names instead of objects).
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from collections import OrderedDict
@@ -35,8 +36,9 @@ from PIL import Image, ImageDraw
 from sspa_core.data.base import MultiLabelDataset, Transform
 from sspa_core.paths import DATA_DIR
 
-DOMAINS: tuple[str, ...] = ("natural",)
-LABEL_SETS: dict[str, tuple[str | None, ...]] = {"natural": (None, "coco", "voc")}
+DOMAINS: tuple[str, ...] = ("natural", "pedestrian", "aerial")
+LABEL_SETS: dict[str, tuple[str | None, ...]] = {
+    "natural": (None, "coco", "voc"), "pedestrian": (None,), "aerial": (None,)}
 SPLIT_SIZES: dict[str, int] = {"train": 4000, "val": 500, "test": 1000}
 SCENE_NAME_PROBABILITY = 0.5  # share of captions that name the scene type (SPEC §4)
 
@@ -222,7 +224,8 @@ Color = tuple[int, int, int]
 
 
 def _jitter(rng: np.random.Generator, color: Color, amount: int = 18) -> Color:
-    return tuple(int(np.clip(c + rng.integers(-amount, amount + 1), 0, 255)) for c in color)
+    delta = rng.integers(-amount, amount + 1, 3).tolist()
+    return tuple(min(255, max(0, c + d)) for c, d in zip(color, delta))
 
 
 def _gradient(size: int, top: Color, bottom: Color, y0: float = 0.0, y1: float = 1.0,
@@ -449,8 +452,7 @@ NATURAL_SCENES: dict[str, tuple[str, dict[str, float]]] = {
         "dog": 1, "sports ball": 0.7, "frisbee": 0.7}),
     "forest": ("forest", {"bear": 3, "bird": 2.5, "person": 1.5, "dog": 1.5, "backpack": 1}),
 }
-SCENE_PHRASES: dict[str, str] = {
-    "sky": "the sky", "ski slope": "a ski slope", "train station": "a train station"}
+SCENE_PHRASES: dict[str, str] = {"sky": "the sky"}
 
 _SKY_LABELS = {"airplane", "bird", "kite"}
 _LARGE = {"bus", "train", "truck", "airplane", "elephant", "bed", "couch", "dining table",
@@ -595,8 +597,6 @@ def _natural_context(label_set: str | None) -> tuple[list[str], dict[str, str], 
     return labels, sprite_of, scenes
 
 
-_BACKGROUND_FNS = {"natural": _natural_background}
-
 # ----------------------------------------------------------------------------- drawing
 
 def _draw_sprite(img: Image.Image, draw: ImageDraw.ImageDraw, el: Element, size: int) -> None:
@@ -674,7 +674,8 @@ def domain_labels(domain: str, label_set: str | None = None) -> list[str]:
 def domain_scene_types(domain: str) -> list[str]:
     """The scene types of a domain."""
     _check_domain(domain, None)
-    return list(NATURAL_SCENES)
+    return list({"natural": NATURAL_SCENES, "pedestrian": PEDESTRIAN_SCENES,
+                 "aerial": AERIAL_SCENES}[domain])
 
 
 def make_layout(domain: str, index: int, split: str = "train", seed: int = 0,
@@ -729,7 +730,13 @@ class SyntheticScenes(MultiLabelDataset):
         self.domain, self.label_set, self.seed, self.image_size = domain, label_set, seed, image_size
         self.label_names = domain_labels(domain, label_set)
         n = SPLIT_SIZES[split] if num_images is None else num_images
-        self.layouts = [make_layout(domain, i, split, seed, label_set) for i in range(n)]
+        collecting = gc.isenabled()
+        gc.disable()  # thousands of small tuples: the cyclic collector would dominate
+        try:
+            self.layouts = [make_layout(domain, i, split, seed, label_set) for i in range(n)]
+        finally:
+            if collecting:
+                gc.enable()
         column = {name: k for k, name in enumerate(self.label_names)}
         self.targets = np.zeros((n, len(self.label_names)), np.float32)
         for i, layout in enumerate(self.layouts):
@@ -744,3 +751,680 @@ class SyntheticScenes(MultiLabelDataset):
 
     def load_image(self, i: int) -> Image.Image:
         return self.render(i)
+
+
+# ----------------------------------------------------------------------------- pedestrian domain
+
+PEDESTRIAN_ATTRIBUTES: tuple[str, ...] = (
+    "hat", "glasses", "long hair", "scarf", "short sleeves", "long sleeves", "long coat",
+    "trousers", "shorts", "skirt", "boots", "backpack", "handbag", "shoulder bag",
+    "holding objects")
+
+# scene type -> attribute probabilities (sleeves and lower garment: exactly one each)
+PEDESTRIAN_SCENES: dict[str, dict[str, float]] = {
+    "summer street": {"short sleeves": .85, "long coat": 0, "shorts": .4, "skirt": .25,
+                      "hat": .35, "glasses": .45, "boots": .03, "scarf": 0, "backpack": .25,
+                      "handbag": .25, "shoulder bag": .2, "holding objects": .3},
+    "winter street": {"short sleeves": .03, "long coat": .55, "shorts": 0, "skirt": .1,
+                      "hat": .5, "glasses": .2, "boots": .55, "scarf": .55, "backpack": .25,
+                      "handbag": .2, "shoulder bag": .2, "holding objects": .2},
+    "rainy street": {"short sleeves": .15, "long coat": .4, "shorts": .05, "skirt": .15,
+                     "hat": .25, "glasses": .15, "boots": .5, "scarf": .2, "backpack": .25,
+                     "handbag": .25, "shoulder bag": .2, "holding objects": .6},
+    "office district": {"short sleeves": .3, "long coat": .25, "shorts": .02, "skirt": .25,
+                        "hat": .1, "glasses": .45, "boots": .1, "scarf": .15, "backpack": .15,
+                        "handbag": .3, "shoulder bag": .4, "holding objects": .4},
+    "shopping street": {"short sleeves": .5, "long coat": .15, "shorts": .15, "skirt": .3,
+                        "hat": .25, "glasses": .3, "boots": .15, "scarf": .1, "backpack": .15,
+                        "handbag": .5, "shoulder bag": .3, "holding objects": .55},
+    "campus": {"short sleeves": .55, "long coat": .1, "shorts": .25, "skirt": .15, "hat": .3,
+               "glasses": .45, "boots": .1, "scarf": .1, "backpack": .7, "handbag": .1,
+               "shoulder bag": .25, "holding objects": .35},
+}
+_HELD = {"summer street": ("takeout cup", "cell phone"), "winter street": ("takeout cup", "cell phone"),
+         "rainy street": ("closed umbrella",), "office district": ("briefcase", "cell phone", "takeout cup"),
+         "shopping street": ("shopping bags", "cell phone"), "campus": ("book", "cell phone", "takeout cup")}
+_HATS = {"summer street": ("sun hat", "billed cap"), "winter street": ("top hat", "billed cap")}
+_SKIN = ((255, 220, 185), (235, 190, 150), (200, 150, 110), (150, 100, 70), (100, 65, 45))
+_HAIR = ((30, 25, 20), (70, 45, 25), (130, 90, 50), (210, 180, 120), (150, 150, 150))
+_CLOTHES = ((30, 30, 35), (240, 240, 240), (40, 60, 120), (150, 30, 40), (60, 110, 60),
+            (200, 170, 120), (120, 120, 125), (230, 190, 60), (90, 60, 120), (70, 130, 180),
+            (200, 100, 130), (100, 70, 50))
+_PEDESTRIAN_CLUTTER = ("blossom", "rock", "package", "construction barrier", "fallen leaf",
+                       "balloon", "light bulb")
+
+
+def _pedestrian_background(style: str, size: int, rng: np.random.Generator) -> Image.Image:
+    """A street-side backdrop: facade above, pavement below."""
+    S = size
+    wall, ground = {
+        "summer street": ((235, 215, 180), (200, 195, 185)),
+        "winter street": ((190, 185, 185), (235, 238, 245)),
+        "rainy street": ((120, 125, 135), (85, 90, 95)),
+        "office district": ((150, 175, 195), (170, 170, 170)),
+        "shopping street": ((210, 200, 195), (185, 180, 175)),
+        "campus": ((170, 90, 70), (120, 170, 90))}[style]
+    split = rng.uniform(0.6, 0.72)
+    c = _gradient(S, _jitter(rng, wall, 25), _jitter(rng, wall, 25), 0, split)
+    _gradient(S, _jitter(rng, ground, 15), _jitter(rng, ground, 15), split, 1, c)
+    im = _finish(c, rng, 4)
+    d = ImageDraw.Draw(im)
+    if style in ("office district", "shopping street"):
+        step = rng.uniform(0.18, 0.28)
+        for x in np.arange(rng.uniform(0, step), 1, step):
+            color = (120, 150, 175) if style == "office district" else _jitter(rng, (90, 140, 160), 60)
+            d.rectangle([x * S, 0.08 * S, (x + step * 0.8) * S, (split - 0.1) * S], fill=color,
+                        outline=(60, 60, 70), width=max(1, S // 100))
+    elif style == "campus":
+        _stripes(d, S, 0, split, 0.05, (140, 70, 55), vertical=False)
+    else:
+        for x in np.arange(rng.uniform(0, 0.3), 1, 0.3):
+            d.rectangle([x * S, 0.1 * S, (x + 0.12) * S, 0.3 * S], fill=(90, 110, 140))
+    for x in np.arange(-0.5, 1.5, 0.15):  # paving joints in perspective
+        d.line([(0.5 + (x - 0.5) * 0.6) * S, split * S, x * S, S], fill=tuple(int(v * 0.85) for v in ground))
+    if style == "rainy street":
+        for _ in range(3):
+            x, y = rng.uniform(0, 0.8), rng.uniform(split + 0.05, 0.95)
+            d.ellipse([x * S, y * S, (x + 0.2) * S, (y + 0.04) * S], fill=(110, 120, 135))
+    return im
+
+
+def _rect(x0: float, y0: float, x1: float, y1: float) -> list[tuple[float, float]]:
+    return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+
+
+def _poly_element(polys: list[tuple[Color, list[tuple[float, float]]]],
+                  labels: tuple[str, ...] = ()) -> Element:
+    xs = [x for _, pts in polys for x, _ in pts]
+    ys = [y for _, pts in polys for _, y in pts]
+    return Element("polygon", (min(xs), min(ys), max(xs), max(ys)), labels, {"polys": polys})
+
+
+def _sprite_at(sprite: str, cx: float, cy: float, width: float, labels: tuple[str, ...],
+               flip: bool = False) -> Element:
+    """A sprite of a given normalised width centred at (cx, cy)."""
+    w, h = width, width / sprite_aspect(sprite)
+    return Element("sprite", (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), labels,
+                   {"sprite": sprite, "flip": flip})
+
+
+def _pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]]:
+    """An upright pedestrian whose worn and carried items are the attribute labels."""
+    scenes = list(PEDESTRIAN_SCENES)
+    scene = scenes[rng.integers(len(scenes))]
+    prior = PEDESTRIAN_SCENES[scene]
+    on = {name: bool(rng.random() < p) for name, p in prior.items()}
+    on["long hair"] = bool(rng.random() < 0.4)
+    front = bool(rng.random() < 0.65)  # back view otherwise: no face, no glasses
+    on["glasses"] &= front
+    if on["long coat"]:
+        lower = "trousers"  # a skirt or shorts would hide under the coat
+    else:
+        p_sh, p_sk = prior["shorts"], prior["skirt"]
+        lower = str(rng.choice(["shorts", "skirt", "trousers"], p=[p_sh, p_sk, 1 - p_sh - p_sk]))
+    u = rng.uniform(0.8, 0.92)
+    top = (1 - u) / 2 + rng.uniform(-0.02, 0.02)
+    cx = 0.5 + rng.uniform(-0.06, 0.06)
+
+    def Y(f: float) -> float:
+        return top + f * u
+
+    def X(f: float) -> float:
+        return cx + f * u
+
+    skin, hair = _SKIN[rng.integers(len(_SKIN))], _HAIR[rng.integers(len(_HAIR))]
+    upper_c, lower_c, coat_c = (_jitter(rng, _CLOTHES[k], 12)
+                                for k in rng.choice(len(_CLOTHES), 3, replace=False))
+    elements: list[Element] = []
+    for _ in range(rng.integers(0, 3)):  # clutter at the sides and on the wall
+        el = _clutter_shape(rng, 0.04, 0.12)
+        if el.box[2] < X(-0.2) or el.box[0] > X(0.2):
+            elements.append(el)
+    if rng.random() < 0.4:
+        name = _PEDESTRIAN_CLUTTER[rng.integers(len(_PEDESTRIAN_CLUTTER))]
+        side = -1 if rng.random() < 0.5 else 1
+        elements.append(_sprite_at(name, X(side * rng.uniform(0.3, 0.4)), Y(rng.uniform(0.75, 0.9)),
+                                   0.12, ()))
+    side = -1 if rng.random() < 0.5 else 1  # the side of the backpack / handbag
+    if on["backpack"] and front:
+        elements.append(_sprite_at("backpack", X(side * 0.13), Y(0.3), 0.24 * u, ("backpack",)))
+    hair_poly = (hair, [(X(-0.075), Y(0.04)), (X(0.075), Y(0.04)), (X(0.08), Y(0.27)),
+                        (X(-0.08), Y(0.27))])
+    if on["long hair"] and front:
+        elements.append(_poly_element([hair_poly], ("long hair",)))
+    # body: legs, arms, neck
+    body = [(skin, _rect(X(-0.02), Y(0.11), X(0.02), Y(0.17))),
+            (skin, [(X(-0.125), Y(0.17)), (X(-0.175), Y(0.17)), (X(-0.17), Y(0.52)), (X(-0.125), Y(0.52))]),
+            (skin, [(X(0.125), Y(0.17)), (X(0.175), Y(0.17)), (X(0.17), Y(0.52)), (X(0.125), Y(0.52))]),
+            (skin, _rect(X(-0.09), Y(0.48), X(-0.015), Y(0.93))),
+            (skin, _rect(X(0.015), Y(0.48), X(0.09), Y(0.93)))]
+    elements.append(_poly_element(body))
+    hem = {"trousers": 0.93, "shorts": 0.64, "skirt": 0.72}[lower]
+    if lower == "skirt":
+        lower_polys = [(lower_c, [(X(-0.1), Y(0.47)), (X(0.1), Y(0.47)), (X(0.14), Y(hem)), (X(-0.14), Y(hem))])]
+    else:
+        lower_polys = [(lower_c, _rect(X(-0.1), Y(0.47), X(0.1), Y(0.55))),
+                       (lower_c, _rect(X(-0.1), Y(0.5), X(-0.005), Y(hem))),
+                       (lower_c, _rect(X(0.005), Y(0.5), X(0.1), Y(hem)))]
+    elements.append(_poly_element(lower_polys, (lower,)))
+    boots = on["boots"]
+    shoe = (("womans boot", "hiking boot") if boots else ("sneaker", "flat shoe"))[rng.integers(2)]
+    for f, flip in ((-0.06, True), (0.06, False)):
+        width = 0.12 * u
+        h = width / sprite_aspect(shoe)
+        el = _sprite_at(shoe, X(f), Y(0.975) - h / 2, width, ("boots",) if boots else (), flip)
+        elements.append(el)
+    sleeve_end = 0.5 if not on["short sleeves"] else 0.29
+    if on["long coat"]:
+        labels, color, hem_u, sleeve_end = ("long coat", "long sleeves"), coat_c, 0.76, 0.5
+    else:
+        labels = ("short sleeves",) if on["short sleeves"] else ("long sleeves",)
+        color, hem_u = upper_c, 0.52
+    width = 0.15 if on["long coat"] else 0.125
+    upper = [(color, [(X(-0.125), Y(0.16)), (X(0.125), Y(0.16)), (X(width), Y(hem_u)), (X(-width), Y(hem_u))]),
+             (color, [(X(-0.125), Y(0.16)), (X(-0.18), Y(0.17)), (X(-0.18), Y(sleeve_end)), (X(-0.123), Y(sleeve_end))]),
+             (color, [(X(0.125), Y(0.16)), (X(0.18), Y(0.17)), (X(0.18), Y(sleeve_end)), (X(0.123), Y(sleeve_end))])]
+    if rng.random() < 0.35:  # stripes or a logo, not labels
+        accent = _jitter(rng, _CLOTHES[rng.integers(len(_CLOTHES))], 10)
+        if rng.random() < 0.5:
+            upper += [(accent, _rect(X(-0.12), Y(f), X(0.12), Y(f + 0.02))) for f in (0.24, 0.3, 0.36)]
+        else:
+            upper.append((accent, _rect(X(-0.04), Y(0.24), X(0.04), Y(0.31))))
+    elements.append(_poly_element(upper, labels))
+    if on["backpack"] and not front:
+        elements.append(_sprite_at("backpack", X(0), Y(0.3), 0.24 * u, ("backpack",)))
+    elif on["backpack"]:
+        strap = _jitter(rng, (60, 60, 60), 10)
+        elements.append(_poly_element(
+            [(strap, _rect(X(-0.1), Y(0.16), X(-0.075), Y(0.36))),
+             (strap, _rect(X(0.075), Y(0.16), X(0.1), Y(0.36)))], ("backpack",)))
+    if on["long hair"] and not front:
+        elements.append(_poly_element([hair_poly], ("long hair",)))
+    head = [(skin, [(X(0.065 * math.cos(a)), Y(0.07 + 0.065 * math.sin(a)))
+                    for a in np.linspace(0, 2 * math.pi, 16, endpoint=False)])]
+    if front:
+        head.append((hair, [(X(0.067 * math.cos(a)), Y(0.062 + 0.06 * math.sin(a)))
+                            for a in np.linspace(math.pi, 2 * math.pi, 9)]))
+        head += [((40, 30, 30), _rect(X(d - 0.008), Y(0.075), X(d + 0.008), Y(0.09))) for d in (-0.025, 0.025)]
+    else:
+        head.append((hair, [(X(0.067 * math.cos(a)), Y(0.07 + 0.067 * math.sin(a)))
+                            for a in np.linspace(0, 2 * math.pi, 16, endpoint=False)]))
+    elements.append(_poly_element(head))
+    if on["scarf"]:
+        elements.append(_sprite_at("scarf", X(0), Y(0.2), 0.17 * u, ("scarf",)))
+    if on["glasses"]:
+        name = "sunglasses" if rng.random() < (0.7 if scene == "summer street" else 0.2) else "eyeglasses"
+        elements.append(_sprite_at(name, X(0), Y(0.08), 0.13 * u, ("glasses",)))
+    if on["hat"]:
+        hats = _HATS.get(scene, ("billed cap", "top hat", "sun hat"))
+        name = hats[rng.integers(len(hats))]
+        width = (0.2 if name == "sun hat" else 0.15) * u
+        h = width / sprite_aspect(name)
+        elements.append(_sprite_at(name, X(0), Y(0.04) - h / 2 + 0.02 * u, width, ("hat",),
+                                   bool(rng.random() < 0.5)))
+    if on["shoulder bag"]:
+        strap_c = _jitter(rng, (70, 50, 40), 15)
+        elements.append(_poly_element(
+            [(strap_c, [(X(side * 0.11), Y(0.16)), (X(side * 0.08), Y(0.16)),
+                        (X(-side * 0.17), Y(0.46)), (X(-side * 0.2), Y(0.46))])], ("shoulder bag",)))
+        name = ("pouch", "briefcase", "purse")[rng.integers(3)]
+        elements.append(_sprite_at(name, X(-side * 0.2), Y(0.5), 0.15 * u, ("shoulder bag",)))
+    if on["handbag"]:
+        elements.append(_sprite_at("handbag", X(side * 0.21), Y(0.6), 0.16 * u, ("handbag",),
+                                   bool(rng.random() < 0.5)))
+    if on["holding objects"]:
+        held = _HELD[scene][rng.integers(len(_HELD[scene]))]
+        if held in ("closed umbrella", "shopping bags", "briefcase"):  # carried at the side
+            width = {"closed umbrella": 0.22, "shopping bags": 0.18, "briefcase": 0.16}[held] * u
+            elements.append(_sprite_at(held, X(-side * 0.2), Y(0.62), width, ("holding objects",)))
+        else:  # held up in front of the chest
+            forearm = (color, [(X(-0.16), Y(0.34)), (X(-0.16), Y(0.29)), (X(0.0), Y(0.37)),
+                               (X(0.0), Y(0.42))])
+            hand = (skin, _rect(X(-0.01), Y(0.36), X(0.04), Y(0.42)))
+            elements.append(_poly_element([forearm, hand], ("holding objects",)))
+            elements.append(_sprite_at(held, X(0.03), Y(0.35), 0.1 * u, ("holding objects",)))
+    return scene, scene, elements
+
+
+
+# ----------------------------------------------------------------------------- aerial domain
+
+AERIAL_LABELS: tuple[str, ...] = (
+    "water", "trees", "grass", "buildings", "road", "cars", "parking lot", "airplane", "runway",
+    "ship", "farmland", "sand", "court", "swimming pool")
+
+# scene type -> (ground style, {label: probability})
+AERIAL_SCENES: dict[str, tuple[str, dict[str, float]]] = {
+    "harbour": ("urban", {"water": 1, "ship": .95, "buildings": .7, "road": .6, "cars": .45,
+                          "parking lot": .25, "trees": .3}),
+    "airport": ("urban", {"runway": 1, "airplane": .85, "grass": .8, "buildings": .5,
+                          "road": .5, "parking lot": .4, "cars": .45}),
+    "residential area": ("urban", {"buildings": 1, "road": .9, "trees": .8, "cars": .6,
+                                   "grass": .4, "swimming pool": .35, "court": .15}),
+    "agricultural land": ("soil", {"farmland": 1, "road": .5, "trees": .5, "buildings": .3,
+                                   "water": .25}),
+    "beach": ("dry", {"sand": 1, "water": 1, "trees": .4, "buildings": .3, "road": .3,
+                      "swimming pool": .2, "ship": .25, "cars": .2}),
+    "forest": ("soil", {"trees": 1, "road": .3, "water": .3, "grass": .3}),
+    "river": ("soil", {"water": 1, "trees": .6, "grass": .6, "farmland": .4, "road": .4,
+                       "buildings": .3}),
+    "park": ("soil", {"grass": 1, "trees": .9, "court": .5, "water": .4, "road": .4,
+                      "swimming pool": .2}),
+    "parking area": ("urban", {"parking lot": 1, "cars": .95, "buildings": .7, "road": .8,
+                               "trees": .3}),
+    "sports complex": ("urban", {"court": 1, "grass": .6, "parking lot": .4, "cars": .4,
+                                 "buildings": .4, "trees": .4, "swimming pool": .3}),
+    "industrial area": ("urban", {"buildings": 1, "road": .9, "parking lot": .5, "cars": .5,
+                                  "water": .2}),
+    "desert": ("dry", {"sand": 1, "road": .3, "buildings": .2, "cars": .2}),
+}
+SCENE_PHRASES.update({"agricultural land": "agricultural land", "desert": "a desert"})
+_GRID = 64  # occupancy grid of the aerial layouts (cells per side)
+_CELL = {"ground": 0, "water": 1, "sand": 2, "farmland": 3, "grass": 4, "road": 5,
+         "runway": 6, "parking lot": 7, "buildings": 8, "court": 9, "swimming pool": 10,
+         "trees": 11, "cars": 12, "airplane": 13, "ship": 14}
+_LAND = ("ground", "sand", "farmland", "grass")
+_TEXTURES = {"water": (45, 95, 140), "sand": (222, 205, 160), "grass": (105, 150, 70)}
+_TEXTURE_CACHE: dict[tuple[str, int], Image.Image] = {}
+Points = list[tuple[float, float]]
+
+
+def _mottled(size: int, color: Color, rng: np.random.Generator, low: float, high: float) -> np.ndarray:
+    """A colour with low-frequency blotches (``low``) and grain (``high``), H×W×3 float."""
+    coarse = rng.normal(0.0, low, (size // 16 + 2, size // 16 + 2)).astype(np.float32)
+    blot = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC))
+    grain = rng.normal(0.0, high, (size, size)).astype(np.float32)
+    return np.asarray(color, np.float32) + (blot + grain)[..., None]
+
+
+def _aerial_background(style: str, size: int, rng: np.random.Generator) -> Image.Image:
+    """Bare ground seen from above: ``urban`` (concrete), ``soil`` or ``dry``."""
+    color = {"urban": (175, 170, 160), "soil": (140, 120, 90), "dry": (190, 165, 130)}[style]
+    return _finish(_mottled(size, _jitter(rng, color, 12), rng, 10, 4), rng, 2)
+
+
+def texture(kind: str, size: int) -> Image.Image:
+    """A full-size texture for a land-cover region (cached)."""
+    key = (kind, size)
+    if key not in _TEXTURE_CACHE:
+        rng = np.random.default_rng([len(kind), size, 11])
+        arr = _mottled(size, _TEXTURES[kind], rng, {"water": 6, "sand": 8, "grass": 12}[kind],
+                       {"water": 2, "sand": 6, "grass": 7}[kind])
+        im = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+        if kind == "water":
+            d = ImageDraw.Draw(im)
+            for _ in range(size // 3):
+                x, y = rng.uniform(0, size, 2)
+                d.line([x, y, x + size * 0.03, y], fill=(70, 125, 165))
+        _TEXTURE_CACHE[key] = im
+    return _TEXTURE_CACHE[key]
+
+
+def _draw_texture(img: Image.Image, draw: ImageDraw.ImageDraw, el: Element, size: int) -> None:
+    """Fill polygons with a land-cover texture through a mask cropped to the element's box."""
+    x0, y0, x1, y1 = _pixel_box(el.box, size)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(size, x1), min(size, y1)
+    if x1 <= x0 or y1 <= y0:
+        return
+    mask = Image.new("L", (x1 - x0, y1 - y0), 0)
+    mdraw = ImageDraw.Draw(mask)
+    for pts in el.params["polys"]:
+        mdraw.polygon([(x * size - x0, y * size - y0) for x, y in pts], fill=255)
+    img.paste(texture(el.params["texture"], size).crop((x0, y0, x1, y1)), (x0, y0), mask)
+
+
+def _draw_crowns(img: Image.Image, draw: ImageDraw.ImageDraw, el: Element, size: int) -> None:
+    """Tree crowns seen from above: a shadow, the crown and a highlight."""
+    for cx, cy, r, color in el.params["crowns"]:
+        x, y, rr = cx * size, cy * size, max(1.0, r * size)
+        draw.ellipse([x - rr * 0.7, y - rr * 0.5, x + rr * 1.2, y + rr * 1.2], fill=(45, 55, 35))
+        draw.ellipse([x - rr, y - rr, x + rr, y + rr], fill=color)
+        if rr > 2:
+            draw.ellipse([x - rr * 0.6, y - rr * 0.6, x, y], fill=tuple(min(255, v + 25) for v in color))
+
+
+_DRAWERS.update({"texture": _draw_texture, "crowns": _draw_crowns})
+
+
+def _rotated_rect(cx: float, cy: float, length: float, width: float, angle: float) -> Points:
+    c, s = math.cos(angle), math.sin(angle)
+    return [(cx + c * dx - s * dy, cy + s * dx + c * dy)
+            for dx, dy in ((-length / 2, -width / 2), (length / 2, -width / 2),
+                           (length / 2, width / 2), (-length / 2, width / 2))]
+
+
+def _blob(rng: np.random.Generator, cx: float, cy: float, rx: float, ry: float, n: int = 14) -> Points:
+    return [(cx + rx * rng.uniform(0.75, 1.15) * math.cos(a), cy + ry * rng.uniform(0.75, 1.15) * math.sin(a))
+            for a in np.linspace(0, 2 * math.pi, n, endpoint=False)]
+
+
+def _bounds(polys: list[Points], pad: float = 0.0) -> Box:
+    xs = [x for pts in polys for x, _ in pts]
+    ys = [y for pts in polys for _, y in pts]
+    return (min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad)
+
+
+class _AerialCanvas:
+    """Layout builder: elements plus a coarse occupancy grid of the top-most cover class, used
+    to put things where they belong (ships on water, cars on roads) and to keep only labels
+    that stay visible."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        self.cls = np.zeros((_GRID, _GRID), np.int8)
+        self.owner = np.full((_GRID, _GRID), -1, np.int32)
+        self.elements: list[Element] = []
+
+    @staticmethod
+    def _lut(allowed: tuple[str, ...]) -> np.ndarray:
+        lut = np.zeros(len(_CELL), bool)
+        lut[[_CELL[a] for a in allowed]] = True
+        return lut
+
+    def cells(self, polys: list[Points]) -> np.ndarray:
+        mask = Image.new("L", (_GRID, _GRID), 0)
+        d = ImageDraw.Draw(mask)
+        for pts in polys:
+            d.polygon([(x * _GRID, y * _GRID) for x, y in pts], fill=255)
+        return np.asarray(mask) > 0
+
+    def add(self, el: Element, polys: list[Points], cover: str) -> None:
+        m = self.cells(polys)
+        self.cls[m] = _CELL[cover]
+        self.owner[m] = len(self.elements)
+        self.elements.append(el)
+
+    def free(self, polys: list[Points], allowed: tuple[str, ...]) -> bool:
+        """Whether every cell under ``polys`` (their bounding box when it is a single
+        axis-aligned rectangle) has an allowed cover class."""
+        if len(polys) == 1 and len(polys[0]) == 4 and polys[0][0][1] == polys[0][1][1]:
+            x0, y0, x1, y1 = (min(max(int(v * _GRID), 0), _GRID) for v in _bounds(polys))
+            under = self.cls[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
+        else:
+            under = self.cls[self.cells(polys)]
+        return under.size > 0 and bool(self._lut(allowed)[under].all())
+
+    def spot(self, allowed: tuple[str, ...]) -> tuple[float, float] | None:
+        ys, xs = np.nonzero(self._lut(allowed)[self.cls])
+        if len(xs) == 0:
+            return None
+        k = self.rng.integers(len(xs))
+        return ((xs[k] + self.rng.random()) / _GRID, (ys[k] + self.rng.random()) / _GRID)
+
+    def visible_elements(self, min_cells: dict[str, int]) -> list[Element]:
+        """Drop every element no longer visible, and every label whose visible cells fall
+        below ``min_cells`` (default 1)."""
+        counts = np.bincount(self.owner[self.owner >= 0], minlength=len(self.elements))
+        per_label: dict[str, int] = {}
+        for el, n in zip(self.elements, counts):
+            for label in el.labels:
+                per_label[label] = per_label.get(label, 0) + int(n)
+        weak = {label for label, n in per_label.items() if n < min_cells.get(label, 1)}
+        return [el for el, n in zip(self.elements, counts)
+                if (n > 0 or not el.labels) and not weak & set(el.labels)]
+
+
+def _aerial_region(cv: _AerialCanvas, label: str, scene: str) -> None:
+    """Water, sand, grass or farmland: a large region."""
+    rng = cv.rng
+    if label == "farmland":
+        x0, y0 = rng.uniform(-0.1, 0.3, 2)
+        x1, y1 = rng.uniform(0.7, 1.1, 2)
+        xs = np.sort(np.r_[x0, rng.uniform(x0, x1, rng.integers(1, 4)), x1])
+        ys = np.sort(np.r_[y0, rng.uniform(y0, y1, rng.integers(1, 4)), y1])
+        polys, all_pts = [], []
+        for a, b in zip(xs[:-1], xs[1:]):
+            for c, d in zip(ys[:-1], ys[1:]):
+                if b - a < 0.04 or d - c < 0.04:
+                    continue
+                color = _jitter(rng, ((120, 150, 60), (170, 160, 80), (95, 125, 55), (150, 120, 80))[rng.integers(4)], 12)
+                field_pts = _rect(a + 0.006, c + 0.006, b - 0.006, d - 0.006)
+                polys.append((color, field_pts))
+                line = tuple(int(v * 0.85) for v in color)
+                step = rng.uniform(0.015, 0.03)
+                if rng.random() < 0.5:
+                    polys += [(line, _rect(x, c + 0.006, x + step / 3, d - 0.006)) for x in np.arange(a + 0.01, b - 0.01, step)]
+                else:
+                    polys += [(line, _rect(a + 0.006, y, b - 0.006, y + step / 3)) for y in np.arange(c + 0.01, d - 0.01, step)]
+                all_pts.append(field_pts)
+        if all_pts:
+            el = Element("polygon", _bounds(all_pts), ("farmland",), {"polys": polys})
+            cv.add(el, all_pts, "farmland")
+        return
+    transpose = bool(rng.random() < 0.5)  # vertical coast / river
+    if label == "water":
+        kind = {"harbour": "coast", "beach": "coast", "river": "river"}.get(scene, ("lake", "river")[rng.integers(2)])
+        if kind == "coast":
+            edge = rng.uniform(0.4, 0.6)
+            xs = np.linspace(-0.05, 1.05, 9)
+            ys = edge + np.cumsum(rng.normal(0, 0.025, 9))
+            pts = [(x, y) for x, y in zip(xs, ys)] + [(1.05, 1.05), (-0.05, 1.05)]
+            if scene == "beach":  # a sand strip along the shore, under the water
+                width = rng.uniform(0.08, 0.16)
+                sand = [(x, y - width) for x, y in zip(xs, ys)] + [(1.05, 1.05), (-0.05, 1.05)]
+                sand = [(y, x) for x, y in sand] if transpose else sand
+                cv.add(Element("texture", _bounds([sand]), ("sand",), {"texture": "sand", "polys": [sand]}),
+                       [sand], "sand")
+        elif kind == "river":
+            xs = np.linspace(-0.05, 1.05, 10)
+            mid = rng.uniform(0.3, 0.7) + np.cumsum(rng.normal(0, 0.03, 10))
+            w = rng.uniform(0.06, 0.12)
+            pts = [(x, y - w) for x, y in zip(xs, mid)] + [(x, y + w) for x, y in zip(xs[::-1], mid[::-1])]
+        else:
+            pts = _blob(rng, *rng.uniform(0.3, 0.7, 2), *rng.uniform(0.12, 0.25, 2))
+        if transpose:
+            pts = [(y, x) for x, y in pts]
+        cv.add(Element("texture", _bounds([pts]), ("water",), {"texture": "water", "polys": [pts]}), [pts], "water")
+        return
+    if label == "sand":
+        pts = _blob(rng, *rng.uniform(0.35, 0.65, 2), *rng.uniform(0.3, 0.5, 2))
+        cv.add(Element("texture", _bounds([pts]), ("sand",), {"texture": "sand", "polys": [pts]}), [pts], "sand")
+        return
+    # grass: one to three patches
+    polys = [_blob(rng, *rng.uniform(0.2, 0.8, 2), *rng.uniform(0.12, 0.3, 2)) for _ in range(rng.integers(1, 4))]
+    cv.add(Element("texture", _bounds(polys), ("grass",), {"texture": "grass", "polys": polys}), polys, "grass")
+
+
+def _aerial_band(cv: _AerialCanvas, label: str) -> Points:
+    """A road or a runway crossing the tile, with its markings."""
+    rng = cv.rng
+    runway = label == "runway"
+    angle = float(rng.choice([0.0, math.pi / 2, rng.uniform(0, math.pi)]))
+    cx, cy = rng.uniform(0.3, 0.7, 2)
+    width = rng.uniform(0.1, 0.14) if runway else rng.uniform(0.035, 0.06)
+    length = 1.3 if not runway else rng.uniform(0.8, 1.3)
+    band = _rotated_rect(cx, cy, length, width, angle)
+    color = (70, 70, 72) if runway else _jitter(rng, (95, 95, 100), 12)
+    polys = [(color, band)]
+    mark = (240, 240, 240) if runway or rng.random() < 0.5 else (235, 200, 60)
+    c, s = math.cos(angle), math.sin(angle)
+    for t in np.arange(-length / 2 + 0.04, length / 2 - 0.04, 0.08 if runway else 0.06):
+        polys.append((mark, _rotated_rect(cx + c * t, cy + s * t, 0.035 if runway else 0.025,
+                                          0.006 if runway else 0.004, angle)))
+    if runway:
+        for end in (-1, 1):
+            t = end * (length / 2 - 0.03)
+            for k in (-2, -1, 1, 2):
+                off = k * width / 6
+                polys.append((mark, _rotated_rect(cx + c * t - s * off, cy + s * t + c * off, 0.03, 0.008, angle)))
+    el = Element("polygon", _bounds([band]), (label,), {"polys": polys})
+    cv.add(el, [band], label)
+    return band
+
+
+def _aerial_structure(cv: _AerialCanvas, label: str, scene: str) -> None:
+    """Parking lots, courts, pools and buildings on free land."""
+    rng = cv.rng
+    count = {"buildings": int(rng.integers(3, 12)) if scene in ("residential area", "industrial area") else int(rng.integers(1, 5)),
+             "court": int(rng.integers(1, 4)) if scene == "sports complex" else 1,
+             "swimming pool": int(rng.integers(1, 3))}.get(label, 1)
+    allowed = _LAND + (("parking lot",) if label == "buildings" else ())
+    polys_all: list[tuple[Color, Points]] = []
+    cover: list[Points] = []
+    for _ in range(count * 6):
+        if len(cover) == count:
+            break
+        spot = cv.spot(_LAND)
+        if spot is None:
+            break
+        w, h = {"parking lot": rng.uniform(0.2, 0.35, 2), "court": (0.14, 0.08),
+                "swimming pool": rng.uniform(0.04, 0.08, 2),
+                "buildings": rng.uniform(0.05, 0.15 if scene == "industrial area" else 0.1, 2)}[label]
+        if label == "court" and rng.random() < 0.5:
+            w, h = h, w
+        rect = _rect(spot[0] - w / 2, spot[1] - h / 2, spot[0] + w / 2, spot[1] + h / 2)
+        if not cv.free([rect], allowed):
+            continue
+        x0, y0, x1, y1 = rect[0][0], rect[0][1], rect[2][0], rect[2][1]
+        if label == "parking lot":
+            polys_all.append(((120, 120, 122), rect))
+            for x in np.arange(x0 + 0.02, x1 - 0.01, 0.025):
+                for yy in (y0 + 0.01, (y0 + y1) / 2 + 0.01):
+                    polys_all.append(((235, 235, 235), _rect(x, yy, x + 0.003, yy + 0.04)))
+        elif label == "court":
+            base = ((70, 140, 80), (60, 110, 170), (185, 95, 60))[rng.integers(3)]
+            polys_all.append((base, rect))
+            line = (240, 240, 240)
+            t = 0.004
+            polys_all += [(line, _rect(x0 + 0.01, y0 + 0.01, x1 - 0.01, y0 + 0.01 + t)),
+                          (line, _rect(x0 + 0.01, y1 - 0.01 - t, x1 - 0.01, y1 - 0.01)),
+                          (line, _rect(x0 + 0.01, y0 + 0.01, x0 + 0.01 + t, y1 - 0.01)),
+                          (line, _rect(x1 - 0.01 - t, y0 + 0.01, x1 - 0.01, y1 - 0.01))]
+            if w > h:
+                polys_all.append((line, _rect((x0 + x1) / 2 - t / 2, y0 + 0.01, (x0 + x1) / 2 + t / 2, y1 - 0.01)))
+            else:
+                polys_all.append((line, _rect(x0 + 0.01, (y0 + y1) / 2 - t / 2, x1 - 0.01, (y0 + y1) / 2 + t / 2)))
+        elif label == "swimming pool":
+            polys_all += [((235, 235, 230), rect),
+                          (_jitter(rng, (80, 190, 220), 15), _rect(x0 + 0.006, y0 + 0.006, x1 - 0.006, y1 - 0.006))]
+        else:
+            roof = _jitter(rng, ((170, 80, 60), (150, 150, 155), (110, 90, 80), (200, 195, 185))[rng.integers(4)], 15)
+            d = 0.012
+            polys_all += [((60, 60, 60), _rect(x0 + d, y0 + d, x1 + d, y1 + d)), (roof, rect)]
+            if rng.random() < 0.6:  # ridge of a pitched roof
+                dark = tuple(int(v * 0.8) for v in roof)
+                if w > h:
+                    polys_all.append((dark, _rect(x0, (y0 + y1) / 2, x1, y1)))
+                else:
+                    polys_all.append((dark, _rect((x0 + x1) / 2, y0, x1, y1)))
+            rect = _rect(x0, y0, x1 + d, y1 + d)
+        cover.append(rect)
+        cv.cls[cv.cells([rect])] = _CELL[label]  # keep later spots off this one
+    if cover:
+        cv.add(Element("polygon", _bounds(cover), (label,), {"polys": polys_all}), cover, label)
+
+
+def _aerial_trees(cv: _AerialCanvas, scene: str) -> None:
+    rng = cv.rng
+    n = int(rng.integers(60, 120)) if scene == "forest" else int(rng.integers(4, 30))
+    crowns, cover = [], []
+    cluster = [cv.spot(_LAND) for _ in range(rng.integers(1, 4))]
+    for _ in range(n):
+        base = cluster[rng.integers(len(cluster))] if cluster[0] is not None and rng.random() < 0.7 else cv.spot(_LAND)
+        if base is None:
+            break
+        spread = 0.4 if scene == "forest" else 0.12
+        cx, cy = np.clip(np.asarray(base) + rng.normal(0, spread, 2), 0.02, 0.98)
+        r = rng.uniform(0.012, 0.028)
+        sq = _rect(cx - r, cy - r, cx + r, cy + r)
+        if not cv.free([sq], _LAND + ("trees",)):
+            continue
+        crowns.append((float(cx), float(cy), float(r), _jitter(rng, (50, 100, 45), 15)))
+        cover.append(sq)
+    if crowns:
+        box = _bounds(cover, pad=0.02)
+        cv.add(Element("crowns", box, ("trees",), {"crowns": crowns}), cover, "trees")
+
+
+def _aerial_vehicles(cv: _AerialCanvas, label: str) -> None:
+    """Cars on roads and parking lots, ships on water, airplanes on runways and aprons."""
+    rng = cv.rng
+    allowed = {"cars": ("road", "parking lot"), "ship": ("water",),
+               "airplane": ("runway", "ground", "grass")}[label]
+    count = {"cars": int(rng.integers(2, 12)), "ship": int(rng.integers(1, 6)), "airplane": int(rng.integers(1, 4))}[label]
+    polys: list[tuple[Color, Points]] = []
+    cover: list[Points] = []
+    for _ in range(count * 5):
+        if len(cover) == count:
+            break
+        spot = cv.spot(allowed)
+        if spot is None:
+            break
+        angle = float(rng.uniform(0, math.pi))
+        if label == "airplane":
+            size = rng.uniform(0.12, 0.2)
+            deg = int(rng.integers(12)) * 30
+            name = "airplane" if rng.random() < 0.7 else "small airplane"
+            w, h = (size, size / sprite_aspect(name)) if sprite_aspect(name) >= 1 else (size * sprite_aspect(name), size)
+            a = math.radians(deg)
+            bw, bh = abs(w * math.cos(a)) + abs(h * math.sin(a)), abs(w * math.sin(a)) + abs(h * math.cos(a))
+            rect = _rect(spot[0] - bw / 2, spot[1] - bh / 2, spot[0] + bw / 2, spot[1] + bh / 2)
+            if not cv.free([rect], allowed):
+                continue
+            cv.add(Element("sprite", _bounds([rect]), ("airplane",), {"sprite": name, "wh": (w, h), "angle": deg}), [rect], "airplane")
+            cover.append(rect)
+            continue
+        if label == "cars":
+            length, width = 0.045, 0.022
+            hull = _rotated_rect(*spot, length, width, angle)
+            if not cv.free([hull], allowed):
+                continue
+            c = math.cos(angle)
+            s = math.sin(angle)
+            polys += [(_jitter(rng, _CLOTHES[rng.integers(len(_CLOTHES))], 20), hull),
+                      ((40, 50, 60), _rotated_rect(spot[0] + c * 0.008, spot[1] + s * 0.008, 0.01, 0.018, angle))]
+        else:
+            length = rng.uniform(0.07, 0.15)
+            width = length * 0.28
+            c, s = math.cos(angle), math.sin(angle)
+            hull = [(spot[0] + c * dx - s * dy, spot[1] + s * dx + c * dy)
+                    for dx, dy in ((-length / 2, -width / 2), (length / 4, -width / 2), (length / 2, 0),
+                                   (length / 4, width / 2), (-length / 2, width / 2))]
+            if not cv.free([hull], allowed):
+                continue
+            wake = [(spot[0] - c * length / 2 - s * width / 2, spot[1] - s * length / 2 + c * width / 2),
+                    (spot[0] - c * length / 2 + s * width / 2, spot[1] - s * length / 2 - c * width / 2),
+                    (spot[0] - c * length * 1.1 + s * width, spot[1] - s * length * 1.1 - c * width),
+                    (spot[0] - c * length * 1.1 - s * width, spot[1] - s * length * 1.1 + c * width)]
+            polys += [((150, 185, 205), wake), (_jitter(rng, ((235, 235, 235), (180, 60, 50), (60, 70, 90))[rng.integers(3)], 10), hull),
+                      ((200, 200, 200), _rotated_rect(spot[0] - c * length * 0.1, spot[1] - s * length * 0.1, length * 0.3, width * 0.6, angle))]
+            hull = hull + wake
+        cover.append(hull)
+    if cover and label != "airplane":
+        cv.add(Element("polygon", _bounds(cover), (label,), {"polys": polys}), cover, label)
+
+
+def _aerial_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]]:
+    """A remote-sensing tile: land cover first, then roads, structures, trees and vehicles."""
+    scenes = list(AERIAL_SCENES)
+    scene = scenes[rng.integers(len(scenes))]
+    style, probs = AERIAL_SCENES[scene]
+    on = {label for label, p in probs.items() if rng.random() < p}
+    if "cars" in on and not on & {"road", "parking lot"}:
+        on.add("road")
+    if "ship" in on:
+        on.add("water")
+    cv = _AerialCanvas(rng)
+    for label in ("farmland", "water", "sand", "grass"):
+        if label in on and not (label == "sand" and scene == "beach"):  # beach: with the water
+            _aerial_region(cv, label, scene)
+    for label in ("runway", "road"):
+        if label in on:
+            for _ in range(1 if label == "runway" or rng.random() < 0.6 else 2):
+                _aerial_band(cv, label)
+    for label in ("parking lot", "court", "swimming pool", "buildings"):
+        if label in on:
+            _aerial_structure(cv, label, scene)
+    if "trees" in on:
+        _aerial_trees(cv, scene)
+    for label in ("cars", "ship", "airplane"):
+        if label in on:
+            _aerial_vehicles(cv, label)
+    regions = {"water", "sand", "grass", "farmland"}
+    clutter = [_clutter_shape(rng, 0.015, 0.04) for _ in range(rng.integers(0, 4))]
+    visible = cv.visible_elements({label: 40 for label in regions} | {"road": 12, "runway": 30})
+    return scene, style, clutter + visible  # clutter lies on the ground, under everything
+
+
+_BACKGROUND_FNS = {"natural": _natural_background, "pedestrian": _pedestrian_background,
+                   "aerial": _aerial_background}

@@ -43,7 +43,6 @@ class VOC2007(ImageFileDataset):
                 )
             values.append([int(r[1]) for r in rows])
         table = np.array(values, dtype=np.int8).T.reshape(len(ids), len(label_names))
-        self.image_ids = ids
         paths = [resolve_inside(root, f"{base}JPEGImages/{i}.jpg") for i in ids]
         super().__init__(split, paths, (table == 1), (table != 0), label_names, transform,
-                         image_size, skip_corrupt)
+                         image_size, skip_corrupt, image_ids=ids)

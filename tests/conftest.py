@@ -1,0 +1,20 @@
+"""Fixtures shared by the test files."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location(
+    "make_fixtures", Path(__file__).parent / "fixtures" / "make_fixtures.py")
+make_fixtures = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(make_fixtures)
+
+
+@pytest.fixture(scope="session")
+def dataset_roots(tmp_path_factory) -> dict[str, Path]:
+    """Tiny copies of the nine real datasets in their official layouts (tests/fixtures/
+    make_fixtures.py), written once per session: ``{name: root}``, plus ``"peta_pkl"``."""
+    return make_fixtures.make_all(tmp_path_factory.mktemp("datasets"))
