@@ -70,8 +70,8 @@ class CachedFeatures(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return {
-            "x0": torch.from_numpy(np.asarray(self.x0[i], dtype=np.float32)),
-            "X": torch.from_numpy(np.asarray(self.X[i], dtype=np.float32)),
+            "x0": torch.from_numpy(np.array(self.x0[i], dtype=np.float32)),
+            "X": torch.from_numpy(np.array(self.X[i], dtype=np.float32)),
             "target": torch.from_numpy(self.targets[i].astype(np.float32)),
             "mask": torch.from_numpy(self.masks[i].astype(np.float32)),
             "index": i,

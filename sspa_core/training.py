@@ -339,7 +339,7 @@ class Trainer:
         per_rank_items = math.ceil(len(dataset) / self.dist.world_size)
         return math.ceil(per_rank_items / self._per_rank_batch())
 
-    def _build_scheduler(self, steps_per_epoch: int) -> None:
+    def build_scheduler(self, steps_per_epoch: int) -> None:
         total = max(1, self.train_cfg["epochs"] * steps_per_epoch)
         warmup = min(round(self.train_cfg["warmup_epochs"] * steps_per_epoch), total - 1)
         cosine = CosineAnnealingLR(self.optimizer, T_max=max(1, total - warmup))
@@ -441,7 +441,7 @@ class Trainer:
             train_set = SeededItems(train_set, tc["seed"])
         steps = self.steps_per_epoch(train_set)
         if self.optimizer is not None:
-            self._build_scheduler(steps)
+            self.build_scheduler(steps)
         if resume is not None:
             self.load_state_dict(load_checkpoint(resume), source=str(resume))
         if self.dist.is_main:
