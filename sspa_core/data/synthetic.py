@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sspa_core.data.base import MultiLabelDataset, Transform
+from sspa_core.data.labels import load_label_names
 from sspa_core.paths import DATA_DIR
 
 DOMAINS: tuple[str, ...] = ("natural", "pedestrian", "aerial")
@@ -42,19 +43,7 @@ LABEL_SETS: dict[str, tuple[str | None, ...]] = {
 SPLIT_SIZES: dict[str, int] = {"train": 4000, "val": 500, "test": 1000}
 SCENE_NAME_PROBABILITY = 0.5  # share of captions that name the scene type (SPEC §4)
 
-COCO80: tuple[str, ...] = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
-    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
-    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
-    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush")
-
-# VOC-20 name -> the COCO label whose sprite it uses (VOC order).
+# VOC-20 name -> the COCO label whose sprite it uses.
 VOC_TO_COCO: dict[str, str] = {
     "aeroplane": "airplane", "bicycle": "bicycle", "bird": "bird", "boat": "boat",
     "bottle": "bottle", "bus": "bus", "car": "car", "cat": "cat", "chair": "chair", "cow": "cow",
@@ -184,6 +173,9 @@ _TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+HOLDING = "holding objects"
+
+
 def with_article(label: str) -> str:
     """``"a cup"``, ``"an apple"``; plural and mass nouns stay bare (``"skis"``, ``"water"``)."""
     if label in _NO_ARTICLE:
@@ -207,13 +199,17 @@ def make_caption(labels: list[str], scene: str | None = None, domain: str = "nat
     if not labels:
         raise ValueError("a caption needs at least one label")
     rng = rng if rng is not None else np.random.default_rng(0)
-    order = rng.permutation(len(labels))
-    objects = join_phrases([with_article(labels[k]) for k in order])
+    holding = HOLDING in labels and len(labels) > 1  # a verb phrase: "..., holding objects."
+    listed = [label for label in labels if not (holding and label == HOLDING)]
+    order = rng.permutation(len(listed))
+    objects = join_phrases([with_article(listed[k]) for k in order])
     with_scene, without_scene = _TEMPLATES[domain]
     if scene is None:
-        return without_scene[rng.integers(len(without_scene))].format(o=objects)
-    template = with_scene[rng.integers(len(with_scene))]
-    return template.format(s=SCENE_PHRASES.get(scene, with_article(scene)), o=objects)
+        caption = without_scene[rng.integers(len(without_scene))].format(o=objects)
+    else:
+        template = with_scene[rng.integers(len(with_scene))]
+        caption = template.format(s=SCENE_PHRASES.get(scene, with_article(scene)), o=objects)
+    return caption[:-1] + f", {HOLDING}." if holding else caption
 
 
 # ----------------------------------------------------------------------------- backgrounds
@@ -226,6 +222,16 @@ Color = tuple[int, int, int]
 def _jitter(rng: np.random.Generator, color: Color, amount: int = 18) -> Color:
     delta = rng.integers(-amount, amount + 1, 3).tolist()
     return tuple(min(255, max(0, c + d)) for c, d in zip(color, delta))
+
+
+def _draw(rng: np.random.Generator, probs: tuple[float, ...]) -> int:
+    """Index drawn with the given probabilities (faster than ``rng.choice`` for one draw)."""
+    u, acc = rng.random(), 0.0
+    for k, pk in enumerate(probs):
+        acc += pk
+        if u < acc:
+            return k
+    return len(probs) - 1
 
 
 def _gradient(size: int, top: Color, bottom: Color, y0: float = 0.0, y1: float = 1.0,
@@ -474,9 +480,9 @@ _MAX_COVERED = 0.35  # at most this share of a labelled object may be hidden by 
 def natural_labels(label_set: str | None = None) -> list[str]:
     """COCO-80 labels that have a sprite (COCO order), or the VOC-20 names (VOC order)."""
     if label_set == "voc":
-        return list(VOC_TO_COCO)
+        return load_label_names("voc")
     atlas = load_atlas()
-    return [name for name in COCO80 if name in atlas]
+    return [name for name in load_label_names("coco") if name in atlas]
 
 
 def _snap(scale: float) -> float:
@@ -543,8 +549,9 @@ def _natural_layout(rng: np.random.Generator, labels: list[str], sprite_of: dict
     style, weights = NATURAL_SCENES[scene]
     pool = [label for label in labels if sprite_of[label] in weights]
     p = np.array([weights[sprite_of[label]] for label in pool])
-    count = min(len(pool), 1 + int(rng.choice(5, p=[0.2, 0.3, 0.25, 0.15, 0.1])))
-    chosen = [pool[k] for k in rng.choice(len(pool), size=count, replace=False, p=p / p.sum())]
+    count = min(len(pool), 1 + _draw(rng, (0.2, 0.3, 0.25, 0.15, 0.1)))
+    keys = np.log(p) - np.log(-np.log(rng.random(len(pool))))  # Gumbel top-k: weighted,
+    chosen = [pool[k] for k in np.argsort(-keys)[:count]]      # without replacement
     if rng.random() < 0.15:
         outside = [label for label in labels if label not in pool]
         if outside:
@@ -557,10 +564,10 @@ def _natural_layout(rng: np.random.Generator, labels: list[str], sprite_of: dict
     # in a label subset (VOC), the scene's other objects appear unlabelled, as in real photos
     labelled = {sprite_of[label] for label in labels}
     extras = [sprite for sprite in weights if sprite not in labelled]
-    for _ in range(rng.choice(3, p=[0.5, 0.35, 0.15])):
+    for _ in range(_draw(rng, (0.5, 0.35, 0.15))):
         name = clutter_pool[rng.integers(len(clutter_pool))]
         elements.append(_sprite_element(rng, name, None, style, []))
-    for _ in range(rng.choice(3, p=[0.4, 0.4, 0.2]) if extras else 0):
+    for _ in range(_draw(rng, (0.4, 0.4, 0.2)) if extras else 0):
         name = extras[rng.integers(len(extras))]
         elements.append(_sprite_element(rng, name, None, style, []))
     placed: list[tuple[Box, list[float]]] = []
@@ -861,7 +868,7 @@ def _pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element
         lower = "trousers"  # a skirt or shorts would hide under the coat
     else:
         p_sh, p_sk = prior["shorts"], prior["skirt"]
-        lower = str(rng.choice(["shorts", "skirt", "trousers"], p=[p_sh, p_sk, 1 - p_sh - p_sk]))
+        lower = ("shorts", "skirt", "trousers")[_draw(rng, (p_sh, p_sk, 1 - p_sh - p_sk))]
     u = rng.uniform(0.8, 0.92)
     top = (1 - u) / 2 + rng.uniform(-0.02, 0.02)
     cx = 0.5 + rng.uniform(-0.06, 0.06)
@@ -874,7 +881,7 @@ def _pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element
 
     skin, hair = _SKIN[rng.integers(len(_SKIN))], _HAIR[rng.integers(len(_HAIR))]
     upper_c, lower_c, coat_c = (_jitter(rng, _CLOTHES[k], 12)
-                                for k in rng.choice(len(_CLOTHES), 3, replace=False))
+                                for k in rng.permutation(len(_CLOTHES))[:3])
     elements: list[Element] = []
     for _ in range(rng.integers(0, 3)):  # clutter at the sides and on the wall
         el = _clutter_shape(rng, 0.04, 0.12)
@@ -951,7 +958,7 @@ def _pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element
                             for a in np.linspace(0, 2 * math.pi, 16, endpoint=False)]))
     elements.append(_poly_element(head))
     if on["scarf"]:
-        elements.append(_sprite_at("scarf", X(0), Y(0.2), 0.17 * u, ("scarf",)))
+        elements.append(_sprite_at("scarf", X(0), Y(0.24), 0.14 * u, ("scarf",)))
     if on["glasses"]:
         name = "sunglasses" if rng.random() < (0.7 if scene == "summer street" else 0.2) else "eyeglasses"
         elements.append(_sprite_at(name, X(0), Y(0.08), 0.13 * u, ("glasses",)))
@@ -1116,6 +1123,7 @@ class _AerialCanvas:
         self.elements: list[Element] = []
 
     @staticmethod
+    @lru_cache(maxsize=None)
     def _lut(allowed: tuple[str, ...]) -> np.ndarray:
         lut = np.zeros(len(_CELL), bool)
         lut[[_CELL[a] for a in allowed]] = True
@@ -1134,22 +1142,31 @@ class _AerialCanvas:
         self.owner[m] = len(self.elements)
         self.elements.append(el)
 
-    def free(self, polys: list[Points], allowed: tuple[str, ...]) -> bool:
-        """Whether every cell under ``polys`` (their bounding box when it is a single
-        axis-aligned rectangle) has an allowed cover class."""
-        if len(polys) == 1 and len(polys[0]) == 4 and polys[0][0][1] == polys[0][1][1]:
-            x0, y0, x1, y1 = (min(max(int(v * _GRID), 0), _GRID) for v in _bounds(polys))
-            under = self.cls[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
-        else:
-            under = self.cls[self.cells(polys)]
-        return under.size > 0 and bool(self._lut(allowed)[under].all())
+    def free(self, polys: list[Points], allowed: tuple[str, ...], share: float = 1.0) -> bool:
+        """Whether at least ``share`` of the cells under the bounding box of ``polys`` have an
+        allowed cover class."""
+        x0, y0, x1, y1 = (min(max(int(v * _GRID), 0), _GRID) for v in _bounds(polys))
+        under = self.cls[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
+        return under.size > 0 and float(self._lut(allowed)[under].mean()) >= share
 
-    def spot(self, allowed: tuple[str, ...]) -> tuple[float, float] | None:
+    def mark(self, polys: list[Points], cover: str) -> None:
+        """Claim the bounding box of ``polys`` for ``cover`` (keeps later spots off it)."""
+        x0, y0, x1, y1 = (min(max(int(v * _GRID), 0), _GRID) for v in _bounds(polys))
+        self.cls[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)] = _CELL[cover]
+
+    def spots(self, allowed: tuple[str, ...], k: int) -> list[tuple[float, float]]:
+        """``k`` random points on cells of an allowed class (none if there is no such cell)."""
         ys, xs = np.nonzero(self._lut(allowed)[self.cls])
         if len(xs) == 0:
-            return None
-        k = self.rng.integers(len(xs))
-        return ((xs[k] + self.rng.random()) / _GRID, (ys[k] + self.rng.random()) / _GRID)
+            return []
+        pick = self.rng.integers(len(xs), size=k)
+        jitter = self.rng.random((k, 2))
+        return list(zip(((xs[pick] + jitter[:, 0]) / _GRID).tolist(),
+                        ((ys[pick] + jitter[:, 1]) / _GRID).tolist()))
+
+    def spot(self, allowed: tuple[str, ...]) -> tuple[float, float] | None:
+        found = self.spots(allowed, 1)
+        return found[0] if found else None
 
     def visible_elements(self, min_cells: dict[str, int]) -> list[Element]:
         """Drop every element no longer visible, and every label whose visible cells fall
@@ -1229,7 +1246,7 @@ def _aerial_band(cv: _AerialCanvas, label: str) -> Points:
     """A road or a runway crossing the tile, with its markings."""
     rng = cv.rng
     runway = label == "runway"
-    angle = float(rng.choice([0.0, math.pi / 2, rng.uniform(0, math.pi)]))
+    angle = (0.0, math.pi / 2, float(rng.uniform(0, math.pi)))[int(rng.integers(3))]
     cx, cy = rng.uniform(0.3, 0.7, 2)
     width = rng.uniform(0.1, 0.14) if runway else rng.uniform(0.035, 0.06)
     length = 1.3 if not runway else rng.uniform(0.8, 1.3)
@@ -1261,11 +1278,8 @@ def _aerial_structure(cv: _AerialCanvas, label: str, scene: str) -> None:
     allowed = _LAND + (("parking lot",) if label == "buildings" else ())
     polys_all: list[tuple[Color, Points]] = []
     cover: list[Points] = []
-    for _ in range(count * 6):
+    for spot in cv.spots(_LAND, count * 6):
         if len(cover) == count:
-            break
-        spot = cv.spot(_LAND)
-        if spot is None:
             break
         w, h = {"parking lot": rng.uniform(0.2, 0.35, 2), "court": (0.14, 0.08),
                 "swimming pool": rng.uniform(0.04, 0.08, 2),
@@ -1309,31 +1323,34 @@ def _aerial_structure(cv: _AerialCanvas, label: str, scene: str) -> None:
                     polys_all.append((dark, _rect((x0 + x1) / 2, y0, x1, y1)))
             rect = _rect(x0, y0, x1 + d, y1 + d)
         cover.append(rect)
-        cv.cls[cv.cells([rect])] = _CELL[label]  # keep later spots off this one
+        cv.mark([rect], label)
     if cover:
         cv.add(Element("polygon", _bounds(cover), (label,), {"polys": polys_all}), cover, label)
 
 
 def _aerial_trees(cv: _AerialCanvas, scene: str) -> None:
+    """Crowns scattered around a few clusters (over the whole tile in a forest), on land."""
     rng = cv.rng
-    n = int(rng.integers(60, 120)) if scene == "forest" else int(rng.integers(4, 30))
-    crowns, cover = [], []
-    cluster = [cv.spot(_LAND) for _ in range(rng.integers(1, 4))]
-    for _ in range(n):
-        base = cluster[rng.integers(len(cluster))] if cluster[0] is not None and rng.random() < 0.7 else cv.spot(_LAND)
-        if base is None:
-            break
-        spread = 0.4 if scene == "forest" else 0.12
-        cx, cy = np.clip(np.asarray(base) + rng.normal(0, spread, 2), 0.02, 0.98)
-        r = rng.uniform(0.012, 0.028)
-        sq = _rect(cx - r, cy - r, cx + r, cy + r)
-        if not cv.free([sq], _LAND + ("trees",)):
-            continue
-        crowns.append((float(cx), float(cy), float(r), _jitter(rng, (50, 100, 45), 15)))
-        cover.append(sq)
-    if crowns:
-        box = _bounds(cover, pad=0.02)
-        cv.add(Element("crowns", box, ("trees",), {"crowns": crowns}), cover, "trees")
+    forest = scene == "forest"
+    n = int(rng.integers(60, 120)) if forest else int(rng.integers(4, 30))
+    centres = [c for c in (cv.spot(_LAND) for _ in range(rng.integers(1, 4))) if c is not None]
+    if not centres:
+        return
+    pick = np.asarray(centres)[rng.integers(len(centres), size=n)]
+    xy = np.clip(pick + rng.normal(0, 0.4 if forest else 0.12, (n, 2)), 0.02, 0.98)
+    r = rng.uniform(0.012, 0.028, n)
+    ok = cv._lut(_LAND + ("trees",))
+    for dx, dy in ((-1, -1), (-1, 1), (1, -1), (1, 1), (0, 0)):
+        cx = np.clip(((xy[:, 0] + dx * r) * _GRID).astype(int), 0, _GRID - 1)
+        cy = np.clip(((xy[:, 1] + dy * r) * _GRID).astype(int), 0, _GRID - 1)
+        keep = ok[cv.cls[cy, cx]]
+        xy, r = xy[keep], r[keep]
+    if len(r) == 0:
+        return
+    colors = rng.integers(-15, 16, (len(r), 3)) + np.array([50, 100, 45])
+    crowns = [(float(x), float(y), float(rr), tuple(c)) for (x, y), rr, c in zip(xy.tolist(), r.tolist(), colors.tolist())]
+    cover = [_rect(x - rr, y - rr, x + rr, y + rr) for x, y, rr, _ in crowns]
+    cv.add(Element("crowns", _bounds(cover, pad=0.02), ("trees",), {"crowns": crowns}), cover, "trees")
 
 
 def _aerial_vehicles(cv: _AerialCanvas, label: str) -> None:
@@ -1344,11 +1361,8 @@ def _aerial_vehicles(cv: _AerialCanvas, label: str) -> None:
     count = {"cars": int(rng.integers(2, 12)), "ship": int(rng.integers(1, 6)), "airplane": int(rng.integers(1, 4))}[label]
     polys: list[tuple[Color, Points]] = []
     cover: list[Points] = []
-    for _ in range(count * 5):
+    for spot in cv.spots(allowed, count * 5):
         if len(cover) == count:
-            break
-        spot = cv.spot(allowed)
-        if spot is None:
             break
         angle = float(rng.uniform(0, math.pi))
         if label == "airplane":
@@ -1367,7 +1381,7 @@ def _aerial_vehicles(cv: _AerialCanvas, label: str) -> None:
         if label == "cars":
             length, width = 0.045, 0.022
             hull = _rotated_rect(*spot, length, width, angle)
-            if not cv.free([hull], allowed):
+            if not cv.free([hull], allowed, 0.5):
                 continue
             c = math.cos(angle)
             s = math.sin(angle)
@@ -1380,7 +1394,7 @@ def _aerial_vehicles(cv: _AerialCanvas, label: str) -> None:
             hull = [(spot[0] + c * dx - s * dy, spot[1] + s * dx + c * dy)
                     for dx, dy in ((-length / 2, -width / 2), (length / 4, -width / 2), (length / 2, 0),
                                    (length / 4, width / 2), (-length / 2, width / 2))]
-            if not cv.free([hull], allowed):
+            if not cv.free([hull], allowed, 0.8):
                 continue
             wake = [(spot[0] - c * length / 2 - s * width / 2, spot[1] - s * length / 2 + c * width / 2),
                     (spot[0] - c * length / 2 + s * width / 2, spot[1] - s * length / 2 - c * width / 2),
@@ -1390,6 +1404,7 @@ def _aerial_vehicles(cv: _AerialCanvas, label: str) -> None:
                       ((200, 200, 200), _rotated_rect(spot[0] - c * length * 0.1, spot[1] - s * length * 0.1, length * 0.3, width * 0.6, angle))]
             hull = hull + wake
         cover.append(hull)
+        cv.mark([hull], label)
     if cover and label != "airplane":
         cv.add(Element("polygon", _bounds(cover), (label,), {"polys": polys}), cover, label)
 
