@@ -19,12 +19,17 @@ REAL = ["coco", "voc", "nuswide", "pa100k", "rap", "peta", "multiscene", "mlrsne
 N_LABELS = {"coco": 80, "voc": 20, "nuswide": 81, "pa100k": 26, "rap": 51, "peta": 35, "multiscene": 36,
             "mlrsnet": 60, "aid": 17}
 # (dataset, split) -> number of images in the fixture
-COUNTS = {("coco", "train"): 3, ("coco", "val"): 1, ("voc", "trainval"): 3, ("voc", "test"): 2,
-          ("nuswide", "train"): 3, ("nuswide", "test"): 2, ("pa100k", "train"): 4, ("pa100k", "val"): 2,
-          ("pa100k", "test"): 2, ("pa100k", "trainval"): 6, ("rap", "trainval"): 4, ("rap", "test"): 2,
-          ("peta", "train"): 4, ("peta", "val"): 1, ("peta", "trainval"): 5, ("peta", "test"): 3,
-          ("multiscene", "train"): 3, ("multiscene", "test"): 2, ("mlrsnet", "train"): 8,
-          ("mlrsnet", "test"): 2, ("aid", "train"): 3, ("aid", "test"): 2}
+COUNTS = {
+    ("coco", "train"): 3, ("coco", "val"): 1,
+    ("voc", "trainval"): 3, ("voc", "test"): 2, ("voc", "train"): 2, ("voc", "val"): 1,
+    ("nuswide", "train"): 3, ("nuswide", "test"): 2,
+    ("pa100k", "train"): 4, ("pa100k", "val"): 2, ("pa100k", "test"): 2, ("pa100k", "trainval"): 6,
+    ("rap", "trainval"): 4, ("rap", "test"): 2,
+    ("peta", "train"): 4, ("peta", "val"): 1, ("peta", "trainval"): 5, ("peta", "test"): 3,
+    ("multiscene", "train"): 3, ("multiscene", "test"): 2,
+    ("mlrsnet", "train"): 8, ("mlrsnet", "test"): 2,
+    ("aid", "train"): 3, ("aid", "test"): 2,
+}
 
 
 def positives(dataset, i: int) -> set[str]:

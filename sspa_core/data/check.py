@@ -1,0 +1,124 @@
+"""``sspa data check NAME ROOT``: validate a dataset download.
+
+Reads every split of dataset ``NAME`` from ``ROOT`` with its loader, decodes every image, and
+prints the image count of each split, the frequency of each label per split, and the missing
+or unreadable files. The exit code is 1 when anything is wrong (an annotation file missing or
+malformed, an image missing or unreadable), else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sspa_core.data import REAL_DATASETS, dataset_class
+from sspa_core.data.image_files import image_problem, require_root
+from sspa_core.data.labels import load_label_names
+
+
+@dataclass
+class SplitReport:
+    """What one split of a download holds: its image count, per-label counts (positives that
+    count, i.e. not masked), the images with a problem, or the error that kept it from loading."""
+
+    split: str
+    n_images: int = 0
+    label_counts: np.ndarray | None = None
+    bad_images: list[tuple[Path, str]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.bad_images
+
+
+def check_split(name: str, root: str | Path, split: str, decode: bool = True, workers: int = 4) -> SplitReport:
+    """Load ``split`` of dataset ``name`` and test each of its images (decoded when ``decode``,
+    else only checked to exist)."""
+    report = SplitReport(split)
+    try:
+        dataset = dataset_class(name)(root, split)
+    except (FileNotFoundError, ValueError) as err:
+        report.error = str(err)
+        return report
+    report.n_images = len(dataset)
+    masks = np.ones_like(dataset.targets) if dataset.masks is None else dataset.masks
+    report.label_counts = (dataset.targets * masks).sum(0).astype(int)
+
+    def problem(path: Path) -> str | None:
+        if decode:
+            return image_problem(path)
+        return None if path.is_file() else "missing"
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        problems = list(pool.map(problem, dataset.image_paths))
+    report.bad_images = [(p, why) for p, why in zip(dataset.image_paths, problems) if why is not None]
+    return report
+
+
+def check_dataset(name: str, root: str | Path, splits: list[str] | None = None, decode: bool = True,
+                  workers: int = 4) -> tuple[list[str], list[SplitReport]]:
+    """Label names and one :class:`SplitReport` per split (all splits of the dataset by default)."""
+    cls = dataset_class(name)
+    root = require_root(root, cls.dataset_name)
+    for split in splits or []:
+        if split not in cls.SPLITS:
+            raise ValueError(f"{cls.dataset_name}: unknown split {split!r}; valid: {', '.join(cls.SPLITS)}")
+    return load_label_names(name), [check_split(name, root, s, decode, workers) for s in splits or cls.SPLITS]
+
+
+def format_report(name: str, label_names: list[str], reports: list[SplitReport], max_listed: int = 20) -> str:
+    """The report printed by ``sspa data check``."""
+    lines = [f"{dataset_class(name).dataset_name}: {len(label_names)} labels"]
+    for r in reports:
+        if r.error:
+            lines.append(f"  {r.split}: cannot load: {r.error}")
+        else:
+            n_missing = sum(why == "missing" for _, why in r.bad_images)
+            lines.append(f"  {r.split}: {r.n_images} images, {n_missing} missing, "
+                         f"{len(r.bad_images) - n_missing} unreadable")
+    loaded = [r for r in reports if r.label_counts is not None]
+    if loaded:
+        lines.append("")
+        lines.append("label frequencies (images with the label, % of the split):")
+        width = max(len(n) for n in label_names)
+        lines.append("  " + "label".ljust(width) + "".join(f"{r.split:>18s}" for r in loaded))
+        for j, label in enumerate(label_names):
+            cells = "".join(f"{r.label_counts[j]:>10d} ({100 * r.label_counts[j] / max(r.n_images, 1):4.1f}%)"
+                            for r in loaded)
+            lines.append("  " + label.ljust(width) + cells)
+        never = [label_names[j] for j in range(len(label_names)) if all(r.label_counts[j] == 0 for r in loaded)]
+        if never:
+            lines.append(f"labels with no positive in any split: {', '.join(never)}")
+    bad = [(r.split, p, why) for r in reports for p, why in r.bad_images]
+    if bad:
+        lines.append("")
+        lines.append(f"missing or unreadable files ({len(bad)}):")
+        lines += [f"  [{split}] {path}: {why}" for split, path, why in bad[:max_listed]]
+        if len(bad) > max_listed:
+            lines.append(f"  … and {len(bad) - max_listed} more")
+    lines.append("")
+    lines.append("OK" if all(r.ok for r in reports) else "PROBLEMS FOUND")
+    return "\n".join(lines)
+
+
+def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = actions.add_parser("check", help="validate a download: counts per split, label frequencies, "
+                                             "missing or unreadable files (exit code 1 on problems)")
+    check.add_argument("name", choices=list(REAL_DATASETS), help="dataset name")
+    check.add_argument("root", help="dataset root, in the layout of data/README.md")
+    check.add_argument("--splits", nargs="+", help="splits to check (default: all)")
+    check.add_argument("--no-decode", action="store_true", help="only check that image files exist")
+    check.add_argument("--workers", type=int, default=4, help="threads decoding images (default 4)")
+    check.add_argument("--max-listed", type=int, default=20, help="bad files listed (default 20)")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    label_names, reports = check_dataset(args.name, args.root, args.splits, not args.no_decode, args.workers)
+    print(format_report(args.name, label_names, reports, args.max_listed))
+    return 0 if all(r.ok for r in reports) else 1
