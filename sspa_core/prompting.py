@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from sspa_core.alignment import CrossModalAttention, FeedForward
-from sspa_core.paths import CACHE_DIR
+from sspa_core import paths
 from sspa_core.quaternion import QuaternionLinear
 
 if TYPE_CHECKING:
@@ -74,15 +74,15 @@ def knowledge_aware_text(
     return f"{' '.join(words[:lo])} {sentence}".strip()
 
 
+FINGERPRINT_PROBE = "a photo."
+
+
 def _text_encoder_fingerprint(text_encoder: PromptTextEncoder) -> str:
-    """A short hash of the encoder's small tensors (positional embedding, projection, norms,
-    biases), so the on-disk cache never serves features of other weights under the same name."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(text_encoder.state_dict().items()):
-        if tensor.numel() <= 1 << 18 and tensor.is_floating_point():
-            digest.update(name.encode())
-            digest.update(tensor.detach().float().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
+    """A short hash of the encoder's features of a fixed probe text: it depends on every text
+    weight, so the on-disk cache never serves features of other weights under the same name."""
+    with torch.no_grad():
+        probe = text_encoder.encode_tokens(text_encoder.tokenize([FINGERPRINT_PROBE]))
+    return hashlib.sha256(probe.detach().float().cpu().numpy().round(4).tobytes()).hexdigest()[:16]
 
 
 class KnowledgeAwarePrompts(nn.Module):
@@ -91,9 +91,10 @@ class KnowledgeAwarePrompts(nn.Module):
 
     Computed once at construction under ``no_grad`` and kept as the (non-persistent) buffer
     ``features`` [C, d]; :meth:`forward` just returns it. An on-disk cache under
-    ``cache_dir/text_features`` is keyed by the model name, a fingerprint of the text
-    encoder's weights and a hash of the texts. ``descriptions=None`` gives the template only
-    ("A photo of a {label}.", the zero-shot CLIP prompt).
+    ``cache_dir/text_features`` (default ``sspa_core.paths.CACHE_DIR``, read at call time;
+    ``False`` disables it) is keyed by the model name, a fingerprint of the text encoder's
+    weights (its features of one probe text) and a hash of the texts. ``descriptions=None``
+    gives the template only ("A photo of a {label}.", the zero-shot CLIP prompt).
     """
 
     features: torch.Tensor
@@ -104,7 +105,7 @@ class KnowledgeAwarePrompts(nn.Module):
         label_names: Sequence[str],
         descriptions: dict[str, str] | None = None,
         model_name: str = "",
-        cache_dir: str | Path | None = CACHE_DIR,
+        cache_dir: str | Path | None | bool = None,
     ):
         super().__init__()
         names = _check_labels(label_names)
@@ -118,7 +119,8 @@ class KnowledgeAwarePrompts(nn.Module):
             for n in names
         ]
         self.cache_path: Path | None = None
-        if cache_dir is not None:
+        if cache_dir is not False:
+            cache_dir = paths.CACHE_DIR if cache_dir is None or cache_dir is True else cache_dir
             key = json.dumps(
                 {"model": model_name, "weights": _text_encoder_fingerprint(text_encoder),
                  "texts": self.texts}
@@ -129,7 +131,7 @@ class KnowledgeAwarePrompts(nn.Module):
         self.register_buffer("features", self._load_or_encode(text_encoder), persistent=False)
 
     def _load_or_encode(self, text_encoder: PromptTextEncoder) -> torch.Tensor:
-        device = next(text_encoder.parameters()).device
+        device = text_encoder.tokenize(self.texts[:1]).device
         if self.cache_path is not None and self.cache_path.is_file():
             cached = torch.load(self.cache_path, map_location="cpu", weights_only=True)
             if cached.shape[0] == len(self.texts):
@@ -284,7 +286,7 @@ class QuaternionSemanticModeling(nn.Module):
         batch, dim = x0.shape
         num_labels = label_features[0].shape[-2]
         parts = [
-            (t.unsqueeze(0) if t.dim() == 2 else t).expand(batch, num_labels, dim)
+            (t.unsqueeze(0) if t.dim() == 2 else t).to(x0.dtype).expand(batch, num_labels, dim)
             for t in label_features
         ]
         parts.append(x0.unsqueeze(1).expand(batch, num_labels, dim))

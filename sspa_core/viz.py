@@ -1,0 +1,84 @@
+"""Plotting helpers shared by the notebooks: a patch map over an image and a label–label
+similarity heatmap."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from PIL import Image
+
+
+def _to_numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        return values.detach().float().cpu().numpy()
+    return np.asarray(values, dtype=np.float32)
+
+
+def patch_grid(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Reshape M patch values ([M] or [h, w]) into a square [h, w] grid."""
+    values = _to_numpy(values)
+    if values.ndim == 2:
+        return values
+    if values.ndim != 1:
+        raise ValueError(f"patch values must have shape [M] or [h, w], got {values.shape}")
+    side = math.isqrt(values.shape[0])
+    if side * side != values.shape[0]:
+        raise ValueError(f"{values.shape[0]} patch values do not form a square grid; pass [h, w]")
+    return values.reshape(side, side)
+
+
+def heatmap_over_image(
+    ax: Axes,
+    image: Image.Image | np.ndarray,
+    values: torch.Tensor | np.ndarray,
+    title: str | None = None,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+) -> None:
+    """Draw ``image`` with patch ``values`` ([M] or [h, w]) stretched over it (bilinear)."""
+    picture = np.asarray(image)
+    grid = patch_grid(values)
+    height, width = picture.shape[:2]
+    span = float(grid.max() - grid.min())
+    scaled = (grid - grid.min()) / span if span > 0 else np.zeros_like(grid)
+    heat = Image.fromarray(np.uint8(scaled * 255)).resize((width, height), Image.BILINEAR)
+    ax.imshow(picture)
+    ax.imshow(np.asarray(heat) / 255.0, cmap=cmap, alpha=alpha, vmin=0, vmax=1)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def cosine_similarity_matrix(features: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Pairwise cosine similarity of the rows of ``features`` [C, d] -> [C, C]."""
+    feats = _to_numpy(features)
+    if feats.ndim != 2:
+        raise ValueError(f"features must have shape [C, d], got {feats.shape}")
+    unit = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    return unit @ unit.T
+
+
+def similarity_heatmap(
+    ax: Axes,
+    features: torch.Tensor | np.ndarray,
+    labels: Sequence[str],
+    title: str | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> np.ndarray:
+    """Heatmap of the label–label cosine similarity of ``features`` [C, d]; returns the matrix."""
+    import seaborn as sns
+
+    matrix = cosine_similarity_matrix(features)
+    if len(labels) != matrix.shape[0]:
+        raise ValueError(f"{len(labels)} labels for {matrix.shape[0]} feature rows")
+    sns.heatmap(matrix, ax=ax, xticklabels=labels, yticklabels=labels, vmin=vmin, vmax=vmax,
+                cmap="viridis", square=True, cbar_kws={"shrink": 0.7})
+    ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return matrix

@@ -1,0 +1,206 @@
+"""SSPAConfig validation, the SSPA model's outputs, gradients, ablation switches and caching."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import open_clip
+import pytest
+import torch
+
+from sspa_core import paths
+from sspa_core.backbone import CLIPBackbone, set_image_size
+from sspa_core.model import SSPA, SSPAConfig, build_loss
+
+LABELS = ["cat", "dog", "car"]
+DESCRIPTIONS = {n: f"A {n} is a thing one often sees in a street or a house." for n in LABELS}
+N_CTX = 4
+SIZE = 64  # small inputs keep the tests fast (4×4 ViT patches)
+
+
+def random_backbone(name: str, image_size: int) -> CLIPBackbone:
+    """A randomly initialised open_clip model wrapped as the backbone (no checkpoint)."""
+    backbone = CLIPBackbone(open_clip.create_model(name).eval(), open_clip.get_tokenizer(name))
+    if backbone.image_size != image_size:
+        set_image_size(backbone.clip, image_size)
+    return backbone
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
+
+
+@pytest.fixture(scope="module")
+def vit():
+    torch.manual_seed(0)
+    return random_backbone("sspa-tiny-vit", SIZE)
+
+
+def build(backbone, **overrides) -> SSPA:
+    torch.manual_seed(0)
+    return SSPA(backbone, LABELS, SSPAConfig(n_ctx=N_CTX, **overrides), DESCRIPTIONS)
+
+
+def trainable(model) -> int:
+    return sum(p.numel() for p in model.param_groups()["head"])
+
+
+def test_config_round_trip_and_validation():
+    config = SSPAConfig(synthesis="mlp", gate=False, branches="regional")
+    assert SSPAConfig.from_dict(config.to_dict()) == config
+    assert SSPAConfig.from_dict({}) == SSPAConfig()
+    with pytest.raises(ValueError, match=r"synthesis.*'qsm', 'sum', 'concat', 'mlp'"):
+        SSPAConfig(synthesis="attention")
+    with pytest.raises(ValueError, match="aggregator"):
+        SSPAConfig(aggregator="median")
+    with pytest.raises(ValueError, match="valid keys"):
+        SSPAConfig.from_dict({"use_gate": False})
+    with pytest.raises(ValueError, match="use_kap or use_cap"):
+        SSPAConfig(use_kap=False, use_cap=False)
+    assert SSPAConfig(use_kap=False, use_cap=False, branches="global").uses_regional is False
+    with pytest.raises(ValueError, match="multiple of 4"):
+        SSPAConfig(quaternion_width=30)
+    with pytest.raises(ValueError, match="n_ctx"):
+        SSPAConfig(n_ctx=0)
+    with pytest.raises(ValueError, match="True or False"):
+        SSPAConfig(gate="yes")
+
+
+def test_llm_kap_needs_descriptions(vit):
+    with pytest.raises(ValueError, match="kap_source='template'"):
+        SSPA(vit, LABELS, SSPAConfig(n_ctx=N_CTX))
+    model = SSPA(vit, LABELS, SSPAConfig(n_ctx=N_CTX, kap_source="template"))
+    assert model.kap.texts[0] == "A photo of a cat."
+
+
+def test_outputs_and_eq18_score(vit):
+    model = build(vit)
+    out = model(torch.randn(2, 3, SIZE, SIZE))
+    M, C, d = vit.num_patches(), len(LABELS), vit.embed_dim
+    assert out["global"].shape == out["regional"].shape == out["score"].shape == (2, C)
+    torch.testing.assert_close(out["score"], (out["global"].sigmoid() + out["regional"].sigmoid()) / 2)
+    assert out["patch_weights"].shape == (2, M, C)
+    torch.testing.assert_close(out["patch_weights"].sum(1), torch.ones(2, C))
+    assert out["gates"]["text"].shape == (2, C, d) and out["gates"]["visual"].shape == (2, M, d)
+    assert set(out["attention"]) == {"dsf", "text", "visual"}
+    only_global = build(vit, branches="global")(torch.randn(2, 3, SIZE, SIZE))
+    assert only_global["regional"] is None
+    torch.testing.assert_close(only_global["score"], only_global["global"].sigmoid())
+
+
+def test_forward_equals_forward_features(vit):
+    model = build(vit).eval()
+    images = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        direct = model(images)
+        cached = model.forward_features(*vit.encode_image_dense(images))
+    for key in ("global", "regional", "score", "patch_weights"):
+        torch.testing.assert_close(direct[key], cached[key])
+
+
+def test_gradients_reach_prompts_not_text_encoder(vit):
+    model = build(vit)
+    out = model(torch.randn(2, 3, SIZE, SIZE))
+    target = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    build_loss(model.config)(out, target).backward()
+    for learner in (model.cap, model.global_prompts):
+        assert learner.ctx.grad is not None and learner.ctx.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in vit.text_parameters())
+    assert any(p.grad is not None for p in vit.clip.visual.parameters())  # image encoder trains
+    groups = model.param_groups()
+    image_ids = {id(p) for p in groups["image_encoder"]}
+    head_ids = {id(p) for p in groups["head"]}
+    assert not image_ids & head_ids and id(model.cap.ctx) in head_ids
+    assert not {id(p) for p in vit.text_parameters()} & (image_ids | head_ids)
+    model.zero_grad(set_to_none=True)
+
+
+def test_kap_features_not_recomputed_on_forward(vit, monkeypatch):
+    model = build(vit)
+    calls = []
+    original = vit.text.encode_tokens
+    monkeypatch.setattr(vit.text, "encode_tokens", lambda tokens: calls.append(1) or original(tokens))
+    images = torch.randn(2, 3, SIZE, SIZE)
+    model(images)
+    model(images)
+    assert calls == []
+
+
+D = 128  # embed dim of the tiny models; quaternion width 4k = d by default
+TEXT_WIDTH = 128  # token width of the tiny ViT's text tower (one context vector)
+GATE = (D * D + D) + (2 * D * D + D)  # modulation d→d and gate 2d→d (eq. 11)
+BRANCH = D * D + GATE + 2 * D + 2 * (D * D + D)  # W_q, gate, LN + MLP (eq. 12 / 13)
+DSF = D * D + 2 * D + 2 * (D * D + D)  # W_q, LN + MLP (eq. 5)
+
+
+def qsm_params(width: int = D, inputs: int = 3) -> int:
+    """eq. 6 embedding (inputs·d → 4k) and two quaternion layers (eq. 10: 4k → 4k → d)."""
+    return (inputs * D * width + width) + (width * width // 4 + width) + (width * D // 4 + D)
+
+
+# change of the trainable head parameters against the full model, per switch
+ABLATIONS = {
+    "gate": ({"gate": False}, -2 * GATE),
+    "v2s": ({"visual_to_semantic": False}, -BRANCH),
+    "s2v": ({"semantic_to_visual": False}, -BRANCH),
+    "no_gdma": ({"visual_to_semantic": False, "semantic_to_visual": False}, -2 * BRANCH),
+    "kap_template": ({"kap_source": "template"}, 0),
+    "no_kap": ({"use_kap": False}, qsm_params(inputs=2) - qsm_params()),
+    "no_cap": ({"use_cap": False}, -N_CTX * TEXT_WIDTH - DSF + qsm_params(inputs=2) - qsm_params()),
+    "cap_soft": ({"cap_mode": "soft"}, -DSF),
+    "sum": ({"synthesis": "sum"}, -qsm_params()),
+    "concat": ({"synthesis": "concat"}, (3 * D * D + D) - qsm_params()),
+    "mlp": ({"synthesis": "mlp"}, 3 * (D * D + D * D) // 4),  # real layers: 4× the weights
+    "qsm_sum_input": ({"qsm_input": "sum"}, qsm_params(inputs=1) - qsm_params()),
+    "width_64": ({"quaternion_width": 64}, qsm_params(width=64) - qsm_params()),
+    "mean": ({"aggregator": "mean"}, -1),
+    "max": ({"aggregator": "max"}, -1),
+    "sigmoid": ({"presence": "sigmoid"}, 0),
+    "global": ({"branches": "global"}, None),
+    "regional": ({"branches": "regional"}, -N_CTX * TEXT_WIDTH),
+}
+
+
+@pytest.fixture(scope="module")
+def full_count(vit) -> int:
+    return trainable(build(vit))
+
+
+@pytest.mark.parametrize("name", list(ABLATIONS))
+def test_ablation_switch_builds_runs_and_counts(vit, full_count, name):
+    overrides, delta = ABLATIONS[name]
+    model = build(vit, **overrides)
+    out = model(torch.randn(2, 3, SIZE, SIZE))
+    target = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    loss = build_loss(model.config)(out, target)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None for p in model.param_groups()["head"])
+    if delta is None:  # global branch only: its prompt context is all that is trained
+        assert trainable(model) == N_CTX * 128 and out["regional"] is None
+    else:
+        assert trainable(model) - full_count == delta
+    if overrides.get("gate") is False or name == "no_gdma":
+        assert out["gates"] == {}
+    model.zero_grad(set_to_none=True)
+    vit.zero_grad(set_to_none=True)
+
+
+def test_config_fields_are_all_exercised():
+    switches = {k for overrides, _ in ABLATIONS.values() for k in overrides}
+    loss_and_init = {"n_ctx", "ctx_init", "tau_init", "gamma_pos", "gamma_neg", "clip", "regional_weight"}
+    assert {f.name for f in dataclasses.fields(SSPAConfig)} == switches | loss_and_init
+
+
+@pytest.mark.parametrize("name", ["sspa-tiny-vit", "sspa-tiny-rn"])
+@pytest.mark.parametrize("size", [64, 96])
+def test_sspa_on_tiny_backbones_and_sizes(name, size):
+    torch.manual_seed(0)
+    backbone = random_backbone(name, size)
+    model = SSPA(backbone, LABELS, SSPAConfig(n_ctx=N_CTX), DESCRIPTIONS)
+    out = model(torch.randn(2, 3, size, size))
+    assert out["score"].shape == (2, len(LABELS))
+    assert out["patch_weights"].shape == (2, backbone.num_patches(), len(LABELS))
+    out["score"].sum().backward()
+    assert model.cap.ctx.grad is not None
