@@ -299,3 +299,16 @@ def test_label_and_annotation_count_mismatch(dataset_roots, tmp_path):
     path.write_text(path.read_text().replace('"name": "toothbrush"', '"name": "comb"'))
     with pytest.raises(ValueError, match="do not match the 80 COCO labels"):
         get_dataset("coco", root, "val")
+
+
+def test_differently_spelled_attribute_names_warn(dataset_roots, tmp_path):
+    root = copy_of(dataset_roots, "rap", tmp_path)
+    path = root / "RAP_annotation" / "RAP_annotation.mat"
+    mat = fx.scipy.io.loadmat(path)["RAP_annotation"][0][0]
+    names = [n if n != "Female" else "Femal" for n in fx.rap_raw_names()]
+    fx.scipy.io.savemat(path, {"RAP_annotation": {
+        "partion": mat[0], "label": mat[1], "attribute_chinese": fx.cell(names), "attribute_eng": fx.cell(names),
+        "position": mat[4], "imagesname": mat[5]}})
+    with pytest.warns(UserWarning, match="attribute names differ from data/labels/rap.txt"):
+        dataset = get_dataset("rap", root, "test")
+    assert dataset.label_names == load_label_names("rap")
