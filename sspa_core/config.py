@@ -52,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
         "freeze_image_encoder": False,
         "cache_features": False,  # train the head on cached (x0, X); implies a frozen encoder
         "feature_dtype": "float16",  # on-disk dtype of the feature cache
+        "feature_cache_dir": "",  # "" = CACHE_DIR/features
         "num_workers": 0,
         "eval_batch_size": 64,
         "checkpoint_every": 0,  # also save last.pt every N steps inside an epoch; 0 = per epoch

@@ -2,9 +2,9 @@
 
 Optimisation follows SPEC §1 "Training defaults": AdamW with a lower learning rate for the image
 encoder than for the head, a linear warm-up then cosine decay (``LinearLR`` → ``CosineAnnealingLR``
-in ``SequentialLR``, stepped per batch), an exponential moving average of the weights (decay
-0.9997 via ``torch.optim.swa_utils.AveragedModel``; evaluation uses the EMA weights when it is
-on), mixed precision on CUDA only, gradient-norm clipping, and the loss of eq. 19
+in ``SequentialLR``, stepped per batch), an exponential moving average of the parameters (decay
+0.9997 via ``torch.optim.swa_utils.AveragedModel``; buffers are copied, not averaged;
+evaluation uses the EMA weights when it is on), mixed precision on CUDA only, gradient-norm clipping, and the loss of eq. 19
 (:func:`sspa_core.model.build_loss`). Every epoch ends with an evaluation by
 :func:`sspa_core.metrics.evaluate`, ``last.pt``/``best.pt`` checkpoints and JSON + CSV logs.
 
@@ -297,7 +297,7 @@ class Trainer:
         self.use_amp = bool(tc["amp"]) and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.ema = (
-            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(tc["ema_decay"]), use_buffers=True)
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(tc["ema_decay"]), use_buffers=False)
             if tc["ema"] and self.trainable else None
         )
         self.forward = _Forward(self.model)
@@ -419,6 +419,9 @@ class Trainer:
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
+            # buffers are copied, not averaged: some are constants such as -inf attention masks
+            for ema_buffer, buffer in zip(self.ema.module.buffers(), self.model.buffers()):
+                ema_buffer.copy_(buffer)
         return float(loss.detach())
 
     def predict_scores(self, dataset: Dataset, use_ema: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -572,6 +575,26 @@ def build_dataset(config: dict[str, Any], split: str, train: bool) -> Dataset:
     return get_dataset(ds["name"], ds["root"], split, transform=transform, image_size=ds["image_size"], **kwargs)
 
 
+def check_run_config(config: dict[str, Any]) -> None:
+    """Fail fast (before any weights or images load) on values no run can use."""
+    from sspa_core.baselines import MODEL_NAMES
+    from sspa_core.metrics import DOMAINS
+    from sspa_core.model import SSPAConfig
+
+    if config["model"]["name"] not in MODEL_NAMES:
+        raise ValueError(f"unknown model {config['model']['name']!r} (model.name); valid: {', '.join(MODEL_NAMES)}")
+    if config["dataset"]["domain"] not in DOMAINS:
+        raise ValueError(f"unknown metric domain {config['dataset']['domain']!r} (dataset.domain); valid: {DOMAINS}")
+    SSPAConfig.from_dict(config["model"]["sspa"])
+    tc = config["train"]
+    for key in ("epochs", "batch_size", "eval_batch_size"):
+        if tc[key] < 1:
+            raise ValueError(f"train.{key} must be >= 1, got {tc[key]}")
+    if tc["cache_features"] and config["model"]["name"] == "clip_ft":
+        raise ValueError("model clip_ft fine-tunes the image encoder: it cannot train on cached features "
+                         "(use model.name=unid for a linear probe, or train.cache_features=false)")
+
+
 def build_model_from_config(config: dict[str, Any], label_names: list[str], device: torch.device):
     """Backbone + model + loss of a resolved config; the image encoder is frozen when
     ``train.freeze_image_encoder`` or ``train.cache_features`` is set."""
@@ -579,6 +602,7 @@ def build_model_from_config(config: dict[str, Any], label_names: list[str], devi
     from sspa_core.baselines import build_model
     from sspa_core.model import SSPAConfig, build_loss
 
+    check_run_config(config)
     mc, tc = config["model"], config["train"]
     backbone = load_backbone(mc["backbone"], pretrained=mc["pretrained"] or None,
                              image_size=config["dataset"]["image_size"], device=str(device))
@@ -605,6 +629,7 @@ def train_from_config(config: dict[str, Any], resume: str | Path | None = None,
     ``resume="auto"`` continues from ``<output_dir>/checkpoints/last.pt`` when it exists.
     """
     config = validate_config(config)
+    check_run_config(config)
     tc, ds = config["train"], config["dataset"]
     device = resolve_device(tc["device"])
     dist_info = dist_info or init_distributed(device)
@@ -640,6 +665,7 @@ def _features(config, backbone, dataset, split, device, dist_info: DistInfo):
     def load():
         return cached_features(backbone, dataset, backbone_name=config["model"]["backbone"],
                                dataset_id=_dataset_id(config, split), split=split,
+                               cache_dir=tc["feature_cache_dir"] or None,
                                dtype=tc["feature_dtype"], batch_size=tc["eval_batch_size"],
                                num_workers=tc["num_workers"], device=device,
                                progress=bool(tc["progress"]) and dist_info.is_main)
@@ -773,9 +799,17 @@ def run_cli(args: argparse.Namespace) -> int:
         for label, score in row:
             print(f"  {score:.3f}  {label}")
     if args.figure:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from PIL import Image
+
         from sspa_core.viz import prediction_figure
 
-        figure = prediction_figure(args.images, scores, outputs, label_names, config["dataset"]["image_size"])
+        size = config["dataset"]["image_size"]
+        images = [Image.open(p).convert("RGB").resize((size, size)) for p in args.images]
+        figure = prediction_figure(images, scores, label_names, outputs.get("patch_weights"),
+                                   outputs.get("gates", {}).get("visual"), top_k=min(args.top_k, 3))
         figure.savefig(args.figure, dpi=120, bbox_inches="tight")
         print(f"figure saved to {args.figure}")
     return 0

@@ -82,3 +82,37 @@ def similarity_heatmap(
     if title:
         ax.set_title(title, fontsize=10)
     return matrix
+
+
+def prediction_figure(
+    images: Sequence[Image.Image],
+    scores: torch.Tensor | np.ndarray,
+    label_names: Sequence[str],
+    patch_weights: torch.Tensor | np.ndarray | None = None,
+    visual_gates: torch.Tensor | np.ndarray | None = None,
+    top_k: int = 3,
+):
+    """One row per image: the image titled with its ``top_k`` labels, the patch-importance map
+    ``w_{·j}`` (eq. 15, ``patch_weights`` [N, M, C]) of each of those labels, and the mean
+    semantic-to-visual gate ``G`` (eq. 11, ``visual_gates`` [N, M, d]) per patch."""
+    import matplotlib.pyplot as plt
+
+    scores = _to_numpy(scores)
+    top_k = min(top_k, scores.shape[1])
+    columns = 1 + (top_k if patch_weights is not None else 0) + (visual_gates is not None)
+    fig, axes = plt.subplots(len(images), columns, figsize=(2.6 * columns, 3.1 * len(images)), squeeze=False)
+    for row, image in enumerate(images):
+        order = np.argsort(-scores[row])[:top_k]
+        axes[row, 0].imshow(image)
+        axes[row, 0].set_axis_off()
+        axes[row, 0].set_title("\n".join(f"{label_names[j]} {scores[row, j]:.2f}" for j in order), fontsize=8)
+        col = 1
+        if patch_weights is not None:
+            weights = _to_numpy(patch_weights[row])
+            for j in order:
+                heatmap_over_image(axes[row, col], image, weights[:, j], f"w: {label_names[j]}")
+                col += 1
+        if visual_gates is not None:
+            heatmap_over_image(axes[row, col], image, _to_numpy(visual_gates[row]).mean(-1), "gate G (mean)")
+    fig.tight_layout()
+    return fig

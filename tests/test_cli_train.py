@@ -1,0 +1,140 @@
+"""``sspa train`` / ``eval`` / ``predict`` end to end on the synthetic domain, and the run configs."""
+
+from __future__ import annotations
+
+import json
+
+import open_clip
+import pytest
+import torch
+import yaml
+
+from sspa_core import backbone  # noqa: F401  (registers the tiny-CLIP model configs)
+from sspa_core import config as config_module
+from sspa_core.cli import main
+from sspa_core.data import available_datasets, dataset_class
+from sspa_core.data.synthetic import SyntheticScenes
+
+SHIPPED = config_module.available_configs()
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny-vit.pt"
+    torch.save(open_clip.create_model("sspa-tiny-vit").state_dict(), path)
+    return path
+
+
+def tiny_overrides(weights, cache_dir, **extra) -> list[str]:
+    values = {
+        "model.pretrained": str(weights), "model.descriptions": "", "model.sspa.kap_source": "template",
+        "model.sspa.n_ctx": 4, "dataset.image_size": 64, "dataset.kwargs.num_images": 16,
+        "dataset.eval_kwargs.num_images": 8, "train.epochs": 2, "train.batch_size": 8,
+        "train.eval_batch_size": 8, "train.progress": False, "train.ema": True, "train.ema_decay": 0.5,
+        "train.feature_cache_dir": str(cache_dir), **extra,
+    }
+    args = []
+    for key, value in values.items():
+        args += ["--set", f"{key}={value}"]
+    return args
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_weights, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    argv = ["train", "--config", "synthetic_natural", "--output-dir", str(out),
+            *tiny_overrides(tiny_weights, out.parent / "features")]
+    assert main(argv) == 0
+    return out, argv
+
+
+def test_train_writes_checkpoints_logs_and_the_resolved_config(trained_run, capsys):
+    out, argv = trained_run
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert resolved["model"]["sspa"] == {"kap_source": "template", "n_ctx": 4}
+    assert resolved["dataset"]["image_size"] == 64 and resolved["output_dir"] == str(out)
+    assert resolved["train"]["cache_features"] is True  # from the shipped synthetic_natural config
+    history = json.loads((out / "metrics.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2] and 0 < history[-1]["mAP"] <= 1
+    assert (out / "metrics.csv").read_text().splitlines()[0].startswith("epoch,train_loss")
+    assert {p.name for p in (out / "checkpoints").iterdir()} == {"best.pt", "last.pt"}
+
+    assert main([*argv, "--resume"]) == 0  # a finished run resumes to the same end
+    assert json.loads((out / "metrics.json").read_text()) == history
+
+
+def test_eval_reproduces_the_training_evaluation(trained_run, tmp_path):
+    out, _ = trained_run
+    report = tmp_path / "metrics.json"
+    assert main(["eval", "--checkpoint", str(out / "checkpoints" / "last.pt"), "--device", "cpu",
+                 "--output", str(report)]) == 0
+    metrics = json.loads(report.read_text())
+    last = json.loads((out / "metrics.json").read_text())[-1]
+    # training evaluated cached float16 features; eval recomputes them from the images
+    assert metrics["mAP"] == pytest.approx(last["mAP"], abs=0.02)
+    assert set(metrics) <= set(last)
+
+
+def test_predict_prints_top_labels_and_saves_a_figure(trained_run, tmp_path, capsys):
+    out, _ = trained_run
+    scenes = SyntheticScenes("natural", "test", num_images=2, image_size=64)
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"scene{i}.png")
+        scenes.render(i).save(paths[-1])
+    figure = tmp_path / "maps.png"
+    assert main(["predict", *map(str, paths), "--checkpoint", str(out / "checkpoints" / "best.pt"),
+                 "--top-k", "3", "--figure", str(figure), "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == str(paths[0]) and len(lines) >= 2 * (1 + 3)
+    score, label = lines[1].split(maxsplit=1)
+    assert 0 <= float(score) <= 1 and label in scenes.label_names
+    assert figure.stat().st_size > 0
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lrr=1", "unknown config key 'train.lrr'"),
+    ("train.epochs=two", "expects a int"),
+    ("model.name=resnet", "unknown model 'resnet'"),
+    ("model.sspa.aggregator=median", "aggregator"),
+    ("train.batch_size=0", "train.batch_size must be >= 1"),
+])
+def test_bad_configuration_gives_a_clear_error_before_loading_anything(override, message, tmp_path, capsys):
+    argv = ["train", "--config", "synthetic_natural", "--output-dir", str(tmp_path), "--set", override,
+            "--set", "model.pretrained=/nonexistent.pt"]  # would fail later, on loading
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_config_name_lists_the_shipped_ones(capsys):
+    assert main(["train", "--config", "imagenet"]) == 2
+    err = capsys.readouterr().err
+    assert "config 'imagenet' not found" in err and "synthetic_natural" in err
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_configs_are_valid_and_say_whose_hyperparameters_they_are(name):
+    text = (config_module.CONFIG_DIR / f"{name}.yaml").read_text()
+    assert "project's choices, not the\n# paper's" in text
+    resolved = config_module.load_config(name)
+    ds = resolved["dataset"]
+    assert ds["name"] in available_datasets()
+    if not ds["name"].startswith("synthetic"):
+        assert {ds["train_split"], ds["eval_split"]} <= set(dataset_class(ds["name"]).SPLITS)
+        assert ds["image_size"] == (448 if ds["domain"] == "natural" else 224)  # SPEC §1 [rec]
+    assert resolved["train"]["ema_decay"] == 0.9997  # the paper's value
+
+
+def test_every_dataset_has_a_config():
+    expected = {"coco", "voc", "nuswide", "pa100k", "rap", "peta", "multiscene", "mlrsnet", "aid",
+                "synthetic_natural", "synthetic_pedestrian", "synthetic_aerial"}
+    assert expected <= set(SHIPPED)
+
+
+def test_overrides_are_typed_and_saved(tmp_path):
+    resolved = config_module.load_config("coco", ["train.lr=3e-4", "train.epochs=3", "model.sspa.gate=false"])
+    assert resolved["train"]["lr"] == 3e-4 and isinstance(resolved["train"]["lr"], float)
+    assert resolved["model"]["sspa"] == {"gate": False}
+    path = config_module.save_config(resolved, tmp_path / "config.yaml")
+    assert config_module.validate_config(yaml.safe_load(path.read_text())) == resolved
