@@ -156,13 +156,13 @@ _NO_ARTICLE = {"skis", "scissors", "broccoli", "glasses", "long hair", "short sl
 _TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # (templates naming the scene, templates without it); {s} = scene phrase, {o} = objects
     "natural": (
-        ("a photo of {s} with {o}.", "{o} in {s}.", "a picture of {s} showing {o}.",
-         "{s} with {o}.", "an image of {o} in {s}."),
+        ("a photo of {s} with {o}.", "a picture of {s} showing {o}.", "{s} with {o}.",
+         "a scene of {s}: {o}.", "an image of {s} with {o}."),
         ("a photo of {o}.", "a picture showing {o}.", "{o}.", "there is {o}.",
          "an image with {o}.")),
-    "pedestrian": (
-        ("a pedestrian on {s} with {o}.", "a photo of a person on {s} with {o}.",
-         "a person walking on {s}, with {o}."),
+    "pedestrian": (  # the scene phrase carries its preposition ("on a campus")
+        ("a pedestrian {s} with {o}.", "a photo of a person {s} with {o}.",
+         "a person walking {s}, with {o}."),
         ("a pedestrian with {o}.", "a photo of a person with {o}.",
          "a person walking, with {o}.", "someone with {o}.")),
     "aerial": (
@@ -215,7 +215,7 @@ def make_caption(labels: list[str], scene: str | None = None, domain: str = "nat
 # ----------------------------------------------------------------------------- backgrounds
 
 NUM_BACKGROUND_VARIANTS = 6
-_BACKGROUND_CACHE: dict[tuple[str, int, int], Image.Image] = {}
+_BACKGROUND_CACHE: dict[tuple[str, int, int, bool], Image.Image] = {}
 Color = tuple[int, int, int]
 
 
@@ -290,7 +290,7 @@ def _natural_background(style: str, size: int, rng: np.random.Generator) -> Imag
         floor = {"office": (150, 110, 70), "kitchen": (190, 190, 195), "living room": (140, 95, 60),
                  "bedroom": (170, 150, 140), "dining room": (120, 80, 50),
                  "bathroom": (180, 200, 210)}[style]
-        split = rng.uniform(0.45, 0.65)
+        split = horizon + rng.uniform(-0.04, 0.04)
         _gradient(S, _jitter(rng, wall, 25), _jitter(rng, wall, 25), 0, split, c)
         _gradient(S, _jitter(rng, floor, 20), _jitter(rng, floor, 20), split, 1, c)
         im = _finish(c, rng, 3)
@@ -384,24 +384,27 @@ def _natural_background(style: str, size: int, rng: np.random.Generator) -> Imag
     return im
 
 
-def background(domain: str, style: str, variant: int, size: int) -> Image.Image:
-    """Background ``variant`` of ``style`` at ``size``² px (cached; never mutate it)."""
-    key = (style, variant, size)
+def background(domain: str, style: str, variant: int, size: int, flip: bool = False) -> Image.Image:
+    """Background ``variant`` of ``style`` at ``size``² px, optionally mirrored (cached; never
+    mutate it)."""
+    key = (style, variant, size, flip)
     im = _BACKGROUND_CACHE.get(key)
     if im is None:
-        draw_fn = _BACKGROUND_FNS[domain]
-        style_id = sum(ord(ch) * (k + 1) for k, ch in enumerate(style))
-        im = draw_fn(style, size, np.random.default_rng([style_id, variant, 7]))
+        if flip:
+            im = background(domain, style, variant, size).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        else:
+            style_id = sum(ord(ch) * (k + 1) for k, ch in enumerate(style))
+            im = _BACKGROUND_FNS[domain](style, size, np.random.default_rng([style_id, variant, 7]))
         _BACKGROUND_CACHE[key] = im
     return im
 
 
 # ----------------------------------------------------------------------------- natural domain
 
-# style -> horizon (fraction of the height where the ground starts; None indoors)
-NATURAL_STYLES: dict[str, float | None] = {
-    "office": None, "kitchen": None, "living room": None, "bedroom": None, "bathroom": None,
-    "dining room": None, "street": 0.45, "farm": 0.45, "beach": 0.4, "park": 0.42,
+# style -> horizon (fraction of the height where the ground, or indoors the floor, starts)
+NATURAL_STYLES: dict[str, float] = {
+    "office": 0.55, "kitchen": 0.5, "living room": 0.55, "bedroom": 0.55, "bathroom": 0.5,
+    "dining room": 0.55, "street": 0.45, "farm": 0.45, "beach": 0.4, "park": 0.42,
     "sky": 0.88, "savanna": 0.45, "station": 0.42, "snow": 0.42, "harbour": 0.4,
     "picnic": 0.38, "forest": 0.5}
 NATURAL_WATER: dict[str, tuple[float, float]] = {"beach": (0.4, 0.55), "harbour": (0.4, 0.75)}
@@ -460,7 +463,10 @@ NATURAL_SCENES: dict[str, tuple[str, dict[str, float]]] = {
 }
 SCENE_PHRASES: dict[str, str] = {"sky": "the sky"}
 
+_INDOOR = {"office", "kitchen", "living room", "bedroom", "bathroom", "dining room"}
 _SKY_LABELS = {"airplane", "bird", "kite"}
+_FLOOR_LABELS = {"chair", "couch", "bed", "dining table", "toilet", "potted plant", "dog", "cat",
+                 "suitcase", "person"}  # indoors these stand on the floor
 _LARGE = {"bus", "train", "truck", "airplane", "elephant", "bed", "couch", "dining table",
           "giraffe", "horse", "cow", "boat"}
 _SMALL = {"cup", "fork", "knife", "spoon", "mouse", "cell phone", "toothbrush", "apple",
@@ -492,14 +498,16 @@ def _snap(scale: float) -> float:
 def _sprite_box(rng: np.random.Generator, sprite: str, label: str, style: str,
                 shrink: float) -> Box:
     """Sample a box for ``sprite``: sky labels above the horizon, boats on water, the rest on
-    the ground (smaller near the horizon); anywhere indoors."""
+    the ground (smaller near the horizon); indoors furniture on the floor, the rest anywhere."""
     kind = "large" if label in _LARGE else "small" if label in _SMALL else "medium"
     lo, hi = _SIZE_RANGE[kind]
     scale = rng.uniform(lo, hi) * shrink
     horizon = NATURAL_STYLES[style]
     aspect = sprite_aspect(sprite)
-    if horizon is None:
+    if style in _INDOOR and label not in _FLOOR_LABELS:
         bottom = None
+    elif style in _INDOOR:
+        bottom = rng.uniform(horizon + 0.12, 1.0)
     elif label in _SKY_LABELS:
         scale *= 0.8
         bottom = rng.uniform(0.1, horizon)
@@ -558,7 +566,7 @@ def _natural_layout(rng: np.random.Generator, labels: list[str], sprite_of: dict
             chosen.append(outside[rng.integers(len(outside))])
     if rng.random() < 0.15:
         chosen.append(chosen[rng.integers(len(chosen))])  # a second instance
-    indoor = NATURAL_STYLES[style] is None
+    indoor = style in _INDOOR
     elements = [_clutter_shape(rng, 0.04, 0.18) for _ in range(rng.integers(0, 4))]
     clutter_pool = list(_INDOOR_CLUTTER if indoor else _OUTDOOR_CLUTTER)
     # in a label subset (VOC), the scene's other objects appear unlabelled, as in real photos
@@ -646,11 +654,9 @@ _DRAWERS = {"sprite": _draw_sprite, "shape": _draw_shape, "polygon": _draw_polyg
 
 def render_layout(layout: Layout, size: int) -> Image.Image:
     """Render a layout at ``size``² px (RGB)."""
-    bg = background(layout.domain, layout.background, layout.variant, size)
+    bg = background(layout.domain, layout.background, layout.variant, size, layout.flip)
     lut = np.clip(np.arange(256)[None, :] * np.asarray(layout.tint)[:, None], 0, 255)
     img = bg.point(lut.astype(np.uint8).ravel().tolist())
-    if layout.flip:
-        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     draw = ImageDraw.Draw(img)
     for el in layout.elements:
         _DRAWERS[el.kind](img, draw, el, size)
@@ -788,6 +794,8 @@ PEDESTRIAN_SCENES: dict[str, dict[str, float]] = {
                "glasses": .45, "boots": .1, "scarf": .1, "backpack": .7, "handbag": .1,
                "shoulder bag": .25, "holding objects": .35},
 }
+SCENE_PHRASES.update({scene: ("in an " if scene.startswith("office") else "on a ") + scene
+                      for scene in PEDESTRIAN_SCENES})
 _HELD = {"summer street": ("takeout cup", "cell phone"), "winter street": ("takeout cup", "cell phone"),
          "rainy street": ("closed umbrella",), "office district": ("briefcase", "cell phone", "takeout cup"),
          "shopping street": ("shopping bags", "cell phone"), "campus": ("book", "cell phone", "takeout cup")}
@@ -1046,7 +1054,7 @@ def _mottled(size: int, color: Color, rng: np.random.Generator, low: float, high
 
 def _aerial_background(style: str, size: int, rng: np.random.Generator) -> Image.Image:
     """Bare ground seen from above: ``urban`` (concrete), ``soil`` or ``dry``."""
-    color = {"urban": (175, 170, 160), "soil": (140, 120, 90), "dry": (190, 165, 130)}[style]
+    color = {"urban": (175, 170, 160), "soil": (140, 120, 90), "dry": (165, 135, 110)}[style]
     return _finish(_mottled(size, _jitter(rng, color, 12), rng, 10, 4), rng, 2)
 
 
