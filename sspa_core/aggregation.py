@@ -26,7 +26,8 @@ def patch_label_similarity(x_fn: Tensor, t_fn: Tensor, scale: Tensor | float) ->
     if x_fn.dim() != 3:
         raise ValueError(f"x_fn must have shape [B, M, d], got {tuple(x_fn.shape)}")
     if t_fn.dim() not in (2, 3) or t_fn.shape[-1] != x_fn.shape[-1]:
-        raise ValueError(f"t_fn must have shape [B, C, {x_fn.shape[-1]}] or [C, {x_fn.shape[-1]}], got {tuple(t_fn.shape)}")
+        width = x_fn.shape[-1]
+        raise ValueError(f"t_fn must have shape [B, C, {width}] or [C, {width}], got {tuple(t_fn.shape)}")
     if t_fn.dim() == 3 and t_fn.shape[0] != x_fn.shape[0]:
         raise ValueError(f"batch sizes differ: x_fn has {x_fn.shape[0]}, t_fn has {t_fn.shape[0]}")
     x_unit = F.normalize(x_fn, dim=-1)

@@ -60,7 +60,8 @@ class Gate(nn.Module):
     def forward(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
         """Returns ``(G ⊙ P, G)``, both shaped like ``a``."""
         if a.shape != b.shape or a.shape[-1] != self.dim:
-            raise ValueError(f"Gate expects two inputs [..., {self.dim}] of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+            raise ValueError(f"Gate expects two inputs [..., {self.dim}] of one shape, "
+                             f"got {tuple(a.shape)} and {tuple(b.shape)}")
         modulated = torch.tanh(self.modulation(b))
         gate = torch.sigmoid(self.gate(torch.cat((a, b), dim=-1)))
         return gate * modulated, gate
@@ -113,7 +114,9 @@ class GatedDualModalAlignment(nn.Module):
     passes its input through unchanged.
     """
 
-    def __init__(self, dim: int, visual_to_semantic: bool = True, semantic_to_visual: bool = True, gate: bool = True):
+    def __init__(
+        self, dim: int, visual_to_semantic: bool = True, semantic_to_visual: bool = True, gate: bool = True
+    ):
         super().__init__()
         self.dim = dim
         self.use_gate = gate

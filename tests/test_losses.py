@@ -41,7 +41,9 @@ def test_mask_ignores_entries():
     changed = logits.clone()
     changed[mask == 0] = 100.0  # ignored entries may hold anything
     torch.testing.assert_close(asl(changed, target, mask), full)
-    per_entry = torch.stack([asl(logits[i : i + 1, j : j + 1], target[i : i + 1, j : j + 1]) for i in range(4) for j in range(6)])
+    per_entry = torch.stack(
+        [asl(logits[i : i + 1, j : j + 1], target[i : i + 1, j : j + 1]) for i in range(4) for j in range(6)]
+    )
     torch.testing.assert_close(full, per_entry[mask.flatten() == 1].mean())
     torch.testing.assert_close(asl(logits, target, torch.ones_like(target)), asl(logits, target))
     assert asl(logits, target, torch.zeros_like(target)) == 0
@@ -60,7 +62,8 @@ def test_clip_shifts_negative_probabilities():
     torch.testing.assert_close(AsymmetricLoss(0, 4, clip=m)(logits, negatives), (p_m**4 * per_entry).mean())
     # positives are not clipped
     positives = torch.ones_like(logits)
-    torch.testing.assert_close(AsymmetricLoss(0, 4, clip=m)(logits, positives), F.binary_cross_entropy_with_logits(logits, positives))
+    expected = F.binary_cross_entropy_with_logits(logits, positives)
+    torch.testing.assert_close(AsymmetricLoss(0, 4, clip=m)(logits, positives), expected)
 
 
 def test_focusing_matches_paper_formula():
@@ -97,7 +100,8 @@ def test_sspa_loss_sums_present_branches():
     regional = logits.flip(0)
     asl = AsymmetricLoss()
     loss = SSPALoss(asl, regional_weight=0.5)
-    torch.testing.assert_close(loss({"global": logits, "regional": regional}, target), asl(logits, target) + 0.5 * asl(regional, target))
+    both = loss({"global": logits, "regional": regional}, target)
+    torch.testing.assert_close(both, asl(logits, target) + 0.5 * asl(regional, target))
     torch.testing.assert_close(loss({"global": logits, "regional": None}, target), asl(logits, target))
     torch.testing.assert_close(loss({"regional": regional}, target), 0.5 * asl(regional, target))
     mask = torch.ones_like(target)

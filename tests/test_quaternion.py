@@ -124,4 +124,5 @@ def test_quaternion_init_matches_glorot_scale():
     torch.testing.assert_close(layer.bias, torch.zeros(256))
     # gradients reach all four components
     layer(torch.randn(3, 256)).sum().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in (layer.weight_r, layer.weight_x, layer.weight_y, layer.weight_z))
+    components = (layer.weight_r, layer.weight_x, layer.weight_y, layer.weight_z)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in components)
