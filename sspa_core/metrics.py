@@ -51,33 +51,38 @@ def average_precision_per_class(
     enter the ranking together (the precision of a tied block is taken at its end).
     Entries with ``mask == 0`` are left out of the ranking of their label.
     """
-    scores, targets, mask = _check_inputs(scores, targets, mask)
+    return _average_precision(*_check_inputs(scores, targets, mask))
+
+
+def _average_precision(scores: np.ndarray, targets: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     n_images, n_labels = scores.shape
     # One row per label (contiguous); the order inside a block of tied scores does not matter.
     by_label = np.ascontiguousarray(scores.T)
     order = np.argsort(-by_label, axis=1)
+    flat_order = order * n_labels + np.arange(n_labels)[:, None]  # into the (N, C) arrays
 
     def gather(values: np.ndarray) -> np.ndarray:
-        """``values`` (N, C) in the (C, N) sorted order of each label."""
-        return np.take(values, order * n_labels + np.arange(n_labels)[:, None])
+        """``values`` (N, C) in each label's descending-score order, as (C, N) float32
+        (counts stay exact up to 2**24 images)."""
+        return np.take(values.astype(np.float32, copy=False), flat_order)
 
     sorted_scores = np.take_along_axis(by_label, order, axis=1)
     positives = gather(targets if mask is None else targets * mask)
     true_pos = np.cumsum(positives, axis=1)
-    n_pos = true_pos[:, -1]
+    n_pos = true_pos[:, -1].astype(np.float64)
 
     # Precision and recall are read at the end of each block of tied scores.
     block_end = np.ones((n_labels, n_images), dtype=bool)
     block_end[:, :-1] = sorted_scores[:, :-1] != sorted_scores[:, 1:]
     ends = np.flatnonzero(block_end)
     label_of_end = ends // n_images
-    tp_at_end = true_pos.ravel()[ends]
+    tp_at_end = true_pos.ravel()[ends].astype(np.float64)
     running_total = tp_at_end + np.concatenate(([0.0], np.cumsum(n_pos)[:-1]))[label_of_end]
     new_positives = np.diff(running_total, prepend=0.0)
     if mask is None:
         ranked_at_end = (ends % n_images + 1).astype(np.float64)
     else:
-        ranked_at_end = np.cumsum(gather(mask), axis=1).ravel()[ends]
+        ranked_at_end = np.cumsum(gather(mask), axis=1).ravel()[ends].astype(np.float64)
     precision = np.divide(tp_at_end, ranked_at_end, out=np.zeros(len(ends)), where=ranked_at_end > 0)
     ap = np.bincount(label_of_end, weights=new_positives * precision, minlength=n_labels)
     return np.divide(ap, n_pos, out=np.full(n_labels, np.nan), where=n_pos > 0)
@@ -127,10 +132,16 @@ def precision_recall_f1(
     rest set to zero, before thresholding. Masked entries are not counted.
     """
     scores, targets, mask = _check_inputs(scores, targets, mask)
+    return _precision_recall_f1(scores, targets, threshold, top_k, mask)
+
+
+def _precision_recall_f1(scores: np.ndarray, targets: np.ndarray, threshold: float, top_k: int | None,
+                         mask: np.ndarray | None) -> dict[str, float]:
     predicted = scores >= threshold
     if top_k is not None:
-        keep = _top_k_mask(scores, top_k)
-        predicted = np.where(keep, predicted, 0.0 >= threshold)
+        # With threshold > 0, a row with at most k predictions keeps them: they are its highest scores.
+        rows = np.flatnonzero(predicted.sum(1) > top_k) if threshold > 0 else np.arange(len(scores))
+        predicted[rows] = np.where(_top_k_mask(scores[rows], top_k), predicted[rows], 0.0 >= threshold)
     positives = targets
     if mask is not None:
         predicted, positives = predicted * mask, targets * mask
@@ -156,6 +167,10 @@ def pedestrian_metrics(scores: np.ndarray, targets: np.ndarray, threshold: float
     of the mean precision and the mean recall.
     """
     scores, targets, _ = _check_inputs(scores, targets)
+    return _pedestrian_metrics(scores, targets, threshold)
+
+
+def _pedestrian_metrics(scores: np.ndarray, targets: np.ndarray, threshold: float) -> dict[str, float]:
     predicted = scores > threshold
     truth = targets.astype(bool)
 
@@ -194,14 +209,14 @@ def evaluate(
     if domain not in DOMAINS:
         raise ValueError(f"unknown domain {domain!r}; expected one of {DOMAINS}")
     scores, targets, mask = _check_inputs(scores, targets, mask)
-    ap = average_precision_per_class(scores, targets, mask)
+    ap = _average_precision(scores, targets, mask)
     result: dict[str, float] = {
         "mAP": float(np.nanmean(ap)) if not np.isnan(ap).all() else float("nan"),
         "n_labels_without_positive": int(np.isnan(ap).sum()),
     }
-    result.update(precision_recall_f1(scores, targets, mask=mask))
-    top_k = min(3, scores.shape[1])
-    result.update({f"{k}_top3": v for k, v in precision_recall_f1(scores, targets, top_k=top_k, mask=mask).items()})
+    result.update(_precision_recall_f1(scores, targets, 0.5, None, mask))
+    top3 = _precision_recall_f1(scores, targets, 0.5, min(3, scores.shape[1]), mask)
+    result.update({f"{k}_top3": v for k, v in top3.items()})
     if domain == "pedestrian":
-        result.update(pedestrian_metrics(scores, targets))
+        result.update(_pedestrian_metrics(scores, targets, 0.5))
     return result
