@@ -32,8 +32,7 @@ class ZeroShotCLIP(MultiLabelCLIPHead):
 
     def __init__(self, backbone: CLIPBackbone, label_names: Sequence[str]):
         super().__init__(backbone, label_names)
-        backbone.freeze_text()
-        backbone.freeze_image()
+        backbone.requires_grad_(False)
         self.prompts = KnowledgeAwarePrompts(
             backbone.text, self.label_names, None, model_name=str(getattr(backbone, "name", ""))
         )

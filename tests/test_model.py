@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 
 import open_clip
 import pytest
@@ -18,12 +20,19 @@ N_CTX = 4
 SIZE = 64  # small inputs keep the tests fast (4×4 ViT patches)
 
 
-def random_backbone(name: str, image_size: int) -> CLIPBackbone:
-    """A randomly initialised open_clip model wrapped as the backbone (no checkpoint)."""
+@functools.lru_cache(maxsize=None)
+def _pristine_backbone(name: str, image_size: int, seed: int) -> CLIPBackbone:
+    torch.manual_seed(seed)
     backbone = CLIPBackbone(open_clip.create_model(name).eval(), open_clip.get_tokenizer(name))
     if backbone.image_size != image_size:
         set_image_size(backbone.clip, image_size)
     return backbone
+
+
+def random_backbone(name: str, image_size: int, seed: int = 0) -> CLIPBackbone:
+    """A fresh copy of a randomly initialised open_clip model (seeded, no checkpoint) wrapped
+    as the backbone; copies are cheaper than building the model again."""
+    return copy.deepcopy(_pristine_backbone(name, image_size, seed))
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +42,6 @@ def isolated_cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def vit():
-    torch.manual_seed(0)
     return random_backbone("sspa-tiny-vit", SIZE)
 
 

@@ -19,8 +19,7 @@ LABELS = ["cat", "dog", "traffic light"]
 
 @pytest.fixture(scope="module")
 def backbone():
-    torch.manual_seed(0)
-    return random_backbone("sspa-tiny-vit", 224)
+    return random_backbone("sspa-tiny-vit", 64)
 
 
 def count_encode_calls(monkeypatch, text_encoder) -> list[int]:
@@ -70,9 +69,8 @@ def test_kap_features_match_text_encoder_and_are_cached(backbone, tmp_path, monk
 
 
 def test_kap_disk_cache_distinguishes_weights_and_texts(tmp_path):
-    torch.manual_seed(1)
-    first = KnowledgeAwarePrompts(random_backbone("sspa-tiny-vit", 224).text, LABELS, None, "tiny", tmp_path)
-    other = KnowledgeAwarePrompts(random_backbone("sspa-tiny-vit", 224).text, LABELS, None, "tiny", tmp_path)
+    first = KnowledgeAwarePrompts(random_backbone("sspa-tiny-vit", 64, seed=1).text, LABELS, None, "tiny", tmp_path)
+    other = KnowledgeAwarePrompts(random_backbone("sspa-tiny-vit", 64, seed=2).text, LABELS, None, "tiny", tmp_path)
     assert not torch.allclose(first(), other())
     assert len(list((tmp_path / "text_features").glob("*.pt"))) == 2
 
