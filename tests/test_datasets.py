@@ -312,3 +312,20 @@ def test_differently_spelled_attribute_names_warn(dataset_roots, tmp_path):
     with pytest.warns(UserWarning, match="attribute names differ from data/labels/rap.txt"):
         dataset = get_dataset("rap", root, "test")
     assert dataset.label_names == load_label_names("rap")
+
+
+def test_pa100k_from_a_rethinking_pickle_matches_the_mat_file(dataset_roots, tmp_path):
+    from_mat = get_dataset("pa100k", dataset_roots["pa100k"], "test")
+    root = tmp_path / "pa100k"
+    shutil.copytree(dataset_roots["pa100k"] / "data", root / "data")
+    names = [f"{i + 1:06d}.jpg" for i in range(8)]
+    label = np.zeros((8, 26), np.uint8)
+    label[6, [1, 7, 25]] = 1  # 000007.jpg: AgeOver60, Hat, boots
+    with fx.fake_easydict() as EasyDict:
+        dataset = EasyDict(image_name=names, label=label, attr_name=load_label_names("pa100k"),
+                           partition=EasyDict(train=np.arange(4), val=np.arange(4, 6), test=np.arange(6, 8),
+                                              trainval=np.arange(6)))
+        (root / "dataset_all.pkl").write_bytes(pickle.dumps(dataset, protocol=2))
+    from_pickle = get_dataset("pa100k", root, "test")
+    assert [p.name for p in from_pickle.image_paths] == [p.name for p in from_mat.image_paths]
+    np.testing.assert_array_equal(from_pickle.targets, from_mat.targets)
