@@ -469,11 +469,18 @@ class Trainer:
                 if checkpoint_every and self.step_in_epoch % checkpoint_every == 0 and self.step_in_epoch < steps:
                     self.save("last.pt")
             bar.close()
-            train_loss = self._loss_sum / max(self._loss_count, 1)
+            train_loss = self._mean_train_loss()
             self.epoch += 1
             self.step_in_epoch, self._loss_sum, self._loss_count = 0, 0.0, 0
             self._end_epoch(eval_set, time.perf_counter() - start, train_loss, self.epoch)
         return self.history
+
+    def _mean_train_loss(self) -> float:
+        """Mean batch loss of the epoch, averaged over every process."""
+        totals = torch.tensor([self._loss_sum, self._loss_count], dtype=torch.float64, device=self.device)
+        if self.dist.distributed:
+            dist.all_reduce(totals)
+        return float(totals[0] / totals[1].clamp(min=1))
 
     def _end_epoch(self, eval_set: Dataset, epoch_time: float, train_loss: float, epoch: int) -> None:
         metrics = self.evaluate(eval_set)
@@ -565,13 +572,14 @@ def _dataset_id(config: dict[str, Any], split: str) -> str:
     return f"{ds['name']}-{digest}"
 
 
-def build_dataset(config: dict[str, Any], split: str, train: bool) -> Dataset:
-    """The dataset of ``split`` with the training (augmenting) or evaluation transform."""
+def build_dataset(config: dict[str, Any], split: str, augment: bool) -> Dataset:
+    """The dataset of ``split`` (``dataset.kwargs``, plus ``dataset.eval_kwargs`` for any split
+    other than the training one) with the augmenting or the evaluation transform."""
     from sspa_core.data import build_transform, get_dataset
 
     ds = config["dataset"]
-    kwargs = dict(ds["kwargs"]) if train else {**ds["kwargs"], **ds["eval_kwargs"]}
-    transform = build_transform(ds["image_size"], train=train)
+    kwargs = dict(ds["kwargs"]) if split == ds["train_split"] else {**ds["kwargs"], **ds["eval_kwargs"]}
+    transform = build_transform(ds["image_size"], train=augment)
     return get_dataset(ds["name"], ds["root"], split, transform=transform, image_size=ds["image_size"], **kwargs)
 
 
@@ -641,8 +649,8 @@ def train_from_config(config: dict[str, Any], resume: str | Path | None = None,
         last = output_dir / "checkpoints" / "last.pt"
         resume = last if last.is_file() else None
     seed_everything(tc["seed"])
-    train_set = build_dataset(config, ds["train_split"], train=not tc["cache_features"])
-    eval_set = build_dataset(config, ds["eval_split"], train=False)
+    train_set = build_dataset(config, ds["train_split"], augment=not tc["cache_features"])
+    eval_set = build_dataset(config, ds["eval_split"], augment=False)
     label_names = list(train_set.label_names)
     if list(eval_set.label_names) != label_names:
         raise ValueError(f"splits {ds['train_split']!r} and {ds['eval_split']!r} have different label sets")
@@ -704,7 +712,7 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str | None = None, device
     device = resolve_device(device)
     model, config, ckpt = load_trained_model(checkpoint, device, use_ema, overrides)
     split = split or config["dataset"]["eval_split"]
-    dataset = build_dataset(config, split, train=False)
+    dataset = build_dataset(config, split, augment=False)
     check_compatible(ckpt, config["model"]["name"], list(dataset.label_names), str(checkpoint))
     tc = config["train"]
     scores = gather_scores(model, dataset, batch_size=tc["eval_batch_size"], num_workers=tc["num_workers"],

@@ -138,3 +138,12 @@ def test_overrides_are_typed_and_saved(tmp_path):
     assert resolved["model"]["sspa"] == {"gate": False}
     path = config_module.save_config(resolved, tmp_path / "config.yaml")
     assert config_module.validate_config(yaml.safe_load(path.read_text())) == resolved
+
+
+def test_each_split_gets_its_own_dataset_arguments():
+    from sspa_core.training import build_dataset
+
+    resolved = config_module.load_config("synthetic_natural", ["dataset.kwargs.num_images=12",
+                                                                "dataset.eval_kwargs.num_images=5"])
+    assert len(build_dataset(resolved, "train", augment=False)) == 12  # augmentation off, still train size
+    assert len(build_dataset(resolved, "val", augment=False)) == 5
