@@ -62,9 +62,13 @@ _TEXTURES = {"water": (45, 95, 140), "sand": (222, 205, 160), "grass": (105, 150
 _TEXTURE_CACHE: dict[tuple[str, int], Image.Image] = {}
 _CAR_COLORS = ((30, 30, 35), (240, 240, 240), (40, 60, 120), (150, 30, 40), (60, 110, 60),
                (200, 170, 120), (120, 120, 125), (230, 190, 60))
+_CROPS = ((120, 150, 60), (170, 160, 80), (95, 125, 55), (150, 120, 80))
+_ROOFS = ((170, 80, 60), (150, 150, 155), (110, 90, 80), (200, 195, 185))
+_HULLS = ((235, 235, 235), (180, 60, 50), (60, 70, 90))
 
 
-def _mottled(size: int, color: Color, rng: np.random.Generator, low: float, high: float) -> np.ndarray:
+def _mottled(size: int, color: Color, rng: np.random.Generator, low: float,
+             high: float) -> np.ndarray:
     """A colour with low-frequency blotches (``low``) and grain (``high``), H×W×3 float."""
     coarse = rng.normal(0.0, low, (size // 16 + 2, size // 16 + 2)).astype(np.float32)
     blot = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC))
@@ -115,7 +119,8 @@ def _draw_crowns(img: Image.Image, draw: ImageDraw.ImageDraw, el: Element, size:
         draw.ellipse([x - rr * 0.7, y - rr * 0.5, x + rr * 1.2, y + rr * 1.2], fill=(45, 55, 35))
         draw.ellipse([x - rr, y - rr, x + rr, y + rr], fill=color)
         if rr > 2:
-            draw.ellipse([x - rr * 0.6, y - rr * 0.6, x, y], fill=tuple(min(255, v + 25) for v in color))
+            light = tuple(min(255, v + 25) for v in color)
+            draw.ellipse([x - rr * 0.6, y - rr * 0.6, x, y], fill=light)
 
 
 DRAWERS.update({"texture": _draw_texture, "crowns": _draw_crowns})
@@ -128,9 +133,12 @@ def _rotated_rect(cx: float, cy: float, length: float, width: float, angle: floa
                            (length / 2, width / 2), (-length / 2, width / 2))]
 
 
-def _blob(rng: np.random.Generator, cx: float, cy: float, rx: float, ry: float, n: int = 14) -> Points:
-    return [(cx + rx * rng.uniform(0.75, 1.15) * math.cos(a), cy + ry * rng.uniform(0.75, 1.15) * math.sin(a))
-            for a in np.linspace(0, 2 * math.pi, n, endpoint=False)]
+def _blob(rng: np.random.Generator, cx: float, cy: float, rx: float, ry: float,
+          n: int = 14) -> Points:
+    """An irregular closed outline around (cx, cy) with radii about (rx, ry)."""
+    k = rng.uniform(0.75, 1.15, (n, 2))
+    return [(cx + rx * kx * math.cos(a), cy + ry * ky * math.sin(a))
+            for a, (kx, ky) in zip(np.linspace(0, 2 * math.pi, n, endpoint=False), k.tolist())]
 
 
 class _AerialCanvas:
@@ -146,7 +154,7 @@ class _AerialCanvas:
 
     @staticmethod
     @lru_cache(maxsize=None)
-    def _lut(allowed: tuple[str, ...]) -> np.ndarray:
+    def lut(allowed: tuple[str, ...]) -> np.ndarray:
         lut = np.zeros(len(_CELL), bool)
         lut[[_CELL[a] for a in allowed]] = True
         return lut
@@ -169,7 +177,7 @@ class _AerialCanvas:
         allowed cover class."""
         x0, y0, x1, y1 = (min(max(int(v * _GRID), 0), _GRID) for v in bounds(polys))
         under = self.cls[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
-        return under.size > 0 and float(self._lut(allowed)[under].mean()) >= share
+        return under.size > 0 and float(self.lut(allowed)[under].mean()) >= share
 
     def mark(self, polys: list[Points], cover: str) -> None:
         """Claim the bounding box of ``polys`` for ``cover`` (keeps later spots off it)."""
@@ -178,7 +186,7 @@ class _AerialCanvas:
 
     def spots(self, allowed: tuple[str, ...], k: int) -> list[tuple[float, float]]:
         """``k`` random points on cells of an allowed class (none if there is no such cell)."""
-        ys, xs = np.nonzero(self._lut(allowed)[self.cls])
+        ys, xs = np.nonzero(self.lut(allowed)[self.cls])
         if len(xs) == 0:
             return []
         pick = self.rng.integers(len(xs), size=k)
@@ -203,154 +211,161 @@ class _AerialCanvas:
                 if (n > 0 or not el.labels) and not weak & set(el.labels)]
 
 
-def _aerial_region(cv: _AerialCanvas, label: str, scene: str) -> None:
-    """Water, sand, grass or farmland: a large region."""
+def _texture_region(cv: _AerialCanvas, label: str, polys: list[Points]) -> None:
+    """Add a land-cover region (water, sand, grass) filled with its texture."""
+    el = Element("texture", bounds(polys), (label,), {"texture": label, "polys": polys})
+    cv.add(el, polys, label)
+
+
+def _farmland(cv: _AerialCanvas) -> None:
+    """A grid of fields, each with its own crop colour and furrows."""
     rng = cv.rng
-    if label == "farmland":
-        x0, y0 = rng.uniform(-0.1, 0.3, 2)
-        x1, y1 = rng.uniform(0.7, 1.1, 2)
-        xs = np.sort(np.r_[x0, rng.uniform(x0, x1, rng.integers(1, 4)), x1])
-        ys = np.sort(np.r_[y0, rng.uniform(y0, y1, rng.integers(1, 4)), y1])
-        polys, all_pts = [], []
-        for a, b in zip(xs[:-1], xs[1:]):
-            for c, d in zip(ys[:-1], ys[1:]):
-                if b - a < 0.04 or d - c < 0.04:
-                    continue
-                color = jitter(rng, ((120, 150, 60), (170, 160, 80), (95, 125, 55), (150, 120, 80))[rng.integers(4)], 12)
-                field_pts = rect_points(a + 0.006, c + 0.006, b - 0.006, d - 0.006)
-                polys.append((color, field_pts))
-                line = tuple(int(v * 0.85) for v in color)
-                step = rng.uniform(0.015, 0.03)
-                if rng.random() < 0.5:
-                    polys += [(line, rect_points(x, c + 0.006, x + step / 3, d - 0.006)) for x in np.arange(a + 0.01, b - 0.01, step)]
-                else:
-                    polys += [(line, rect_points(a + 0.006, y, b - 0.006, y + step / 3)) for y in np.arange(c + 0.01, d - 0.01, step)]
-                all_pts.append(field_pts)
-        if all_pts:
-            el = Element("polygon", bounds(all_pts), ("farmland",), {"polys": polys})
-            cv.add(el, all_pts, "farmland")
-        return
+    x0, y0 = rng.uniform(-0.1, 0.3, 2)
+    x1, y1 = rng.uniform(0.7, 1.1, 2)
+    xs = np.sort(np.r_[x0, rng.uniform(x0, x1, rng.integers(1, 4)), x1])
+    ys = np.sort(np.r_[y0, rng.uniform(y0, y1, rng.integers(1, 4)), y1])
+    polys: list[tuple[Color, Points]] = []
+    fields: list[Points] = []
+    for a, b in zip(xs[:-1], xs[1:]):
+        for c, d in zip(ys[:-1], ys[1:]):
+            if b - a < 0.04 or d - c < 0.04:
+                continue
+            color = jitter(rng, _CROPS[rng.integers(len(_CROPS))], 12)
+            field_pts = rect_points(a + 0.006, c + 0.006, b - 0.006, d - 0.006)
+            polys.append((color, field_pts))
+            furrow = tuple(int(v * 0.85) for v in color)
+            step = rng.uniform(0.015, 0.03)
+            if rng.random() < 0.5:
+                polys += [(furrow, rect_points(x, c + 0.006, x + step / 3, d - 0.006))
+                          for x in np.arange(a + 0.01, b - 0.01, step)]
+            else:
+                polys += [(furrow, rect_points(a + 0.006, y, b - 0.006, y + step / 3))
+                          for y in np.arange(c + 0.01, d - 0.01, step)]
+            fields.append(field_pts)
+    if fields:
+        cv.add(Element("polygon", bounds(fields), ("farmland",), {"polys": polys}), fields,
+               "farmland")
+
+
+def _water(cv: _AerialCanvas, scene: str) -> None:
+    """A coast (with a sand strip on a beach), a river or a lake."""
+    rng = cv.rng
     transpose = bool(rng.random() < 0.5)  # vertical coast / river
-    if label == "water":
-        kind = {"harbour": "coast", "beach": "coast", "river": "river"}.get(scene, ("lake", "river")[rng.integers(2)])
-        if kind == "coast":
-            edge = rng.uniform(0.4, 0.6)
-            xs = np.linspace(-0.05, 1.05, 9)
-            ys = edge + np.cumsum(rng.normal(0, 0.025, 9))
-            pts = [(x, y) for x, y in zip(xs, ys)] + [(1.05, 1.05), (-0.05, 1.05)]
-            if scene == "beach":  # a sand strip along the shore, under the water
-                width = rng.uniform(0.08, 0.16)
-                sand = [(x, y - width) for x, y in zip(xs, ys)] + [(1.05, 1.05), (-0.05, 1.05)]
-                sand = [(y, x) for x, y in sand] if transpose else sand
-                cv.add(Element("texture", bounds([sand]), ("sand",), {"texture": "sand", "polys": [sand]}),
-                       [sand], "sand")
-        elif kind == "river":
-            xs = np.linspace(-0.05, 1.05, 10)
-            mid = rng.uniform(0.3, 0.7) + np.cumsum(rng.normal(0, 0.03, 10))
-            w = rng.uniform(0.06, 0.12)
-            pts = [(x, y - w) for x, y in zip(xs, mid)] + [(x, y + w) for x, y in zip(xs[::-1], mid[::-1])]
-        else:
-            pts = _blob(rng, *rng.uniform(0.3, 0.7, 2), *rng.uniform(0.12, 0.25, 2))
-        if transpose:
-            pts = [(y, x) for x, y in pts]
-        cv.add(Element("texture", bounds([pts]), ("water",), {"texture": "water", "polys": [pts]}), [pts], "water")
-        return
-    if label == "sand":
-        pts = _blob(rng, *rng.uniform(0.35, 0.65, 2), *rng.uniform(0.3, 0.5, 2))
-        cv.add(Element("texture", bounds([pts]), ("sand",), {"texture": "sand", "polys": [pts]}), [pts], "sand")
-        return
-    # grass: one to three patches
-    polys = [_blob(rng, *rng.uniform(0.2, 0.8, 2), *rng.uniform(0.12, 0.3, 2)) for _ in range(rng.integers(1, 4))]
-    cv.add(Element("texture", bounds(polys), ("grass",), {"texture": "grass", "polys": polys}), polys, "grass")
+
+    def oriented(pts: Points) -> Points:
+        return [(y, x) for x, y in pts] if transpose else pts
+
+    kind = {"harbour": "coast", "beach": "coast", "river": "river"}.get(scene)
+    kind = kind or ("lake", "river")[rng.integers(2)]
+    if kind == "coast":
+        xs = np.linspace(-0.05, 1.05, 9)
+        ys = rng.uniform(0.4, 0.6) + np.cumsum(rng.normal(0, 0.025, 9))
+        sea = [(1.05, 1.05), (-0.05, 1.05)]
+        pts = list(zip(xs, ys)) + sea
+        if scene == "beach":  # a sand strip along the shore, under the water
+            width = rng.uniform(0.08, 0.16)
+            _texture_region(cv, "sand", [oriented([(x, y - width) for x, y in zip(xs, ys)] + sea)])
+    elif kind == "river":
+        xs = np.linspace(-0.05, 1.05, 10)
+        mid = rng.uniform(0.3, 0.7) + np.cumsum(rng.normal(0, 0.03, 10))
+        w = rng.uniform(0.06, 0.12)
+        pts = ([(x, y - w) for x, y in zip(xs, mid)]
+               + [(x, y + w) for x, y in zip(xs[::-1], mid[::-1])])
+    else:
+        pts = _blob(rng, *rng.uniform(0.3, 0.7, 2), *rng.uniform(0.12, 0.25, 2))
+    _texture_region(cv, "water", [oriented(pts)])
 
 
-def _aerial_band(cv: _AerialCanvas, label: str) -> Points:
+def _band(cv: _AerialCanvas, label: str) -> None:
     """A road or a runway crossing the tile, with its markings."""
     rng = cv.rng
     runway = label == "runway"
     angle = (0.0, math.pi / 2, float(rng.uniform(0, math.pi)))[int(rng.integers(3))]
     cx, cy = rng.uniform(0.3, 0.7, 2)
     width = rng.uniform(0.1, 0.14) if runway else rng.uniform(0.035, 0.06)
-    length = 1.3 if not runway else rng.uniform(0.8, 1.3)
+    length = rng.uniform(0.8, 1.3) if runway else 1.3
     band = _rotated_rect(cx, cy, length, width, angle)
-    color = (70, 70, 72) if runway else jitter(rng, (95, 95, 100), 12)
-    polys = [(color, band)]
+    polys = [((70, 70, 72) if runway else jitter(rng, (95, 95, 100), 12), band)]
     mark = (240, 240, 240) if runway or rng.random() < 0.5 else (235, 200, 60)
     c, s = math.cos(angle), math.sin(angle)
-    for t in np.arange(-length / 2 + 0.04, length / 2 - 0.04, 0.08 if runway else 0.06):
-        polys.append((mark, _rotated_rect(cx + c * t, cy + s * t, 0.035 if runway else 0.025,
-                                          0.006 if runway else 0.004, angle)))
-    if runway:
-        for end in (-1, 1):
-            t = end * (length / 2 - 0.03)
+    dash, thick, step = (0.035, 0.006, 0.08) if runway else (0.025, 0.004, 0.06)
+    for t in np.arange(-length / 2 + 0.04, length / 2 - 0.04, step):  # centre line
+        polys.append((mark, _rotated_rect(cx + c * t, cy + s * t, dash, thick, angle)))
+    if runway:  # threshold bars at both ends
+        for t in (-(length / 2 - 0.03), length / 2 - 0.03):
             for k in (-2, -1, 1, 2):
                 off = k * width / 6
-                polys.append((mark, _rotated_rect(cx + c * t - s * off, cy + s * t + c * off, 0.03, 0.008, angle)))
-    el = Element("polygon", bounds([band]), (label,), {"polys": polys})
-    cv.add(el, [band], label)
-    return band
+                polys.append((mark, _rotated_rect(cx + c * t - s * off, cy + s * t + c * off,
+                                                  0.03, 0.008, angle)))
+    cv.add(Element("polygon", bounds([band]), (label,), {"polys": polys}), [band], label)
 
 
-def _aerial_structure(cv: _AerialCanvas, label: str, scene: str) -> None:
-    """Parking lots, courts, pools and buildings on free land."""
+def _structure_polys(rng: np.random.Generator, label: str, x0: float, y0: float, x1: float,
+                     y1: float) -> tuple[list[tuple[Color, Points]], Points]:
+    """Polygons of one parking lot, court, pool or building, and the area it covers."""
+    rect = rect_points(x0, y0, x1, y1)
+    xm, ym, m, t = (x0 + x1) / 2, (y0 + y1) / 2, 0.01, 0.004
+    if label == "parking lot":
+        polys = [((120, 120, 122), rect)]
+        for x in np.arange(x0 + 0.02, x1 - 0.01, 0.025):
+            for y in (y0 + m, ym + m):
+                polys.append(((235, 235, 235), rect_points(x, y, x + 0.003, y + 0.04)))
+        return polys, rect
+    if label == "court":
+        base = ((70, 140, 80), (60, 110, 170), (185, 95, 60))[rng.integers(3)]
+        white = (240, 240, 240)
+        polys = [(base, rect),
+                 (white, rect_points(x0 + m, y0 + m, x1 - m, y0 + m + t)),
+                 (white, rect_points(x0 + m, y1 - m - t, x1 - m, y1 - m)),
+                 (white, rect_points(x0 + m, y0 + m, x0 + m + t, y1 - m)),
+                 (white, rect_points(x1 - m - t, y0 + m, x1 - m, y1 - m))]
+        net = (rect_points(xm - t / 2, y0 + m, xm + t / 2, y1 - m) if x1 - x0 > y1 - y0
+               else rect_points(x0 + m, ym - t / 2, x1 - m, ym + t / 2))
+        return polys + [(white, net)], rect
+    if label == "swimming pool":
+        water = jitter(rng, (80, 190, 220), 15)
+        inner = rect_points(x0 + 0.006, y0 + 0.006, x1 - 0.006, y1 - 0.006)
+        return [((235, 235, 230), rect), (water, inner)], rect
+    roof = jitter(rng, _ROOFS[rng.integers(len(_ROOFS))], 15)
+    d = 0.012  # shadow offset
+    polys = [((60, 60, 60), rect_points(x0 + d, y0 + d, x1 + d, y1 + d)), (roof, rect)]
+    if rng.random() < 0.6:  # the darker half of a pitched roof
+        dark = tuple(int(v * 0.8) for v in roof)
+        half = rect_points(x0, ym, x1, y1) if x1 - x0 > y1 - y0 else rect_points(xm, y0, x1, y1)
+        polys.append((dark, half))
+    return polys, rect_points(x0, y0, x1 + d, y1 + d)
+
+
+def _structures(cv: _AerialCanvas, label: str, scene: str) -> None:
+    """Parking lots, courts, pools or buildings on free land."""
     rng = cv.rng
-    count = {"buildings": int(rng.integers(3, 12)) if scene in ("residential area", "industrial area") else int(rng.integers(1, 5)),
+    built_up = scene in ("residential area", "industrial area")
+    count = {"buildings": int(rng.integers(3, 12) if built_up else rng.integers(1, 5)),
              "court": int(rng.integers(1, 4)) if scene == "sports complex" else 1,
              "swimming pool": int(rng.integers(1, 3))}.get(label, 1)
     allowed = _LAND + (("parking lot",) if label == "buildings" else ())
-    polys_all: list[tuple[Color, Points]] = []
+    big = 0.15 if scene == "industrial area" else 0.1
+    polys: list[tuple[Color, Points]] = []
     cover: list[Points] = []
-    for spot in cv.spots(_LAND, count * 6):
+    for x, y in cv.spots(_LAND, count * 6):
         if len(cover) == count:
             break
         w, h = {"parking lot": rng.uniform(0.2, 0.35, 2), "court": (0.14, 0.08),
                 "swimming pool": rng.uniform(0.04, 0.08, 2),
-                "buildings": rng.uniform(0.05, 0.15 if scene == "industrial area" else 0.1, 2)}[label]
+                "buildings": rng.uniform(0.05, big, 2)}[label]
         if label == "court" and rng.random() < 0.5:
             w, h = h, w
-        rect = rect_points(spot[0] - w / 2, spot[1] - h / 2, spot[0] + w / 2, spot[1] + h / 2)
-        if not cv.free([rect], allowed):
+        if not cv.free([rect_points(x - w / 2, y - h / 2, x + w / 2, y + h / 2)], allowed):
             continue
-        x0, y0, x1, y1 = rect[0][0], rect[0][1], rect[2][0], rect[2][1]
-        if label == "parking lot":
-            polys_all.append(((120, 120, 122), rect))
-            for x in np.arange(x0 + 0.02, x1 - 0.01, 0.025):
-                for yy in (y0 + 0.01, (y0 + y1) / 2 + 0.01):
-                    polys_all.append(((235, 235, 235), rect_points(x, yy, x + 0.003, yy + 0.04)))
-        elif label == "court":
-            base = ((70, 140, 80), (60, 110, 170), (185, 95, 60))[rng.integers(3)]
-            polys_all.append((base, rect))
-            line = (240, 240, 240)
-            t = 0.004
-            polys_all += [(line, rect_points(x0 + 0.01, y0 + 0.01, x1 - 0.01, y0 + 0.01 + t)),
-                          (line, rect_points(x0 + 0.01, y1 - 0.01 - t, x1 - 0.01, y1 - 0.01)),
-                          (line, rect_points(x0 + 0.01, y0 + 0.01, x0 + 0.01 + t, y1 - 0.01)),
-                          (line, rect_points(x1 - 0.01 - t, y0 + 0.01, x1 - 0.01, y1 - 0.01))]
-            if w > h:
-                polys_all.append((line, rect_points((x0 + x1) / 2 - t / 2, y0 + 0.01, (x0 + x1) / 2 + t / 2, y1 - 0.01)))
-            else:
-                polys_all.append((line, rect_points(x0 + 0.01, (y0 + y1) / 2 - t / 2, x1 - 0.01, (y0 + y1) / 2 + t / 2)))
-        elif label == "swimming pool":
-            polys_all += [((235, 235, 230), rect),
-                          (jitter(rng, (80, 190, 220), 15), rect_points(x0 + 0.006, y0 + 0.006, x1 - 0.006, y1 - 0.006))]
-        else:
-            roof = jitter(rng, ((170, 80, 60), (150, 150, 155), (110, 90, 80), (200, 195, 185))[rng.integers(4)], 15)
-            d = 0.012
-            polys_all += [((60, 60, 60), rect_points(x0 + d, y0 + d, x1 + d, y1 + d)), (roof, rect)]
-            if rng.random() < 0.6:  # ridge of a pitched roof
-                dark = tuple(int(v * 0.8) for v in roof)
-                if w > h:
-                    polys_all.append((dark, rect_points(x0, (y0 + y1) / 2, x1, y1)))
-                else:
-                    polys_all.append((dark, rect_points((x0 + x1) / 2, y0, x1, y1)))
-            rect = rect_points(x0, y0, x1 + d, y1 + d)
-        cover.append(rect)
-        cv.mark([rect], label)
+        shapes, covered = _structure_polys(rng, label, x - w / 2, y - h / 2, x + w / 2, y + h / 2)
+        polys += shapes
+        cover.append(covered)
+        cv.mark([covered], label)
     if cover:
-        cv.add(Element("polygon", bounds(cover), (label,), {"polys": polys_all}), cover, label)
+        cv.add(Element("polygon", bounds(cover), (label,), {"polys": polys}), cover, label)
 
 
-def _aerial_trees(cv: _AerialCanvas, scene: str) -> None:
+def _trees(cv: _AerialCanvas, scene: str) -> None:
     """Crowns scattered around a few clusters (over the whole tile in a forest), on land."""
     rng = cv.rng
     forest = scene == "forest"
@@ -358,76 +373,97 @@ def _aerial_trees(cv: _AerialCanvas, scene: str) -> None:
     centres = [c for c in (cv.spot(_LAND) for _ in range(rng.integers(1, 4))) if c is not None]
     if not centres:
         return
-    pick = np.asarray(centres)[rng.integers(len(centres), size=n)]
-    xy = np.clip(pick + rng.normal(0, 0.4 if forest else 0.12, (n, 2)), 0.02, 0.98)
+    around = np.asarray(centres)[rng.integers(len(centres), size=n)]
+    xy = np.clip(around + rng.normal(0, 0.4 if forest else 0.12, (n, 2)), 0.02, 0.98)
     r = rng.uniform(0.012, 0.028, n)
-    ok = cv._lut(_LAND + ("trees",))
-    for dx, dy in ((-1, -1), (-1, 1), (1, -1), (1, 1), (0, 0)):
+    ok = cv.lut(_LAND + ("trees",))
+    for dx, dy in ((-1, -1), (-1, 1), (1, -1), (1, 1), (0, 0)):  # corners and centre on land
         cx = np.clip(((xy[:, 0] + dx * r) * _GRID).astype(int), 0, _GRID - 1)
         cy = np.clip(((xy[:, 1] + dy * r) * _GRID).astype(int), 0, _GRID - 1)
         keep = ok[cv.cls[cy, cx]]
         xy, r = xy[keep], r[keep]
     if len(r) == 0:
         return
-    colors = rng.integers(-15, 16, (len(r), 3)) + np.array([50, 100, 45])
-    crowns = [(float(x), float(y), float(rr), tuple(c)) for (x, y), rr, c in zip(xy.tolist(), r.tolist(), colors.tolist())]
+    colors = (rng.integers(-15, 16, (len(r), 3)) + np.array([50, 100, 45])).tolist()
+    crowns = [(x, y, rr, tuple(c)) for (x, y), rr, c in zip(xy.tolist(), r.tolist(), colors)]
     cover = [rect_points(x - rr, y - rr, x + rr, y + rr) for x, y, rr, _ in crowns]
-    cv.add(Element("crowns", bounds(cover, pad=0.02), ("trees",), {"crowns": crowns}), cover, "trees")
+    cv.add(Element("crowns", bounds(cover, pad=0.02), ("trees",), {"crowns": crowns}), cover,
+           "trees")
 
 
-def _aerial_vehicles(cv: _AerialCanvas, label: str) -> None:
+def _airplane(cv: _AerialCanvas, x: float, y: float) -> bool:
+    """An airplane sprite rotated by a multiple of 30° at (x, y), if the spot is free."""
+    rng = cv.rng
+    size, deg = rng.uniform(0.12, 0.2), int(rng.integers(12)) * 30
+    name = "airplane" if rng.random() < 0.7 else "small airplane"
+    aspect = sprite_aspect(name)
+    w, h = (size, size / aspect) if aspect >= 1 else (size * aspect, size)
+    a = math.radians(deg)
+    bw = abs(w * math.cos(a)) + abs(h * math.sin(a))
+    bh = abs(w * math.sin(a)) + abs(h * math.cos(a))
+    rect = rect_points(x - bw / 2, y - bh / 2, x + bw / 2, y + bh / 2)
+    if not cv.free([rect], ("runway", "ground", "grass")):
+        return False
+    params = {"sprite": name, "wh": (w, h), "angle": deg}
+    cv.add(Element("sprite", bounds([rect]), ("airplane",), params), [rect], "airplane")
+    return True
+
+
+def _car(cv: _AerialCanvas, x: float, y: float) -> tuple[list[tuple[Color, Points]], Points]:
+    """Polygons of a car seen from above (body and windscreen) and its outline."""
+    rng = cv.rng
+    angle = float(rng.uniform(0, math.pi))
+    c, s = math.cos(angle), math.sin(angle)
+    hull = _rotated_rect(x, y, 0.045, 0.022, angle)
+    body = jitter(rng, _CAR_COLORS[rng.integers(len(_CAR_COLORS))], 20)
+    screen = _rotated_rect(x + c * 0.008, y + s * 0.008, 0.01, 0.018, angle)
+    return [(body, hull), ((40, 50, 60), screen)], hull
+
+
+def _ship(cv: _AerialCanvas, x: float, y: float) -> tuple[list[tuple[Color, Points]], Points]:
+    """Polygons of a ship seen from above (wake, pointed hull, deckhouse) and its outline."""
+    rng = cv.rng
+    angle = float(rng.uniform(0, math.pi))
+    c, s = math.cos(angle), math.sin(angle)
+    length = rng.uniform(0.07, 0.15)
+    width = length * 0.28
+
+    def at(dx: float, dy: float) -> tuple[float, float]:  # ship frame -> tile
+        return (x + c * dx - s * dy, y + s * dx + c * dy)
+
+    hull = [at(-length / 2, -width / 2), at(length / 4, -width / 2), at(length / 2, 0),
+            at(length / 4, width / 2), at(-length / 2, width / 2)]
+    wake = [at(-length / 2, width / 2), at(-length / 2, -width / 2),
+            at(-length * 1.1, -width), at(-length * 1.1, width)]
+    paint = jitter(rng, _HULLS[rng.integers(len(_HULLS))], 10)
+    house = _rotated_rect(*at(-length * 0.1, 0), length * 0.3, width * 0.6, angle)
+    return [((150, 185, 205), wake), (paint, hull), ((200, 200, 200), house)], hull + wake
+
+
+def _vehicles(cv: _AerialCanvas, label: str) -> None:
     """Cars on roads and parking lots, ships on water, airplanes on runways and aprons."""
     rng = cv.rng
+    count = {"cars": int(rng.integers(2, 12)), "ship": int(rng.integers(1, 6)),
+             "airplane": int(rng.integers(1, 4))}[label]
     allowed = {"cars": ("road", "parking lot"), "ship": ("water",),
                "airplane": ("runway", "ground", "grass")}[label]
-    count = {"cars": int(rng.integers(2, 12)), "ship": int(rng.integers(1, 6)), "airplane": int(rng.integers(1, 4))}[label]
     polys: list[tuple[Color, Points]] = []
     cover: list[Points] = []
-    for spot in cv.spots(allowed, count * 5):
-        if len(cover) == count:
+    placed = 0
+    for x, y in cv.spots(allowed, count * 5):
+        if placed == count:
             break
-        angle = float(rng.uniform(0, math.pi))
-        if label == "airplane":
-            size = rng.uniform(0.12, 0.2)
-            deg = int(rng.integers(12)) * 30
-            name = "airplane" if rng.random() < 0.7 else "small airplane"
-            w, h = (size, size / sprite_aspect(name)) if sprite_aspect(name) >= 1 else (size * sprite_aspect(name), size)
-            a = math.radians(deg)
-            bw, bh = abs(w * math.cos(a)) + abs(h * math.sin(a)), abs(w * math.sin(a)) + abs(h * math.cos(a))
-            rect = rect_points(spot[0] - bw / 2, spot[1] - bh / 2, spot[0] + bw / 2, spot[1] + bh / 2)
-            if not cv.free([rect], allowed):
-                continue
-            cv.add(Element("sprite", bounds([rect]), ("airplane",), {"sprite": name, "wh": (w, h), "angle": deg}), [rect], "airplane")
-            cover.append(rect)
+        if label == "airplane":  # one sprite element per airplane
+            placed += _airplane(cv, x, y)
             continue
-        if label == "cars":
-            length, width = 0.045, 0.022
-            hull = _rotated_rect(*spot, length, width, angle)
-            if not cv.free([hull], allowed, 0.5):
-                continue
-            c = math.cos(angle)
-            s = math.sin(angle)
-            polys += [(jitter(rng, _CAR_COLORS[rng.integers(len(_CAR_COLORS))], 20), hull),
-                      ((40, 50, 60), _rotated_rect(spot[0] + c * 0.008, spot[1] + s * 0.008, 0.01, 0.018, angle))]
-        else:
-            length = rng.uniform(0.07, 0.15)
-            width = length * 0.28
-            c, s = math.cos(angle), math.sin(angle)
-            hull = [(spot[0] + c * dx - s * dy, spot[1] + s * dx + c * dy)
-                    for dx, dy in ((-length / 2, -width / 2), (length / 4, -width / 2), (length / 2, 0),
-                                   (length / 4, width / 2), (-length / 2, width / 2))]
-            if not cv.free([hull], allowed, 0.8):
-                continue
-            wake = [(spot[0] - c * length / 2 - s * width / 2, spot[1] - s * length / 2 + c * width / 2),
-                    (spot[0] - c * length / 2 + s * width / 2, spot[1] - s * length / 2 - c * width / 2),
-                    (spot[0] - c * length * 1.1 + s * width, spot[1] - s * length * 1.1 - c * width),
-                    (spot[0] - c * length * 1.1 - s * width, spot[1] - s * length * 1.1 + c * width)]
-            polys += [((150, 185, 205), wake), (jitter(rng, ((235, 235, 235), (180, 60, 50), (60, 70, 90))[rng.integers(3)], 10), hull),
-                      ((200, 200, 200), _rotated_rect(spot[0] - c * length * 0.1, spot[1] - s * length * 0.1, length * 0.3, width * 0.6, angle))]
-            hull = hull + wake
-        cover.append(hull)
-        cv.mark([hull], label)
-    if cover and label != "airplane":
+        shapes, outline = (_car if label == "cars" else _ship)(cv, x, y)
+        if not cv.free([outline], allowed, 0.5 if label == "cars" else 0.8):
+            continue
+        polys += shapes
+        cover.append(outline)
+        cv.mark([outline], label)
+        placed += 1
+    if cover:
         cv.add(Element("polygon", bounds(cover), (label,), {"polys": polys}), cover, label)
 
 
@@ -442,24 +478,32 @@ def aerial_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]]:
     if "ship" in on:
         on.add("water")
     cv = _AerialCanvas(rng)
-    for label in ("farmland", "water", "sand", "grass"):
-        if label in on and not (label == "sand" and scene == "beach"):  # beach: with the water
-            _aerial_region(cv, label, scene)
+    if "farmland" in on:
+        _farmland(cv)
+    if "water" in on:
+        _water(cv, scene)
+    if "sand" in on and scene != "beach":  # a beach's sand comes with its water
+        _texture_region(cv, "sand", [_blob(rng, *rng.uniform(0.35, 0.65, 2),
+                                           *rng.uniform(0.3, 0.5, 2))])
+    if "grass" in on:
+        patches = [_blob(rng, *rng.uniform(0.2, 0.8, 2), *rng.uniform(0.12, 0.3, 2))
+                   for _ in range(rng.integers(1, 4))]
+        _texture_region(cv, "grass", patches)
     for label in ("runway", "road"):
         if label in on:
             for _ in range(1 if label == "runway" or rng.random() < 0.6 else 2):
-                _aerial_band(cv, label)
+                _band(cv, label)
     for label in ("parking lot", "court", "swimming pool", "buildings"):
         if label in on:
-            _aerial_structure(cv, label, scene)
+            _structures(cv, label, scene)
     if "trees" in on:
-        _aerial_trees(cv, scene)
+        _trees(cv, scene)
     for label in ("cars", "ship", "airplane"):
         if label in on:
-            _aerial_vehicles(cv, label)
-    regions = {"water", "sand", "grass", "farmland"}
+            _vehicles(cv, label)
     clutter = [clutter_shape(rng, 0.015, 0.04) for _ in range(rng.integers(0, 4))]
-    visible = cv.visible_elements({label: 40 for label in regions} | {"road": 12, "runway": 30})
+    regions = dict.fromkeys(("water", "sand", "grass", "farmland"), 40)
+    visible = cv.visible_elements(regions | {"road": 12, "runway": 30})
     return scene, style, clutter + visible  # clutter lies on the ground, under everything
 
 

@@ -1,4 +1,4 @@
-"""``SyntheticScenes``: the dataset of one domain; layouts drawn at construction, pixels on demand."""
+"""``SyntheticScenes``: one domain's dataset; layouts drawn at construction, pixels on demand."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from sspa_core.data.base import MultiLabelDataset, Transform
 from sspa_core.data.synthetic.aerial import AERIAL_LABELS, AERIAL_SCENES, aerial_layout
 from sspa_core.data.synthetic.canvas import NUM_BACKGROUND_VARIANTS, Layout, render_layout
 from sspa_core.data.synthetic.captions import make_caption
-from sspa_core.data.synthetic.natural import NATURAL_SCENES, natural_context, natural_labels, natural_layout
+from sspa_core.data.synthetic.natural import (
+    NATURAL_SCENES, natural_context, natural_labels, natural_layout)
 from sspa_core.data.synthetic.pedestrian import (
     PEDESTRIAN_ATTRIBUTES, PEDESTRIAN_SCENES, pedestrian_layout)
 
@@ -103,7 +104,8 @@ class SyntheticScenes(MultiLabelDataset):
         if image_size < 16:
             raise ValueError(f"image_size must be at least 16 px, got {image_size}")
         super().__init__(split, transform, image_size)
-        self.domain, self.label_set, self.seed, self.image_size = domain, label_set, seed, image_size
+        self.domain, self.label_set, self.seed = domain, label_set, seed
+        self.image_size = image_size
         self.label_names = domain_labels(domain, label_set)
         n = SPLIT_SIZES[split] if num_images is None else num_images
         collecting = gc.isenabled()

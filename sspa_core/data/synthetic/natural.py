@@ -252,7 +252,8 @@ def _natural_background(style: str, size: int, rng: np.random.Generator) -> Imag
     c = np.zeros((size, size, 3), np.float32)
     S = size
     if style in ("office", "kitchen", "living room", "bedroom", "dining room", "bathroom"):
-        wall = {"office": (225, 220, 205), "kitchen": (235, 230, 215), "living room": (200, 180, 150),
+        wall = {"office": (225, 220, 205), "kitchen": (235, 230, 215),
+                "living room": (200, 180, 150),
                 "bedroom": (205, 190, 220), "dining room": (215, 175, 140),
                 "bathroom": (215, 232, 240)}[style]
         floor = {"office": (150, 110, 70), "kitchen": (190, 190, 195), "living room": (140, 95, 60),

@@ -44,9 +44,13 @@ PEDESTRIAN_SCENES: dict[str, dict[str, float]] = {
 PEDESTRIAN_PHRASES: dict[str, str] = {
     scene: ("in an " if scene.startswith("office") else "on a ") + scene
     for scene in PEDESTRIAN_SCENES}
-_HELD = {"summer street": ("takeout cup", "cell phone"), "winter street": ("takeout cup", "cell phone"),
-         "rainy street": ("closed umbrella",), "office district": ("briefcase", "cell phone", "takeout cup"),
-         "shopping street": ("shopping bags", "cell phone"), "campus": ("book", "cell phone", "takeout cup")}
+_HELD = {  # what "holding objects" shows, per scene type
+    "summer street": ("takeout cup", "cell phone"),
+    "winter street": ("takeout cup", "cell phone"),
+    "rainy street": ("closed umbrella",),
+    "office district": ("briefcase", "cell phone", "takeout cup"),
+    "shopping street": ("shopping bags", "cell phone"),
+    "campus": ("book", "cell phone", "takeout cup")}
 
 
 _HATS = {"summer street": ("sun hat", "billed cap"), "winter street": ("top hat", "billed cap")}
@@ -85,7 +89,8 @@ def _pedestrian_background(style: str, size: int, rng: np.random.Generator) -> I
     if style in ("office district", "shopping street"):
         step = rng.uniform(0.18, 0.28)
         for x in np.arange(rng.uniform(0, step), 1, step):
-            color = (120, 150, 175) if style == "office district" else jitter(rng, (90, 140, 160), 60)
+            color = ((120, 150, 175) if style == "office district"
+                     else jitter(rng, (90, 140, 160), 60))
             d.rectangle([x * S, 0.08 * S, (x + step * 0.8) * S, (split - 0.1) * S], fill=color,
                         outline=(60, 60, 70), width=max(1, S // 100))
     elif style == "campus":
@@ -94,7 +99,8 @@ def _pedestrian_background(style: str, size: int, rng: np.random.Generator) -> I
         for x in np.arange(rng.uniform(0, 0.3), 1, 0.3):
             d.rectangle([x * S, 0.1 * S, (x + 0.12) * S, 0.3 * S], fill=(90, 110, 140))
     for x in np.arange(-0.5, 1.5, 0.15):  # paving joints in perspective
-        d.line([(0.5 + (x - 0.5) * 0.6) * S, split * S, x * S, S], fill=tuple(int(v * 0.85) for v in ground))
+        d.line([(0.5 + (x - 0.5) * 0.6) * S, split * S, x * S, S],
+               fill=tuple(int(v * 0.85) for v in ground))
     if style == "rainy street":
         for _ in range(3):
             x, y = rng.uniform(0, 0.8), rng.uniform(split + 0.05, 0.95)
@@ -135,11 +141,18 @@ def pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]
     top = (1 - u) / 2 + rng.uniform(-0.02, 0.02)
     cx = 0.5 + rng.uniform(-0.06, 0.06)
 
+    # positions in body units (the figure's height u), from its top centre
     def Y(f: float) -> float:
         return top + f * u
 
     def X(f: float) -> float:
         return cx + f * u
+
+    def P(*points: tuple[float, float]) -> Points:  # body units -> image coordinates
+        return [(X(a), Y(b)) for a, b in points]
+
+    def R(a: float, b: float, c: float, d: float) -> Points:
+        return rect_points(X(a), Y(b), X(c), Y(d))
 
     skin, hair = _SKIN[rng.integers(len(_SKIN))], _HAIR[rng.integers(len(_HAIR))]
     upper_c, lower_c, coat_c = (jitter(rng, _CLOTHES[k], 12)
@@ -157,24 +170,21 @@ def pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]
     side = -1 if rng.random() < 0.5 else 1  # the side of the backpack / handbag
     if on["backpack"] and front:
         elements.append(_sprite_at("backpack", X(side * 0.13), Y(0.3), 0.24 * u, ("backpack",)))
-    hair_poly = (hair, [(X(-0.075), Y(0.04)), (X(0.075), Y(0.04)), (X(0.08), Y(0.27)),
-                        (X(-0.08), Y(0.27))])
+    hair_poly = (hair, P((-0.075, 0.04), (0.075, 0.04), (0.08, 0.27), (-0.08, 0.27)))
     if on["long hair"] and front:
         elements.append(_poly_element([hair_poly], ("long hair",)))
     # body: legs, arms, neck
-    body = [(skin, rect_points(X(-0.02), Y(0.11), X(0.02), Y(0.17))),
-            (skin, [(X(-0.125), Y(0.17)), (X(-0.175), Y(0.17)), (X(-0.17), Y(0.52)), (X(-0.125), Y(0.52))]),
-            (skin, [(X(0.125), Y(0.17)), (X(0.175), Y(0.17)), (X(0.17), Y(0.52)), (X(0.125), Y(0.52))]),
-            (skin, rect_points(X(-0.09), Y(0.48), X(-0.015), Y(0.93))),
-            (skin, rect_points(X(0.015), Y(0.48), X(0.09), Y(0.93)))]
+    body = [(skin, R(-0.02, 0.11, 0.02, 0.17)),
+            (skin, P((-0.125, 0.17), (-0.175, 0.17), (-0.17, 0.52), (-0.125, 0.52))),
+            (skin, P((0.125, 0.17), (0.175, 0.17), (0.17, 0.52), (0.125, 0.52))),
+            (skin, R(-0.09, 0.48, -0.015, 0.93)), (skin, R(0.015, 0.48, 0.09, 0.93))]
     elements.append(_poly_element(body))
     hem = {"trousers": 0.93, "shorts": 0.64, "skirt": 0.72}[lower]
     if lower == "skirt":
-        lower_polys = [(lower_c, [(X(-0.1), Y(0.47)), (X(0.1), Y(0.47)), (X(0.14), Y(hem)), (X(-0.14), Y(hem))])]
+        lower_polys = [(lower_c, P((-0.1, 0.47), (0.1, 0.47), (0.14, hem), (-0.14, hem)))]
     else:
-        lower_polys = [(lower_c, rect_points(X(-0.1), Y(0.47), X(0.1), Y(0.55))),
-                       (lower_c, rect_points(X(-0.1), Y(0.5), X(-0.005), Y(hem))),
-                       (lower_c, rect_points(X(0.005), Y(0.5), X(0.1), Y(hem)))]
+        lower_polys = [(lower_c, R(-0.1, 0.47, 0.1, 0.55)), (lower_c, R(-0.1, 0.5, -0.005, hem)),
+                       (lower_c, R(0.005, 0.5, 0.1, hem))]
     elements.append(_poly_element(lower_polys, (lower,)))
     boots = on["boots"]
     shoe = (("womans boot", "hiking boot") if boots else ("sneaker", "flat shoe"))[rng.integers(2)]
@@ -190,23 +200,23 @@ def pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]
         labels = ("short sleeves",) if on["short sleeves"] else ("long sleeves",)
         color, hem_u = upper_c, 0.52
     width = 0.15 if on["long coat"] else 0.125
-    upper = [(color, [(X(-0.125), Y(0.16)), (X(0.125), Y(0.16)), (X(width), Y(hem_u)), (X(-width), Y(hem_u))]),
-             (color, [(X(-0.125), Y(0.16)), (X(-0.18), Y(0.17)), (X(-0.18), Y(sleeve_end)), (X(-0.123), Y(sleeve_end))]),
-             (color, [(X(0.125), Y(0.16)), (X(0.18), Y(0.17)), (X(0.18), Y(sleeve_end)), (X(0.123), Y(sleeve_end))])]
+    upper = [(color, P((-0.125, 0.16), (0.125, 0.16), (width, hem_u), (-width, hem_u))),
+             (color, P((-0.125, 0.16), (-0.18, 0.17), (-0.18, sleeve_end), (-0.123, sleeve_end))),
+             (color, P((0.125, 0.16), (0.18, 0.17), (0.18, sleeve_end), (0.123, sleeve_end)))]
     if rng.random() < 0.35:  # stripes or a logo, not labels
         accent = jitter(rng, _CLOTHES[rng.integers(len(_CLOTHES))], 10)
         if rng.random() < 0.5:
-            upper += [(accent, rect_points(X(-0.12), Y(f), X(0.12), Y(f + 0.02))) for f in (0.24, 0.3, 0.36)]
+            upper += [(accent, R(-0.12, f, 0.12, f + 0.02)) for f in (0.24, 0.3, 0.36)]
         else:
-            upper.append((accent, rect_points(X(-0.04), Y(0.24), X(0.04), Y(0.31))))
+            upper.append((accent, R(-0.04, 0.24, 0.04, 0.31)))
     elements.append(_poly_element(upper, labels))
     if on["backpack"] and not front:
         elements.append(_sprite_at("backpack", X(0), Y(0.3), 0.24 * u, ("backpack",)))
     elif on["backpack"]:
         strap = jitter(rng, (60, 60, 60), 10)
         elements.append(_poly_element(
-            [(strap, rect_points(X(-0.1), Y(0.16), X(-0.075), Y(0.36))),
-             (strap, rect_points(X(0.075), Y(0.16), X(0.1), Y(0.36)))], ("backpack",)))
+            [(strap, R(-0.1, 0.16, -0.075, 0.36)), (strap, R(0.075, 0.16, 0.1, 0.36))],
+            ("backpack",)))
     if on["long hair"] and not front:
         elements.append(_poly_element([hair_poly], ("long hair",)))
     head = [(skin, [(X(0.065 * math.cos(a)), Y(0.07 + 0.065 * math.sin(a)))
@@ -214,7 +224,7 @@ def pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]
     if front:
         head.append((hair, [(X(0.067 * math.cos(a)), Y(0.062 + 0.06 * math.sin(a)))
                             for a in np.linspace(math.pi, 2 * math.pi, 9)]))
-        head += [((40, 30, 30), rect_points(X(d - 0.008), Y(0.075), X(d + 0.008), Y(0.09))) for d in (-0.025, 0.025)]
+        head += [((40, 30, 30), R(d - 0.008, 0.075, d + 0.008, 0.09)) for d in (-0.025, 0.025)]
     else:
         head.append((hair, [(X(0.067 * math.cos(a)), Y(0.07 + 0.067 * math.sin(a)))
                             for a in np.linspace(0, 2 * math.pi, 16, endpoint=False)]))
@@ -222,7 +232,8 @@ def pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]
     if on["scarf"]:
         elements.append(_sprite_at("scarf", X(0), Y(0.24), 0.14 * u, ("scarf",)))
     if on["glasses"]:
-        name = "sunglasses" if rng.random() < (0.7 if scene == "summer street" else 0.2) else "eyeglasses"
+        sunny = 0.7 if scene == "summer street" else 0.2
+        name = "sunglasses" if rng.random() < sunny else "eyeglasses"
         elements.append(_sprite_at(name, X(0), Y(0.08), 0.13 * u, ("glasses",)))
     if on["hat"]:
         hats = _HATS.get(scene, ("billed cap", "top hat", "sun hat"))
@@ -234,8 +245,8 @@ def pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]
     if on["shoulder bag"]:
         strap_c = jitter(rng, (70, 50, 40), 15)
         elements.append(_poly_element(
-            [(strap_c, [(X(side * 0.11), Y(0.16)), (X(side * 0.08), Y(0.16)),
-                        (X(-side * 0.17), Y(0.46)), (X(-side * 0.2), Y(0.46))])], ("shoulder bag",)))
+            [(strap_c, P((side * 0.11, 0.16), (side * 0.08, 0.16), (-side * 0.17, 0.46),
+                         (-side * 0.2, 0.46)))], ("shoulder bag",)))
         name = ("pouch", "briefcase", "purse")[rng.integers(3)]
         elements.append(_sprite_at(name, X(-side * 0.2), Y(0.5), 0.15 * u, ("shoulder bag",)))
     if on["handbag"]:
@@ -247,9 +258,9 @@ def pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]
             width = {"closed umbrella": 0.22, "shopping bags": 0.18, "briefcase": 0.16}[held] * u
             elements.append(_sprite_at(held, X(-side * 0.2), Y(0.62), width, ("holding objects",)))
         else:  # held up in front of the chest
-            forearm = (color, [(X(-0.16), Y(0.34)), (X(-0.16), Y(0.29)), (X(0.0), Y(0.37)),
-                               (X(0.0), Y(0.42))])
-            hand = (skin, rect_points(X(-0.01), Y(0.36), X(0.04), Y(0.42)))
+            sleeve = skin if on["short sleeves"] and not on["long coat"] else color
+            forearm = (sleeve, P((-0.16, 0.34), (-0.16, 0.29), (0.0, 0.37), (0.0, 0.42)))
+            hand = (skin, R(-0.01, 0.36, 0.04, 0.42))
             elements.append(_poly_element([forearm, hand], ("holding objects",)))
             elements.append(_sprite_at(held, X(0.03), Y(0.35), 0.1 * u, ("holding objects",)))
     return scene, scene, elements
