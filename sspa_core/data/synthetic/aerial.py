@@ -18,7 +18,6 @@ AERIAL_LABELS: tuple[str, ...] = (
     "water", "trees", "grass", "buildings", "road", "cars", "parking lot", "airplane", "runway",
     "ship", "farmland", "sand", "court", "swimming pool")
 
-
 # scene type -> (ground style, {label: probability})
 AERIAL_SCENES: dict[str, tuple[str, dict[str, float]]] = {
     "harbour": ("urban", {"water": 1, "ship": .95, "buildings": .7, "road": .6, "cars": .45,
@@ -47,17 +46,13 @@ AERIAL_SCENES: dict[str, tuple[str, dict[str, float]]] = {
 AERIAL_PHRASES: dict[str, str] = {"agricultural land": "agricultural land", "desert": "a desert"}
 _GRID = 64  # occupancy grid of the aerial layouts (cells per side)
 
-
 _CELL = {"ground": 0, "water": 1, "sand": 2, "farmland": 3, "grass": 4, "road": 5,
          "runway": 6, "parking lot": 7, "buildings": 8, "court": 9, "swimming pool": 10,
          "trees": 11, "cars": 12, "airplane": 13, "ship": 14}
 
-
 _LAND = ("ground", "sand", "farmland", "grass")
 
-
 _TEXTURES = {"water": (45, 95, 140), "sand": (222, 205, 160), "grass": (105, 150, 70)}
-
 
 _TEXTURE_CACHE: dict[tuple[str, int], Image.Image] = {}
 _CAR_COLORS = ((30, 30, 35), (240, 240, 240), (40, 60, 120), (150, 30, 40), (60, 110, 60),

@@ -12,9 +12,7 @@ from sspa_core.paths import DATA_DIR
 
 SPRITE_DIR = DATA_DIR / "sprites"
 
-
 _SPRITE_CACHE: OrderedDict[tuple, Image.Image] = OrderedDict()
-
 
 _SPRITE_CACHE_SIZE = 6000
 

@@ -12,13 +12,9 @@ from PIL import Image, ImageDraw
 
 from sspa_core.data.synthetic.atlas import sprite_image
 
-Box = tuple[float, float, float, float]
-
-
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of the image side
 Color = tuple[int, int, int]
-
-
-Points = list[tuple[float, float]]
+Points = list[tuple[float, float]]  # a polygon in normalised coordinates
 
 
 @dataclass(frozen=True)
@@ -52,29 +48,35 @@ class Layout:
 
 
 def box_area(b: Box) -> float:
+    """Area of a box (0 when empty)."""
     return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
 
 
 def overlap(a: Box, b: Box) -> float:
+    """Area of the intersection of two boxes."""
     return box_area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
 
 
 def pixel_box(box: Box, size: int) -> tuple[int, int, int, int]:
+    """The pixel rectangle that covers a box at ``size``² px."""
     return (int(math.floor(box[0] * size)), int(math.floor(box[1] * size)),
             int(math.ceil(box[2] * size)), int(math.ceil(box[3] * size)))
 
 
 def bounds(polys: list[Points], pad: float = 0.0) -> Box:
+    """Bounding box of polygons, grown by ``pad``."""
     xs = [x for pts in polys for x, _ in pts]
     ys = [y for pts in polys for _, y in pts]
     return (min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad)
 
 
 def rect_points(x0: float, y0: float, x1: float, y1: float) -> Points:
+    """An axis-aligned rectangle as a polygon."""
     return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
 
 
 def jitter(rng: np.random.Generator, color: Color, amount: int = 18) -> Color:
+    """A colour with each channel moved by up to ``amount``."""
     delta = rng.integers(-amount, amount + 1, 3).tolist()
     return tuple(min(255, max(0, c + d)) for c, d in zip(color, delta))
 
@@ -90,7 +92,7 @@ def pick(rng: np.random.Generator, probs: tuple[float, ...]) -> int:
 
 
 def gradient(size: int, top: Color, bottom: Color, y0: float = 0.0, y1: float = 1.0,
-              canvas: np.ndarray | None = None) -> np.ndarray:
+             canvas: np.ndarray | None = None) -> np.ndarray:
     """Fill rows ``y0..y1`` (fractions) of ``canvas`` (H×W×3 float) with a vertical gradient."""
     canvas = np.zeros((size, size, 3), np.float32) if canvas is None else canvas
     r0, r1 = int(round(y0 * size)), int(round(y1 * size))
@@ -100,17 +102,20 @@ def gradient(size: int, top: Color, bottom: Color, y0: float = 0.0, y1: float = 
 
 
 def finish(canvas: np.ndarray, rng: np.random.Generator, noise: float = 5.0) -> Image.Image:
+    """Add grey grain to a float canvas and make it an RGB image."""
     canvas = canvas + rng.normal(0.0, noise, canvas.shape[:2])[..., None].astype(np.float32)
     return Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8), "RGB")
 
 
 def sky(size: int, rng: np.random.Generator, horizon: float, canvas: np.ndarray) -> None:
+    """A blue sky gradient above ``horizon``."""
     gradient(size, jitter(rng, (110, 165, 230)), jitter(rng, (205, 225, 245)), 0, horizon,
-              canvas)
+             canvas)
 
 
 def clouds(draw: ImageDraw.ImageDraw, size: int, rng: np.random.Generator, horizon: float,
-            count: int) -> None:
+           count: int) -> None:
+    """``count`` white clouds, each a few overlapping ellipses above the horizon."""
     for _ in range(count):
         cx, cy = rng.uniform(0, 1) * size, rng.uniform(0.05, max(0.06, horizon - 0.1)) * size
         for _ in range(4):
@@ -121,9 +126,9 @@ def clouds(draw: ImageDraw.ImageDraw, size: int, rng: np.random.Generator, horiz
 
 
 def stripes(draw: ImageDraw.ImageDraw, size: int, y0: float, y1: float, step: float,
-             color: Color, vertical: bool = True, width: int = 1) -> None:
-    n = int(1 / step) + 1
-    for k in range(n):
+            color: Color, vertical: bool = True, width: int = 1) -> None:
+    """Evenly spaced lines, vertical or horizontal, between rows ``y0`` and ``y1``."""
+    for k in range(int(1 / step) + 1):
         p = k * step * size
         if vertical:
             draw.line([p, y0 * size, p, y1 * size], fill=color, width=width)
@@ -137,6 +142,7 @@ _CLUTTER_SHAPES = ("ellipse", "rectangle", "triangle", "line", "star")
 
 
 def clutter_shape(rng: np.random.Generator, lo: float, hi: float) -> Element:
+    """A distractor shape (never a label) of side ``lo..hi`` at a random place."""
     kind = _CLUTTER_SHAPES[rng.integers(len(_CLUTTER_SHAPES))]
     s = rng.uniform(lo, hi)
     x0, y0 = rng.uniform(0, 1 - s), rng.uniform(0, 1 - s)
@@ -145,19 +151,21 @@ def clutter_shape(rng: np.random.Generator, lo: float, hi: float) -> Element:
 
 
 NUM_BACKGROUND_VARIANTS = 6
-_BACKGROUND_CACHE: dict[tuple[str, int, int, bool], Image.Image] = {}
+_BACKGROUND_CACHE: dict[tuple[str, str, int, int, bool], Image.Image] = {}
 # domain -> background painter (style, size, rng) -> image; each domain module registers its own
 BACKGROUNDS: dict[str, Callable[[str, int, np.random.Generator], Image.Image]] = {}
 
 
-def background(domain: str, style: str, variant: int, size: int, flip: bool = False) -> Image.Image:
-    """Background ``variant`` of ``style`` at ``size``² px, optionally mirrored (cached; never
-    mutate it)."""
-    key = (style, variant, size, flip)
+def background(domain: str, style: str, variant: int, size: int,
+               flip: bool = False) -> Image.Image:
+    """Background ``variant`` (0..NUM_BACKGROUND_VARIANTS-1) of a domain's ``style`` at
+    ``size``² px, optionally mirrored; cached per process (never mutate it)."""
+    key = (domain, style, variant, size, flip)
     im = _BACKGROUND_CACHE.get(key)
     if im is None:
         if flip:
-            im = background(domain, style, variant, size).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            im = background(domain, style, variant, size)
+            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         else:
             style_id = sum(ord(ch) * (k + 1) for k, ch in enumerate(style))
             im = BACKGROUNDS[domain](style, size, np.random.default_rng([style_id, variant, 7]))
@@ -204,7 +212,8 @@ DRAWERS = {"sprite": _draw_sprite, "shape": _draw_shape, "polygon": _draw_polygo
 
 
 def render_layout(layout: Layout, size: int) -> Image.Image:
-    """Render a layout at ``size``² px (RGB)."""
+    """Render a layout at ``size``² px (RGB): its background, tinted per channel by
+    ``layout.tint``, then its elements in order."""
     bg = background(layout.domain, layout.background, layout.variant, size, layout.flip)
     lut = np.clip(np.arange(256)[None, :] * np.asarray(layout.tint)[:, None], 0, 255)
     img = bg.point(lut.astype(np.uint8).ravel().tolist())

@@ -10,11 +10,9 @@ from sspa_core.data.synthetic.pedestrian import PEDESTRIAN_PHRASES
 
 HOLDING = "holding objects"
 
-
 _NO_ARTICLE = {"skis", "scissors", "broccoli", "glasses", "long hair", "short sleeves",
                "long sleeves", "trousers", "shorts", "boots", "holding objects", "water",
                "trees", "grass", "buildings", "cars", "farmland", "sand"}
-
 
 _TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # (templates naming the scene, templates without it); {s} = scene phrase, {o} = objects

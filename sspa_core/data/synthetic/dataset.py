@@ -18,18 +18,19 @@ from sspa_core.data.synthetic.pedestrian import (
 
 DOMAINS: tuple[str, ...] = ("natural", "pedestrian", "aerial")
 
-
 LABEL_SETS: dict[str, tuple[str | None, ...]] = {
     "natural": (None, "coco", "voc"), "pedestrian": (None,), "aerial": (None,)}
 
-
 SPLIT_SIZES: dict[str, int] = {"train": 4000, "val": 500, "test": 1000}
-
 
 SCENE_NAME_PROBABILITY = 0.5  # share of captions that name the scene type (SPEC §4)
 
-
 _SPLIT_IDS = {split: k for k, split in enumerate(SPLIT_SIZES)}
+
+
+def _check_split(split: str) -> None:
+    if split not in _SPLIT_IDS:
+        raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLIT_SIZES)}")
 
 
 def _check_domain(domain: str, label_set: str | None) -> None:
@@ -60,8 +61,7 @@ def make_layout(domain: str, index: int, split: str = "train", seed: int = 0,
     """The layout of image ``index``, drawn from its own stream (seed, domain, label_set,
     split, index): independent of how many images a dataset holds."""
     _check_domain(domain, label_set)
-    if split not in _SPLIT_IDS:
-        raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLIT_SIZES)}")
+    _check_split(split)
     set_id = 1 if label_set == "voc" else 0
     rng = np.random.default_rng(
         [seed, DOMAINS.index(domain), set_id, _SPLIT_IDS[split], index])
@@ -97,8 +97,7 @@ class SyntheticScenes(MultiLabelDataset):
                  transform: Transform | None = None, seed: int = 0,
                  label_set: str | None = None):
         _check_domain(domain, label_set)
-        if split not in SPLIT_SIZES:
-            raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLIT_SIZES)}")
+        _check_split(split)
         if num_images is not None and num_images < 0:
             raise ValueError(f"num_images must be >= 0, got {num_images}")
         if image_size < 16:

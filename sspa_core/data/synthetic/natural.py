@@ -22,7 +22,6 @@ VOC_TO_COCO: dict[str, str] = {
     "person": "person", "pottedplant": "potted plant", "sheep": "sheep", "sofa": "couch",
     "train": "train", "tvmonitor": "tv"}
 
-
 # style -> horizon (fraction of the height where the ground, or indoors the floor, starts)
 NATURAL_STYLES: dict[str, float] = {
     "office": 0.55, "kitchen": 0.5, "living room": 0.55, "bedroom": 0.55, "bathroom": 0.5,
@@ -30,9 +29,7 @@ NATURAL_STYLES: dict[str, float] = {
     "sky": 0.88, "savanna": 0.45, "station": 0.42, "snow": 0.42, "harbour": 0.4,
     "picnic": 0.38, "forest": 0.5}
 
-
 NATURAL_WATER: dict[str, tuple[float, float]] = {"beach": (0.4, 0.55), "harbour": (0.4, 0.75)}
-
 
 # scene type -> (background style, {label: weight}): the weights set co-occurrence.
 NATURAL_SCENES: dict[str, tuple[str, dict[str, float]]] = {
@@ -90,37 +87,28 @@ NATURAL_PHRASES: dict[str, str] = {"sky": "the sky"}  # scene phrases other than
 
 _INDOOR = {"office", "kitchen", "living room", "bedroom", "bathroom", "dining room"}
 
-
 _SKY_LABELS = {"airplane", "bird", "kite"}
-
 
 _FLOOR_LABELS = {"chair", "couch", "bed", "dining table", "toilet", "potted plant", "dog", "cat",
                  "suitcase", "person"}  # indoors these stand on the floor
 
-
 _LARGE = {"bus", "train", "truck", "airplane", "elephant", "bed", "couch", "dining table",
           "giraffe", "horse", "cow", "boat"}
-
 
 _SMALL = {"cup", "fork", "knife", "spoon", "mouse", "cell phone", "toothbrush", "apple",
           "orange", "banana", "donut", "bird", "frisbee", "sports ball", "book", "scissors",
           "bottle", "wine glass", "tie", "handbag", "sandwich", "hot dog", "broccoli", "carrot",
           "skateboard", "kite", "clock", "vase", "stop sign"}
 
-
 _SIZE_RANGE = {"large": (0.36, 0.55), "medium": (0.25, 0.4), "small": (0.16, 0.27)}
-
 
 # normalised sprite sizes are snapped to this geometric grid so that few resized copies exist
 _SCALES = 0.06 * 1.07 ** np.arange(40)
 
-
 _INDOOR_CLUTTER = ("framed picture", "light bulb", "candle", "gift", "package", "blossom")
-
 
 _OUTDOOR_CLUTTER = ("rock", "blossom", "sunflower", "mushroom", "cactus", "balloon", "tent",
                     "hut", "house", "construction barrier", "fallen leaf")
-
 
 _MAX_COVERED = 0.35  # at most this share of a labelled object may be hidden by later ones
 
@@ -144,6 +132,7 @@ def natural_context(label_set: str | None) -> tuple[list[str], dict[str, str], l
 
 
 def _snap(scale: float) -> float:
+    """The nearest size of the :data:`_SCALES` grid."""
     return float(_SCALES[np.abs(_SCALES - scale).argmin()])
 
 
@@ -196,6 +185,8 @@ def _place(rng: np.random.Generator, sprite: str, label: str, style: str,
 
 def _sprite_element(rng: np.random.Generator, sprite: str, label: str | None, style: str,
                     placed: list[tuple[Box, list[float]]]) -> Element | None:
+    """A sprite element, randomly mirrored; a labelled one goes through :func:`_place` (and is
+    dropped, with its label, if no place keeps the others visible)."""
     flip = bool(rng.random() < 0.5)
     if label is None:
         box = _sprite_box(rng, sprite, sprite, style, 0.8)
@@ -207,7 +198,7 @@ def _sprite_element(rng: np.random.Generator, sprite: str, label: str | None, st
 
 
 def natural_layout(rng: np.random.Generator, labels: list[str], sprite_of: dict[str, str],
-                    scenes: list[str]) -> tuple[str, str, list[Element]]:
+                   scenes: list[str]) -> tuple[str, str, list[Element]]:
     """Scene type, background style and elements of one natural image."""
     scene = scenes[rng.integers(len(scenes))]
     style, weights = NATURAL_SCENES[scene]
@@ -224,7 +215,7 @@ def natural_layout(rng: np.random.Generator, labels: list[str], sprite_of: dict[
         chosen.append(chosen[rng.integers(len(chosen))])  # a second instance
     indoor = style in _INDOOR
     elements = [clutter_shape(rng, 0.04, 0.18) for _ in range(rng.integers(0, 4))]
-    clutter_pool = list(_INDOOR_CLUTTER if indoor else _OUTDOOR_CLUTTER)
+    clutter_pool = _INDOOR_CLUTTER if indoor else _OUTDOOR_CLUTTER
     # in a label subset (VOC), the scene's other objects appear unlabelled, as in real photos
     labelled = {sprite_of[label] for label in labels}
     extras = [sprite for sprite in weights if sprite not in labelled]
@@ -271,7 +262,7 @@ def _natural_background(style: str, size: int, rng: np.random.Generator) -> Imag
             stripes(d, S, 0, split if style == "kitchen" else 1, step, tile, vertical=False)
         elif style == "living room":
             stripes(d, S, 0, split, rng.uniform(0.08, 0.14), jitter(rng, (185, 160, 130)),
-                     width=max(1, S // 60))
+                    width=max(1, S // 60))
             stripes(d, S, split, 1, 0.09, (110, 70, 40), vertical=False)
         elif style == "bedroom":
             d.rectangle([0, split * S, S, S], fill=jitter(rng, (150, 120, 160), 25))
@@ -288,7 +279,7 @@ def _natural_background(style: str, size: int, rng: np.random.Generator) -> Imag
               "station": (150, 150, 150), "snow": (240, 245, 250), "harbour": (50, 110, 170),
               "picnic": (90, 160, 70), "forest": (70, 120, 60)}[style]
     gradient(S, jitter(rng, ground), jitter(rng, tuple(int(v * 0.85) for v in ground)),
-              horizon, 1, c)
+             horizon, 1, c)
     im = finish(c, rng, 4)
     d = ImageDraw.Draw(im)
     h = horizon * S

@@ -18,7 +18,6 @@ PEDESTRIAN_ATTRIBUTES: tuple[str, ...] = (
     "trousers", "shorts", "skirt", "boots", "backpack", "handbag", "shoulder bag",
     "holding objects")
 
-
 # scene type -> attribute probabilities (sleeves and lower garment: exactly one each)
 PEDESTRIAN_SCENES: dict[str, dict[str, float]] = {
     "summer street": {"short sleeves": .85, "long coat": 0, "shorts": .4, "skirt": .25,
@@ -52,20 +51,15 @@ _HELD = {  # what "holding objects" shows, per scene type
     "shopping street": ("shopping bags", "cell phone"),
     "campus": ("book", "cell phone", "takeout cup")}
 
-
 _HATS = {"summer street": ("sun hat", "billed cap"), "winter street": ("top hat", "billed cap")}
-
 
 _SKIN = ((255, 220, 185), (235, 190, 150), (200, 150, 110), (150, 100, 70), (100, 65, 45))
 
-
 _HAIR = ((30, 25, 20), (70, 45, 25), (130, 90, 50), (210, 180, 120), (150, 150, 150))
-
 
 _CLOTHES = ((30, 30, 35), (240, 240, 240), (40, 60, 120), (150, 30, 40), (60, 110, 60),
             (200, 170, 120), (120, 120, 125), (230, 190, 60), (90, 60, 120), (70, 130, 180),
             (200, 100, 130), (100, 70, 50))
-
 
 _PEDESTRIAN_CLUTTER = ("blossom", "rock", "package", "construction barrier", "fallen leaf",
                        "balloon", "light bulb")
