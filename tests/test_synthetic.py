@@ -234,3 +234,67 @@ def test_make_caption():
     walking = make_caption(["hat", "holding objects"], None, "pedestrian", rng)
     assert walking.endswith(", holding objects.") and "a hat" in walking
     assert mentions(make_caption(["water", "ship"], "harbour", "aerial", rng), "ship")
+
+
+# ----------------------------------------------------------------------------- domain rules
+def test_pedestrian_attributes_are_consistent():
+    scenes = SyntheticScenes("pedestrian", "train", num_images=300, image_size=SIZE)
+    k = {name: j for j, name in enumerate(scenes.label_names)}
+    t = scenes.targets
+    assert np.all(t[:, k["short sleeves"]] + t[:, k["long sleeves"]] == 1)
+    assert np.all(t[:, k["trousers"]] + t[:, k["shorts"]] + t[:, k["skirt"]] == 1)
+    assert np.all(t[t[:, k["long coat"]] == 1, k["long sleeves"]] == 1)
+    views = {el.params["view"] for layout in scenes.layouts for el in layout.elements
+             if "view" in el.params}
+    assert views == {"front", "back"}
+    for layout in scenes.layouts:
+        view = next(el.params["view"] for el in layout.elements if "view" in el.params)
+        assert view == "front" or "glasses" not in layout.labels  # no glasses seen from behind
+    assert 0.1 < t.mean(0).min() and t.mean(0).max() < 0.9  # every attribute varies
+
+
+def test_aerial_objects_sit_on_their_support():
+    scenes = SyntheticScenes("aerial", "train", num_images=200, image_size=SIZE)
+    for layout in scenes.layouts:
+        labels = set(layout.labels)
+        if "ship" in labels:
+            assert "water" in labels
+        if "cars" in labels:
+            assert labels & {"road", "parking lot"}
+    t = scenes.targets
+    assert t.sum(1).min() >= 1 and t.mean(0).min() > 0.03
+    assert len(set(scenes.scene_types)) == len(domain_scene_types("aerial"))
+
+
+def test_every_sprite_the_generators_use_is_in_the_atlas():
+    from sspa_core.data.synthetic import aerial, natural, pedestrian
+
+    names = set(natural._INDOOR_CLUTTER) | set(natural._OUTDOOR_CLUTTER)
+    names |= {n for held in pedestrian._HELD.values() for n in held}
+    names |= {n for hats in pedestrian._HATS.values() for n in hats}
+    names |= set(pedestrian._PEDESTRIAN_CLUTTER)
+    names |= {"scarf", "eyeglasses", "sunglasses", "womans boot", "hiking boot", "sneaker",
+              "flat shoe", "pouch", "briefcase", "purse", "handbag", "backpack", "billed cap",
+              "top hat", "sun hat", "airplane", "small airplane"}
+    assert names <= set(load_atlas())
+    assert aerial.AERIAL_LABELS == tuple(domain_labels("aerial"))
+
+
+def test_atlas_rebuilds_from_the_font(tmp_path):
+    import importlib.util
+    import json
+
+    script = DATA_DIR / "sprites" / "build_atlas.py"
+    spec = importlib.util.spec_from_file_location("build_atlas", script)
+    build_atlas = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_atlas)
+    if not build_atlas.DEFAULT_FONT.is_file():
+        with pytest.raises(FileNotFoundError, match="fonts-noto-color-emoji"):
+            build_atlas.build(build_atlas.DEFAULT_FONT, 96, tmp_path)
+        pytest.skip("Noto Color Emoji is not installed")
+    meta = build_atlas.build(build_atlas.DEFAULT_FONT, 96, tmp_path)
+    shipped = json.loads((DATA_DIR / "sprites" / "atlas.json").read_text())
+    assert {k: v["source"] for k, v in meta["sprites"].items()} == {
+        k: v["source"] for k, v in shipped["sprites"].items()}
+    for name, entry in meta["sprites"].items():
+        assert max(entry["box"][2:]) == 96, name

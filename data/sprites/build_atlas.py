@@ -182,9 +182,11 @@ def draw_bench(scale: int = 4) -> Image.Image:
         d.rectangle([x * s, 4 * s, (x + 6) * s, 69 * s], fill=iron)
         d.line([x * s, 44 * s, (x - 8) * s, 69 * s], fill=iron, width=4 * s)
     for y in (4, 14, 24):  # back rest
-        d.rounded_rectangle([2 * s, y * s, 118 * s, (y + 7) * s], radius=2 * s, fill=(46, 125, 70, 255))
+        d.rounded_rectangle([2 * s, y * s, 118 * s, (y + 7) * s], radius=2 * s,
+                            fill=(46, 125, 70, 255))
     for y in (38, 46):  # seat
-        d.rounded_rectangle([0, y * s, 120 * s - 1, (y + 6) * s], radius=2 * s, fill=(56, 140, 80, 255))
+        d.rounded_rectangle([0, y * s, 120 * s - 1, (y + 6) * s], radius=2 * s,
+                            fill=(56, 140, 80, 255))
     return im.resize((w // scale, h // scale), Image.Resampling.LANCZOS)
 
 

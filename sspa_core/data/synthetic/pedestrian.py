@@ -10,8 +10,8 @@ from PIL import Image, ImageDraw
 
 from sspa_core.data.synthetic.atlas import sprite_aspect
 from sspa_core.data.synthetic.canvas import (
-    BACKGROUNDS, Color, Element, Points, clutter_shape, finish, gradient, jitter, pick, rect_points,
-    stripes)
+    BACKGROUNDS, Color, Element, Points, bounds, clutter_shape, finish, gradient, jitter, pick,
+    rect_points, stripes)
 
 PEDESTRIAN_ATTRIBUTES: tuple[str, ...] = (
     "hat", "glasses", "long hair", "scarf", "short sleeves", "long sleeves", "long coat",
@@ -102,11 +102,11 @@ def _pedestrian_background(style: str, size: int, rng: np.random.Generator) -> I
     return im
 
 
-def _poly_element(polys: list[tuple[Color, Points]],
-                  labels: tuple[str, ...] = ()) -> Element:
-    xs = [x for _, pts in polys for x, _ in pts]
-    ys = [y for _, pts in polys for _, y in pts]
-    return Element("polygon", (min(xs), min(ys), max(xs), max(ys)), labels, {"polys": polys})
+def _poly_element(polys: list[tuple[Color, Points]], labels: tuple[str, ...] = (),
+                  **extra) -> Element:
+    """Coloured polygons as one element (``extra`` goes into its params, e.g. the view)."""
+    box = bounds([pts for _, pts in polys])
+    return Element("polygon", box, labels, {"polys": polys, **extra})
 
 
 def _sprite_at(sprite: str, cx: float, cy: float, width: float, labels: tuple[str, ...],
@@ -222,7 +222,7 @@ def pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]
     else:
         head.append((hair, [(X(0.067 * math.cos(a)), Y(0.07 + 0.067 * math.sin(a)))
                             for a in np.linspace(0, 2 * math.pi, 16, endpoint=False)]))
-    elements.append(_poly_element(head))
+    elements.append(_poly_element(head, view="front" if front else "back"))
     if on["scarf"]:
         elements.append(_sprite_at("scarf", X(0), Y(0.24), 0.14 * u, ("scarf",)))
     if on["glasses"]:
