@@ -1,5 +1,12 @@
 """The aerial domain: remote-sensing tiles (MultiScene/AID style) with procedural land cover and
-small objects seen from above, placed with a coarse occupancy grid."""
+small objects seen from above, placed with a coarse occupancy grid.
+
+Emoji are drawn from the side, so only airplanes are sprites (rotated); water, sand, grass,
+farmland, roads, runways, parking lots, courts, pools, buildings, tree crowns, cars and ships
+are drawn shapes. The grid keeps things where they belong (ships on water, cars on roads and
+parking lots, buildings and trees on land) and drops any label left with too little of it
+visible.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,13 @@
 """The pedestrian-attribute domain: an upright figure whose worn and carried items are the
-attribute labels (PA100K/PETA-like names)."""
+attribute labels (PA100K/PETA-like names).
+
+Deviation from a pure emoji composition: the person emoji is too small and fixed to dress, so
+the body, clothes and hair are drawn as polygons (sleeves, trousers, shorts, skirt, long coat,
+long hair), while the accessories are emoji sprites at their body positions (hat, glasses,
+scarf, boots, backpack, handbag, shoulder bag, held objects). Exactly one sleeve length and one
+lower garment per figure; a long coat implies long sleeves and trousers; glasses only show (and
+count) in front views.
+"""
 
 from __future__ import annotations
 
