@@ -225,12 +225,13 @@ class CLIPBackbone(nn.Module):
     ``[mean token, X]``.
     """
 
-    def __init__(self, clip: CLIP, tokenizer) -> None:
+    def __init__(self, clip: CLIP, tokenizer, name: str = "") -> None:
         super().__init__()
         if not isinstance(clip.visual, (VisionTransformer, ModifiedResNet)):
             raise ValueError(f"dense features unsupported for {type(clip.visual).__name__}")
         if isinstance(clip.visual, VisionTransformer) and clip.visual.attn_pool is not None:
             raise ValueError("dense features unsupported for a ViT with an attentional pooler")
+        self.name = name  # the open_clip model name, "" when unknown
         self.clip = clip
         self.tokenizer = tokenizer
         self.text = PromptTextEncoder(clip, tokenizer)
@@ -317,4 +318,4 @@ def load_backbone(name: str = "sspa-tiny-vit", pretrained: str | os.PathLike | N
     if image_size is not None and image_size != _square_size(clip.visual):
         set_image_size(clip, image_size)
     clip.eval()
-    return CLIPBackbone(clip, open_clip.get_tokenizer(name)).to(device)
+    return CLIPBackbone(clip, open_clip.get_tokenizer(name), name).to(device)

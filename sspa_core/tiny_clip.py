@@ -1,0 +1,259 @@
+"""The tiny CLIP of the offline world (SPEC §4): contrastive pretraining on the captions of the
+synthetic scenes with open_clip's own ``ClipLoss``, and a zero-shot evaluation helper.
+
+The two architectures are open_clip model configs (``sspa_core/model_configs/*.json``,
+registered on ``import sspa_core.backbone``): ``sspa-tiny-vit`` (ViT, 4 layers × 192, patch 16)
+and ``sspa-tiny-rn`` (ModifiedResNet, one bottleneck per stage). Their ``image_size`` is the
+pretraining size; :func:`sspa_core.backbone.load_backbone` interpolates the positional embedding
+for any other input size. The checkpoint is a plain fp16 state_dict that
+``open_clip.create_model(name, pretrained=<path>)`` loads like real weights; a JSON file with
+the settings, timings and loss curve is written beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+from open_clip.loss import ClipLoss
+from torch import nn
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from sspa_core.backbone import TINY_MODELS, CLIPBackbone, set_image_size, shipped_checkpoint
+from sspa_core.data.transforms import CLIP_MEAN, CLIP_STD
+from sspa_core.training import atomic_save, seed_everything
+
+DOMAIN_SHARE = {"natural": 0.5, "pedestrian": 0.25, "aerial": 0.25}  # of num_images
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    """Pretraining recipe; :data:`DEFAULTS` regenerate the shipped checkpoints."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    num_images: int
+    warmup_steps: int = 50
+    weight_decay: float = 0.1
+
+
+DEFAULTS: dict[str, PretrainSettings] = {
+    "sspa-tiny-vit": PretrainSettings(steps=300, batch_size=64, lr=1e-3, num_images=3000, warmup_steps=30),
+    "sspa-tiny-rn": PretrainSettings(steps=300, batch_size=64, lr=1e-3, num_images=3000, warmup_steps=30),
+}
+
+
+class CaptionedImages(Dataset):
+    """Pre-rendered scenes (uint8) with their tokenized captions; a random horizontal flip and
+    CLIP normalisation are applied per item."""
+
+    def __init__(self, images: torch.Tensor, tokens: torch.Tensor):
+        self.images, self.tokens = images, tokens
+        self.mean = torch.tensor(CLIP_MEAN).view(3, 1, 1)
+        self.std = torch.tensor(CLIP_STD).view(3, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.images[i].float().div_(255)
+        if torch.rand(()) < 0.5:
+            image = image.flip(-1)
+        return (image - self.mean) / self.std, self.tokens[i]
+
+
+def _domain_counts(domains: tuple[str, ...], num_images: int) -> dict[str, int]:
+    unknown = [d for d in domains if d not in DOMAIN_SHARE]
+    if unknown or not domains:
+        raise ValueError(f"unknown domains {unknown or domains}; valid: {tuple(DOMAIN_SHARE)}")
+    total = sum(DOMAIN_SHARE[d] for d in domains)
+    counts = {d: int(round(num_images * DOMAIN_SHARE[d] / total)) for d in domains}
+    counts[domains[0]] += num_images - sum(counts.values())
+    return counts
+
+
+def render_caption_set(domains: tuple[str, ...], num_images: int, image_size: int, seed: int,
+                       tokenizer) -> CaptionedImages:
+    """Render the training scenes of ``domains`` (shares :data:`DOMAIN_SHARE`) once."""
+    from sspa_core.data.synthetic import SyntheticScenes
+
+    images, captions = [], []
+    for domain, count in _domain_counts(domains, num_images).items():
+        scenes = SyntheticScenes(domain, "train", num_images=count, image_size=image_size, seed=seed)
+        for i in tqdm(range(count), desc=f"render {domain}", leave=False):
+            images.append(torch.from_numpy(np.asarray(scenes.render(i), dtype=np.uint8).copy()))
+        captions += scenes.captions
+    stacked = torch.stack(images).permute(0, 3, 1, 2).contiguous()
+    return CaptionedImages(stacked, tokenizer(captions))
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """open_clip's training split: no weight decay on gains, biases, norms and logit scale."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        plain = param.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name
+        (no_decay if plain else decay).append(param)
+    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
+
+
+def save_tiny_checkpoint(model: nn.Module, path: str | Path) -> Path:
+    """Write ``model``'s state_dict with floating tensors in fp16, atomically."""
+    state = {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()
+             for k, v in model.state_dict().items()}
+    return atomic_save(state, path)
+
+
+def pretrain_tiny_clip(name: str = "sspa-tiny-vit", out_path: str | Path | None = None,
+                       steps: int | None = None, batch_size: int | None = None,
+                       lr: float | None = None, num_images: int | None = None,
+                       image_size: int | None = None, seed: int = 0,
+                       domains: tuple[str, ...] = ("natural", "pedestrian", "aerial"),
+                       warmup_steps: int | None = None, progress: bool = True) -> dict:
+    """Contrastively pretrain tiny CLIP ``name`` on scene captions; return the metadata.
+
+    AdamW with linear warm-up then cosine decay, open_clip's ``ClipLoss`` with CLIP's learned
+    logit scale (clamped at 100 as in open_clip training). ``None`` settings take
+    :data:`DEFAULTS`; ``image_size`` defaults to the config's. Trained at another size, the
+    positional embedding is interpolated back to the config's grid before saving, so
+    ``open_clip.create_model(name, pretrained=out_path)`` always loads it.
+    ``out_path`` defaults to the shipped ``data/tiny_clip/<name>.pt``.
+    """
+    if name not in TINY_MODELS:
+        raise ValueError(f"unknown tiny model {name!r}; valid: {TINY_MODELS}")
+    base = DEFAULTS[name]
+    settings = PretrainSettings(
+        steps=base.steps if steps is None else steps,
+        batch_size=base.batch_size if batch_size is None else batch_size,
+        lr=base.lr if lr is None else lr,
+        num_images=base.num_images if num_images is None else num_images,
+        warmup_steps=base.warmup_steps if warmup_steps is None else warmup_steps,
+        weight_decay=base.weight_decay,
+    )
+    if settings.steps < 1 or settings.batch_size < 2 or settings.lr <= 0:
+        raise ValueError(f"need steps >= 1, batch_size >= 2 and lr > 0, got {settings}")
+    if settings.num_images < settings.batch_size:
+        raise ValueError(f"num_images {settings.num_images} < batch_size {settings.batch_size}")
+    config_size = open_clip.get_model_config(name)["vision_cfg"]["image_size"]
+    image_size = config_size if image_size is None else image_size
+    out_path = Path(out_path) if out_path is not None else shipped_checkpoint(name)
+    domains = tuple(domains)
+
+    start, cpu_start = time.perf_counter(), time.process_time()
+    seed_everything(seed)
+    tokenizer = open_clip.get_tokenizer(name)
+    data = render_caption_set(domains, settings.num_images, image_size, seed, tokenizer)
+    render_seconds = time.perf_counter() - start
+
+    seed_everything(seed)
+    model = open_clip.create_model(name, force_image_size=image_size)
+    model.train()
+    optimizer = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr,
+                                  betas=(0.9, 0.98), eps=1e-6)
+    warmup = min(settings.warmup_steps, settings.steps - 1)
+    cosine = CosineAnnealingLR(optimizer, T_max=max(1, settings.steps - warmup))
+    scheduler = cosine if warmup == 0 else SequentialLR(
+        optimizer, [LinearLR(optimizer, start_factor=0.01, total_iters=warmup), cosine], [warmup])
+    loss_fn = ClipLoss()
+    loader = DataLoader(data, batch_size=settings.batch_size, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(seed))
+
+    losses: list[float] = []
+    step = 0
+    bar = tqdm(total=settings.steps, desc=f"pretrain {name}", disable=not progress)
+    while step < settings.steps:
+        for images, tokens in loader:
+            image_features, text_features, logit_scale = model(images, tokens)
+            loss = loss_fn(image_features, text_features, logit_scale)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, np.log(100))
+            losses.append(float(loss))
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            if step == settings.steps:
+                break
+    bar.close()
+    train_seconds = time.perf_counter() - start - render_seconds
+    cpu_seconds = time.process_time() - cpu_start
+
+    model.eval()
+    if image_size != config_size:
+        set_image_size(model, config_size)
+    save_tiny_checkpoint(model, out_path)
+    window = max(1, min(20, len(losses) // 5))
+    meta = {
+        "model": name, **asdict(settings), "image_size": image_size, "seed": seed,
+        "domains": list(domains), "num_parameters": sum(p.numel() for p in model.parameters()),
+        "render_seconds": round(render_seconds, 1), "train_seconds": round(train_seconds, 1),
+        "total_seconds": round(render_seconds + train_seconds, 1),
+        "cpu_seconds": round(cpu_seconds, 1), "threads": torch.get_num_threads(),
+        "loss_first": float(np.mean(losses[:window])), "loss_last": float(np.mean(losses[-window:])),
+        "loss_curve": [round(v, 4) for v in losses[:: max(1, len(losses) // 100)]],
+        "file_bytes": out_path.stat().st_size,
+        "torch": torch.__version__, "open_clip": open_clip.__version__,
+    }
+    metadata_path(out_path).write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def metadata_path(checkpoint: str | Path) -> Path:
+    """The JSON written beside a pretrained checkpoint."""
+    return Path(checkpoint).with_suffix(".json")
+
+
+@torch.no_grad()
+def zero_shot_scores(backbone: CLIPBackbone, dataset: Dataset, template: str = "a photo of a {}.",
+                     batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-shot CLIP scores ``τ · cos(x0, E_t(template(label)))`` (N×C) and the targets."""
+    if "{}" not in template:
+        raise ValueError(f"template {template!r} has no '{{}}' for the label name")
+    backbone.eval()
+    text = backbone.encode_text([template.format(n) for n in dataset.label_names])
+    text = text / text.norm(dim=-1, keepdim=True)
+    scores, targets = [], []
+    for batch in DataLoader(dataset, batch_size=batch_size):
+        images = batch["image"].to(text.device)
+        if images.shape[-1] != backbone.image_size:
+            raise ValueError(f"dataset images are {images.shape[-1]} px but the backbone expects "
+                             f"{backbone.image_size} px (pass image_size to load_backbone)")
+        image = backbone.encode_image(images)
+        image = image / image.norm(dim=-1, keepdim=True)
+        scores.append((backbone.logit_scale * image @ text.T).cpu())
+        targets.append(batch["target"])
+    return torch.cat(scores).numpy(), torch.cat(targets).numpy()
+
+
+def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--model", default="sspa-tiny-vit", choices=TINY_MODELS)
+    parser.add_argument("--steps", type=int, help="default: the shipped recipe (DEFAULTS)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--num-images", type=int, help="training scenes over all domains")
+    parser.add_argument("--image-size", type=int, help="default: the model config's")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--domains", nargs="+", default=["natural", "pedestrian", "aerial"])
+    parser.add_argument("--out", type=Path, help="default: the shipped data/tiny_clip/<model>.pt")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    meta = pretrain_tiny_clip(args.model, args.out, steps=args.steps, batch_size=args.batch_size,
+                              lr=args.lr, num_images=args.num_images, image_size=args.image_size,
+                              seed=args.seed, domains=tuple(args.domains))
+    out = args.out or shipped_checkpoint(args.model)
+    print(f"sspa pretrain: {args.model} -> {out} ({meta['file_bytes'] / 1e6:.1f} MB); "
+          f"loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f}; "
+          f"{meta['total_seconds']:.0f} s (render {meta['render_seconds']:.0f} s)")
+    return 0

@@ -1,0 +1,179 @@
+"""The CLIP backbone wrapper: prompt-aware text encoder, dense features, input-size override,
+freezing and loading errors, checked against open_clip's own functions."""
+
+from __future__ import annotations
+
+import open_clip
+import pytest
+import torch
+from open_clip.model import resize_pos_embed
+
+from sspa_core.backbone import (
+    CLIPBackbone,
+    interpolate_grid_embedding,
+    load_backbone,
+    set_image_size,
+)
+
+NAMES = ("sspa-tiny-vit", "sspa-tiny-rn")
+LABELS = ["dog", "traffic light", "hair drier"]
+
+
+def random_backbone(name: str, image_size: int | None = None) -> CLIPBackbone:
+    torch.manual_seed(0)
+    clip = open_clip.create_model(name)
+    if image_size is not None:
+        set_image_size(clip, image_size)
+    return CLIPBackbone(clip.eval(), open_clip.get_tokenizer(name))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_context_of_a_photo_of_a_reproduces_encode_text(name):
+    bb = random_backbone(name)
+    n_ctx = 4
+    tokens = bb.text.tokenize_with_context(LABELS, n_ctx)
+    ctx = bb.text.embed_tokens(bb.text.tokenize(["a photo of a"]))[0, 1:1 + n_ctx]
+    with torch.no_grad():
+        ours = bb.text(ctx, tokens)
+        per_row = bb.text(ctx.expand(len(LABELS), -1, -1), tokens)
+        reference = bb.clip.encode_text(open_clip.get_tokenizer(name)([f"a photo of a {n}." for n in LABELS]))
+    assert ours.shape == (len(LABELS), bb.embed_dim)
+    assert torch.allclose(ours, reference, atol=1e-5)
+    assert torch.allclose(per_row, reference, atol=1e-5)
+    assert torch.allclose(bb.encode_text(["a photo of a dog."]), reference[:1], atol=1e-5)
+
+
+def test_context_tokens_sit_at_positions_one_to_n_ctx():
+    bb = random_backbone("sspa-tiny-vit")
+    tokens = bb.text.tokenize_with_context(["dog"], 3)
+    x_id = bb.text.tokenize(["X"])[0, 1]
+    assert tokens[0, 0] == bb.tokenizer.sot_token_id
+    assert (tokens[0, 1:4] == x_id).all() and tokens[0, 4] != x_id
+
+
+def test_too_long_prompt_and_bad_ctx_shape_are_refused():
+    bb = random_backbone("sspa-tiny-vit")
+    with pytest.raises(ValueError, match="context length"):
+        bb.text.tokenize_with_context(["dog"], bb.text.context_length)
+    tokens = bb.text.tokenize_with_context(LABELS, 2)
+    with pytest.raises(ValueError, match="ctx must be"):
+        bb.text(torch.zeros(2, bb.text.width + 1), tokens)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_x0_equals_encode_image(name):
+    bb = random_backbone(name)
+    images = torch.randn(2, 3, bb.image_size, bb.image_size)
+    with torch.no_grad():
+        x0, _ = bb.encode_image_dense(images)
+        assert torch.allclose(x0, bb.clip.encode_image(images), atol=1e-5)
+        assert torch.allclose(bb.encode_image(images), bb.clip.encode_image(images))
+
+
+def test_vit_dense_equals_open_clip_tokens_times_proj():
+    bb = random_backbone("sspa-tiny-vit")
+    images = torch.randn(2, 3, bb.image_size, bb.image_size)
+    with torch.no_grad():
+        _, dense = bb.encode_image_dense(images)
+        bb.clip.visual.output_tokens = True
+        pooled, tokens = bb.clip.visual(images)
+    assert torch.allclose(dense, tokens @ bb.clip.visual.proj, atol=1e-5)
+
+
+def test_resnet_x0_is_an_attention_average_of_mean_token_and_dense_rows():
+    """x0 = c_proj(Σ_j a_j v_proj(t_j)) with Σ a_j = 1 over [mean token, grid]: x0 lies in the
+    affine hull of the value-projected rows, which random vectors of width d > M + 1 do not."""
+    bb = random_backbone("sspa-tiny-rn", image_size=128)  # M = 16 < d = 128
+    with torch.no_grad():
+        images = torch.randn(1, 3, 128, 128)
+        x0, dense = bb.encode_image_dense(images)
+        visual = bb.clip.visual
+        feat = visual.layer4(visual.layer3(visual.layer2(visual.layer1(visual.stem(images)))))
+        pool = visual.attnpool
+        mean_row = pool.c_proj(pool.v_proj(feat.flatten(2).mean(-1) + pool.positional_embedding[0]))
+    rows = torch.cat([mean_row, dense[0]]).double()  # [M + 1, d]
+
+    def affine_residual(target: torch.Tensor) -> float:
+        basis = (rows[1:] - rows[0]).T
+        coef = torch.linalg.lstsq(basis, (target.double() - rows[0]).unsqueeze(1)).solution
+        residual = (basis @ coef).squeeze(1) - (target.double() - rows[0])
+        return float(residual.norm() / target.norm())
+
+    assert affine_residual(x0[0]) < 1e-4
+    assert affine_residual(torch.randn(bb.embed_dim)) > 0.1
+
+
+@pytest.mark.parametrize("name,size,grid", [
+    ("sspa-tiny-vit", 224, 14), ("sspa-tiny-vit", 288, 18),
+    ("sspa-tiny-rn", 224, 7), ("sspa-tiny-rn", 288, 9),
+])
+def test_dense_shapes_at_two_input_sizes(name, size, grid):
+    bb = random_backbone(name, image_size=size)
+    assert bb.image_size == size and bb.num_patches() == grid * grid
+    with torch.no_grad():
+        x0, dense = bb.encode_image_dense(torch.randn(2, 3, size, size))
+    assert x0.shape == (2, bb.embed_dim)
+    assert dense.shape == (2, grid * grid, bb.embed_dim)
+    assert torch.isfinite(dense).all()
+
+
+def test_grid_interpolation_matches_open_clip_resize_pos_embed():
+    torch.manual_seed(0)
+    small = open_clip.create_model("sspa-tiny-vit", force_image_size=96)
+    large = open_clip.create_model("sspa-tiny-vit", force_image_size=160)
+    state = {"visual.positional_embedding": small.visual.positional_embedding.detach().clone()}
+    resize_pos_embed(state, large)
+    ours = interpolate_grid_embedding(small.visual.positional_embedding.detach(), (10, 10))
+    assert torch.allclose(ours, state["visual.positional_embedding"], atol=1e-6)
+    assert torch.equal(ours[0], small.visual.positional_embedding[0])  # class token kept
+
+
+def test_input_size_must_fit_the_stride():
+    clip = open_clip.create_model("sspa-tiny-rn")
+    with pytest.raises(ValueError, match="multiple of 32"):
+        set_image_size(clip, 100)
+
+
+def test_freeze_text_keeps_gradients_flowing_to_context():
+    bb = random_backbone("sspa-tiny-vit")
+    bb.freeze_text()
+    tokens = bb.text.tokenize_with_context(LABELS, 2)
+    ctx = torch.randn(2, bb.text.width, requires_grad=True)
+    bb.text(ctx, tokens).sum().backward()
+    assert ctx.grad is not None and ctx.grad.abs().sum() > 0
+    text_params = bb.text_parameters()
+    visual_ids = {id(p) for p in bb.clip.visual.parameters()}
+    others = [n for n, p in bb.clip.named_parameters() if id(p) not in visual_ids
+              and all(p is not q for q in text_params)]
+    assert others == ["logit_scale"]  # every non-visual parameter but the scale is text
+    for param in text_params:
+        assert not param.requires_grad and param.grad is None
+    assert all(p.requires_grad for p in bb.clip.visual.parameters())
+    bb.freeze_image()
+    assert not any(p.requires_grad for p in bb.clip.visual.parameters())
+
+
+def test_state_dict_has_each_parameter_once():
+    bb = random_backbone("sspa-tiny-vit")
+    assert set(bb.state_dict()) == {f"clip.{k}" for k in bb.clip.state_dict()}
+
+
+def test_load_backbone_errors_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_backbone("sspa-tiny-vit", pretrained=str(tmp_path / "missing.pt"))
+    with pytest.raises(ValueError, match="unknown model"):
+        load_backbone("no-such-model")
+    with pytest.raises(ValueError, match="known tag"):
+        load_backbone("sspa-tiny-vit", pretrained="openai")
+
+
+def test_load_backbone_from_local_checkpoint_with_size_override(tmp_path):
+    torch.manual_seed(1)
+    clip = open_clip.create_model("sspa-tiny-rn")
+    torch.save(clip.state_dict(), tmp_path / "rn.pt")
+    bb = load_backbone("sspa-tiny-rn", pretrained=str(tmp_path / "rn.pt"), image_size=160)
+    assert bb.image_size == 160 and bb.num_patches() == 25
+    assert torch.equal(bb.clip.visual.conv1.weight, clip.visual.conv1.weight)
+    with torch.no_grad():
+        x0, dense = bb.encode_image_dense(torch.randn(1, 3, 160, 160))
+    assert dense.shape == (1, 25, 128)

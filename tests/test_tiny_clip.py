@@ -1,0 +1,105 @@
+"""The tiny CLIP: registered configs, pretraining at a tiny size, checkpoint round trip through
+open_clip's own loader, the shipped checkpoints and the zero-shot helper."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+
+from sspa_core.backbone import TINY_MODELS, load_backbone, shipped_checkpoint
+from sspa_core.cli import main as sspa_main
+from sspa_core.data.synthetic import SyntheticScenes
+from sspa_core.metrics import mean_average_precision
+from sspa_core.tiny_clip import metadata_path, pretrain_tiny_clip, save_tiny_checkpoint, zero_shot_scores
+
+
+def test_configs_are_registered_with_open_clip():
+    assert set(TINY_MODELS) <= set(open_clip.list_models())
+    vit = open_clip.create_model("sspa-tiny-vit")
+    rn = open_clip.create_model("sspa-tiny-rn")
+    assert type(vit.visual).__name__ == "VisionTransformer"
+    assert type(rn.visual).__name__ == "ModifiedResNet"
+
+
+@pytest.mark.parametrize("name", TINY_MODELS)
+def test_checkpoint_round_trip_through_open_clip(tmp_path, name):
+    torch.manual_seed(0)
+    model = open_clip.create_model(name).eval()
+    path = save_tiny_checkpoint(model, tmp_path / "a.pt")
+    loaded = open_clip.create_model(name, pretrained=str(path)).eval()
+    save_tiny_checkpoint(loaded, tmp_path / "b.pt")
+    again = open_clip.create_model(name, pretrained=str(tmp_path / "b.pt")).eval()
+    size = loaded.visual.image_size
+    size = size[0] if isinstance(size, tuple) else size
+    images = torch.randn(2, 3, size, size)
+    tokens = open_clip.get_tokenizer(name)(["a dog and a cat.", "a red car."])
+    with torch.no_grad():
+        first, second = loaded(images, tokens), again(images, tokens)
+        original = model(images, tokens)
+    for a, b, c in zip(first, second, original):
+        assert torch.equal(a, b)  # fp16 storage is lossless on a second round
+        assert torch.allclose(a, c, atol=2e-2)  # and close to the fp32 model
+
+
+def test_pretrain_at_tiny_size_writes_a_loadable_checkpoint_and_learns(tmp_path):
+    out = tmp_path / "tiny.pt"
+    meta = pretrain_tiny_clip("sspa-tiny-vit", out, steps=30, batch_size=16, lr=1e-3,
+                              num_images=48, image_size=32, domains=("natural",),
+                              warmup_steps=3, progress=False)
+    assert out.is_file() and meta["file_bytes"] == out.stat().st_size
+    assert meta["loss_last"] < meta["loss_first"] - 0.3
+    assert json.loads(metadata_path(out).read_text())["steps"] == 30
+    assert open_clip.create_model("sspa-tiny-vit", pretrained=str(out)).visual.grid_size == (4, 4)
+    bb = load_backbone("sspa-tiny-vit", pretrained=str(out), image_size=96)
+    with torch.no_grad():
+        x0, dense = bb.encode_image_dense(torch.randn(1, 3, 96, 96))
+    assert dense.shape == (1, 36, bb.embed_dim) and torch.isfinite(x0).all()
+
+
+def test_pretrain_refuses_bad_settings(tmp_path):
+    with pytest.raises(ValueError, match="unknown tiny model"):
+        pretrain_tiny_clip("ViT-B-16", tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="unknown domains"):
+        pretrain_tiny_clip("sspa-tiny-vit", tmp_path / "x.pt", domains=("moon",), steps=1,
+                           batch_size=2, num_images=2)
+
+
+def test_cli_pretrain_runs_at_tiny_size(tmp_path, capsys):
+    out = tmp_path / "cli.pt"
+    code = sspa_main(["pretrain", "--model", "sspa-tiny-rn", "--steps", "2", "--batch-size", "4",
+                      "--num-images", "8", "--image-size", "32", "--domains", "natural",
+                      "--out", str(out)])
+    assert code == 0 and out.is_file()
+    assert "sspa pretrain: sspa-tiny-rn" in capsys.readouterr().out
+    open_clip.create_model("sspa-tiny-rn", pretrained=str(out))  # 1×1 attention-pool grid resized back to the config's 2×2
+
+
+@pytest.mark.parametrize("name", TINY_MODELS)
+def test_shipped_checkpoint_is_small_and_loads(name):
+    path = shipped_checkpoint(name)
+    assert path.is_file(), f"missing {path}: run `sspa pretrain --model {name}`"
+    assert path.stat().st_size <= 20_000_000
+    meta = json.loads(metadata_path(path).read_text())
+    assert meta["model"] == name and meta["total_seconds"] > 0
+    bb = load_backbone(name)
+    assert bb.image_size == meta["image_size"]
+
+
+def test_zero_shot_scores_with_the_shipped_checkpoint_beat_chance():
+    bb = load_backbone("sspa-tiny-vit")
+    scenes = SyntheticScenes("natural", "test", num_images=64, image_size=bb.image_size, seed=0)
+    scores, targets = zero_shot_scores(bb, scenes, batch_size=32)
+    assert scores.shape == targets.shape == (64, len(scenes.label_names))
+    present = targets.sum(0) > 0
+    chance = targets.mean(0)[present].mean()  # mAP of a constant scorer
+    assert mean_average_precision(scores, targets) > 1.5 * chance
+    with pytest.raises(ValueError, match="px"):
+        zero_shot_scores(bb, SyntheticScenes("natural", "test", num_images=2,
+                                             image_size=bb.image_size + 32, seed=0))
+    with pytest.raises(ValueError, match="template"):
+        zero_shot_scores(bb, scenes, template="a photo")
+    assert np.isfinite(scores).all()
