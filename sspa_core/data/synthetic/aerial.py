@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from sspa_core.data.synthetic.atlas import sprite_aspect
 from sspa_core.data.synthetic.canvas import (
     BACKGROUNDS, DRAWERS, Color, Element, Points, bounds, clutter_shape, finish, jitter,
-    pixel_box, rect_points)
+    pixel_box, polygon_element, rect_points)
 
 AERIAL_LABELS: tuple[str, ...] = (
     "water", "trees", "grass", "buildings", "road", "cars", "parking lot", "airplane", "runway",
@@ -110,13 +110,15 @@ def _draw_texture(img: Image.Image, draw: ImageDraw.ImageDraw, el: Element, size
     mask = Image.new("L", (x1 - x0, y1 - y0), 0)
     mdraw = ImageDraw.Draw(mask)
     for pts in el.params["polys"]:
-        mdraw.polygon([(x * size - x0, y * size - y0) for x, y in pts], fill=255)
+        mdraw.polygon((pts * size - (x0, y0)).ravel().tolist(), fill=255)
     img.paste(texture(el.params["texture"], size).crop((x0, y0, x1, y1)), (x0, y0), mask)
 
 
 def _draw_crowns(img: Image.Image, draw: ImageDraw.ImageDraw, el: Element, size: int) -> None:
-    """Tree crowns seen from above: a shadow, the crown and a highlight."""
-    for cx, cy, r, color in el.params["crowns"]:
+    """Tree crowns seen from above: a shadow, the crown and a highlight; ``params["xyr"]`` holds
+    centres and radii, ``params["colors"]`` their greens."""
+    for (cx, cy, r), color in zip(el.params["xyr"].tolist(), el.params["colors"].tolist()):
+        color = tuple(color)
         x, y, rr = cx * size, cy * size, max(1.0, r * size)
         draw.ellipse([x - rr * 0.7, y - rr * 0.5, x + rr * 1.2, y + rr * 1.2], fill=(45, 55, 35))
         draw.ellipse([x - rr, y - rr, x + rr, y + rr], fill=color)
@@ -215,7 +217,8 @@ class _AerialCanvas:
 
 def _texture_region(cv: _AerialCanvas, label: str, polys: list[Points]) -> None:
     """Add a land-cover region (water, sand, grass) filled with its texture."""
-    el = Element("texture", bounds(polys), (label,), {"texture": label, "polys": polys})
+    arrays = [np.asarray(pts, np.float32) for pts in polys]
+    el = Element("texture", bounds(arrays), (label,), {"texture": label, "polys": arrays})
     cv.add(el, polys, label)
 
 
@@ -245,8 +248,7 @@ def _farmland(cv: _AerialCanvas) -> None:
                           for y in np.arange(c + 0.01, d - 0.01, step)]
             fields.append(field_pts)
     if fields:
-        cv.add(Element("polygon", bounds(fields), ("farmland",), {"polys": polys}), fields,
-               "farmland")
+        cv.add(polygon_element(polys, ("farmland",)), fields, "farmland")
 
 
 def _water(cv: _AerialCanvas, scene: str) -> None:
@@ -299,7 +301,7 @@ def _band(cv: _AerialCanvas, label: str) -> None:
                 off = k * width / 6
                 polys.append((mark, _rotated_rect(cx + c * t - s * off, cy + s * t + c * off,
                                                   0.03, 0.008, angle)))
-    cv.add(Element("polygon", bounds([band]), (label,), {"polys": polys}), [band], label)
+    cv.add(polygon_element(polys, (label,)), [band], label)
 
 
 def _structure_polys(rng: np.random.Generator, label: str, x0: float, y0: float, x1: float,
@@ -364,7 +366,7 @@ def _structures(cv: _AerialCanvas, label: str, scene: str) -> None:
         cover.append(covered)
         cv.mark([covered], label)
     if cover:
-        cv.add(Element("polygon", bounds(cover), (label,), {"polys": polys}), cover, label)
+        cv.add(polygon_element(polys, (label,)), cover, label)
 
 
 def _trees(cv: _AerialCanvas, scene: str) -> None:
@@ -386,11 +388,11 @@ def _trees(cv: _AerialCanvas, scene: str) -> None:
         xy, r = xy[keep], r[keep]
     if len(r) == 0:
         return
-    colors = (rng.integers(-15, 16, (len(r), 3)) + np.array([50, 100, 45])).tolist()
-    crowns = [(x, y, rr, tuple(c)) for (x, y), rr, c in zip(xy.tolist(), r.tolist(), colors)]
-    cover = [rect_points(x - rr, y - rr, x + rr, y + rr) for x, y, rr, _ in crowns]
-    cv.add(Element("crowns", bounds(cover, pad=0.02), ("trees",), {"crowns": crowns}), cover,
-           "trees")
+    colors = (rng.integers(-15, 16, (len(r), 3)) + np.array([50, 100, 45])).astype(np.uint8)
+    xyr = np.column_stack([xy, r]).astype(np.float32)
+    cover = [rect_points(x - rr, y - rr, x + rr, y + rr) for x, y, rr in xyr.tolist()]
+    params = {"xyr": xyr, "colors": colors}
+    cv.add(Element("crowns", bounds(cover, pad=0.02), ("trees",), params), cover, "trees")
 
 
 def _airplane(cv: _AerialCanvas, x: float, y: float) -> bool:
@@ -466,7 +468,7 @@ def _vehicles(cv: _AerialCanvas, label: str) -> None:
         cv.mark([outline], label)
         placed += 1
     if cover:
-        cv.add(Element("polygon", bounds(cover), (label,), {"polys": polys}), cover, label)
+        cv.add(polygon_element(polys, (label,)), cover, label)
 
 
 def aerial_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]]:

@@ -63,11 +63,11 @@ def pixel_box(box: Box, size: int) -> tuple[int, int, int, int]:
             int(math.ceil(box[2] * size)), int(math.ceil(box[3] * size)))
 
 
-def bounds(polys: list[Points], pad: float = 0.0) -> Box:
-    """Bounding box of polygons, grown by ``pad``."""
-    xs = [x for pts in polys for x, _ in pts]
-    ys = [y for pts in polys for _, y in pts]
-    return (min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad)
+def bounds(polys: list[Points] | list[np.ndarray], pad: float = 0.0) -> Box:
+    """Bounding box of polygons (point lists or N×2 arrays), grown by ``pad``."""
+    pts = np.concatenate([np.asarray(p, np.float64).reshape(-1, 2) for p in polys])
+    (x0, y0), (x1, y1) = pts.min(0).tolist(), pts.max(0).tolist()
+    return (x0 - pad, y0 - pad, x1 + pad, y1 + pad)
 
 
 def rect_points(x0: float, y0: float, x1: float, y1: float) -> Points:
@@ -202,10 +202,19 @@ def _draw_shape(img: Image.Image, draw: ImageDraw.ImageDraw, el: Element, size: 
         draw.polygon(pts, fill=color)
 
 
+def polygon_element(polys: list[tuple[Color, Points]], labels: tuple[str, ...] = (),
+                    **extra) -> Element:
+    """Coloured polygons as one ``polygon`` element; the points are kept as float32 arrays
+    (thousands of layouts stay small) and ``extra`` goes into its params."""
+    arrays = [(color, np.asarray(pts, np.float32)) for color, pts in polys]
+    return Element("polygon", bounds([a for _, a in arrays]), labels,
+                   {"polys": arrays, **extra})
+
+
 def _draw_polygon(img: Image.Image, draw: ImageDraw.ImageDraw, el: Element, size: int) -> None:
-    """Polygons (normalised points) in solid colours: ``params["polys"]`` = [(colour, pts)]."""
+    """Polygons in solid colours: ``params["polys"]`` = [(colour, N×2 normalised points)]."""
     for color, pts in el.params["polys"]:
-        draw.polygon([(x * size, y * size) for x, y in pts], fill=color)
+        draw.polygon((pts * size).ravel().tolist(), fill=color)
 
 
 DRAWERS = {"sprite": _draw_sprite, "shape": _draw_shape, "polygon": _draw_polygon}

@@ -18,8 +18,8 @@ from PIL import Image, ImageDraw
 
 from sspa_core.data.synthetic.atlas import sprite_aspect
 from sspa_core.data.synthetic.canvas import (
-    BACKGROUNDS, Color, Element, Points, bounds, clutter_shape, finish, gradient, jitter, pick,
-    rect_points, stripes)
+    BACKGROUNDS, Element, Points, clutter_shape, finish, gradient, jitter, pick,
+    polygon_element, rect_points, stripes)
 
 PEDESTRIAN_ATTRIBUTES: tuple[str, ...] = (
     "hat", "glasses", "long hair", "scarf", "short sleeves", "long sleeves", "long coat",
@@ -110,13 +110,6 @@ def _pedestrian_background(style: str, size: int, rng: np.random.Generator) -> I
     return im
 
 
-def _poly_element(polys: list[tuple[Color, Points]], labels: tuple[str, ...] = (),
-                  **extra) -> Element:
-    """Coloured polygons as one element (``extra`` goes into its params, e.g. the view)."""
-    box = bounds([pts for _, pts in polys])
-    return Element("polygon", box, labels, {"polys": polys, **extra})
-
-
 def _sprite_at(sprite: str, cx: float, cy: float, width: float, labels: tuple[str, ...],
                flip: bool = False) -> Element:
     """A sprite of a given normalised width centred at (cx, cy)."""
@@ -174,20 +167,20 @@ def pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]
         elements.append(_sprite_at("backpack", X(side * 0.13), Y(0.3), 0.24 * u, ("backpack",)))
     hair_poly = (hair, P((-0.075, 0.04), (0.075, 0.04), (0.08, 0.27), (-0.08, 0.27)))
     if on["long hair"] and front:
-        elements.append(_poly_element([hair_poly], ("long hair",)))
+        elements.append(polygon_element([hair_poly], ("long hair",)))
     # body: legs, arms, neck
     body = [(skin, R(-0.02, 0.11, 0.02, 0.17)),
             (skin, P((-0.125, 0.17), (-0.175, 0.17), (-0.17, 0.52), (-0.125, 0.52))),
             (skin, P((0.125, 0.17), (0.175, 0.17), (0.17, 0.52), (0.125, 0.52))),
             (skin, R(-0.09, 0.48, -0.015, 0.93)), (skin, R(0.015, 0.48, 0.09, 0.93))]
-    elements.append(_poly_element(body))
+    elements.append(polygon_element(body))
     hem = {"trousers": 0.93, "shorts": 0.64, "skirt": 0.72}[lower]
     if lower == "skirt":
         lower_polys = [(lower_c, P((-0.1, 0.47), (0.1, 0.47), (0.14, hem), (-0.14, hem)))]
     else:
         lower_polys = [(lower_c, R(-0.1, 0.47, 0.1, 0.55)), (lower_c, R(-0.1, 0.5, -0.005, hem)),
                        (lower_c, R(0.005, 0.5, 0.1, hem))]
-    elements.append(_poly_element(lower_polys, (lower,)))
+    elements.append(polygon_element(lower_polys, (lower,)))
     boots = on["boots"]
     shoe = (("womans boot", "hiking boot") if boots else ("sneaker", "flat shoe"))[rng.integers(2)]
     for f, flip in ((-0.06, True), (0.06, False)):
@@ -211,16 +204,16 @@ def pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]
             upper += [(accent, R(-0.12, f, 0.12, f + 0.02)) for f in (0.24, 0.3, 0.36)]
         else:
             upper.append((accent, R(-0.04, 0.24, 0.04, 0.31)))
-    elements.append(_poly_element(upper, labels))
+    elements.append(polygon_element(upper, labels))
     if on["backpack"] and not front:
         elements.append(_sprite_at("backpack", X(0), Y(0.3), 0.24 * u, ("backpack",)))
     elif on["backpack"]:
         strap = jitter(rng, (60, 60, 60), 10)
-        elements.append(_poly_element(
+        elements.append(polygon_element(
             [(strap, R(-0.1, 0.16, -0.075, 0.36)), (strap, R(0.075, 0.16, 0.1, 0.36))],
             ("backpack",)))
     if on["long hair"] and not front:
-        elements.append(_poly_element([hair_poly], ("long hair",)))
+        elements.append(polygon_element([hair_poly], ("long hair",)))
     head = [(skin, [(X(0.065 * math.cos(a)), Y(0.07 + 0.065 * math.sin(a)))
                     for a in np.linspace(0, 2 * math.pi, 16, endpoint=False)])]
     if front:
@@ -230,7 +223,7 @@ def pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]
     else:
         head.append((hair, [(X(0.067 * math.cos(a)), Y(0.07 + 0.067 * math.sin(a)))
                             for a in np.linspace(0, 2 * math.pi, 16, endpoint=False)]))
-    elements.append(_poly_element(head, view="front" if front else "back"))
+    elements.append(polygon_element(head, view="front" if front else "back"))
     if on["scarf"]:
         elements.append(_sprite_at("scarf", X(0), Y(0.24), 0.14 * u, ("scarf",)))
     if on["glasses"]:
@@ -246,7 +239,7 @@ def pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]
                                    bool(rng.random() < 0.5)))
     if on["shoulder bag"]:
         strap_c = jitter(rng, (70, 50, 40), 15)
-        elements.append(_poly_element(
+        elements.append(polygon_element(
             [(strap_c, P((side * 0.11, 0.16), (side * 0.08, 0.16), (-side * 0.17, 0.46),
                          (-side * 0.2, 0.46)))], ("shoulder bag",)))
         name = ("pouch", "briefcase", "purse")[rng.integers(3)]
@@ -263,7 +256,7 @@ def pedestrian_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]
             sleeve = skin if on["short sleeves"] and not on["long coat"] else color
             forearm = (sleeve, P((-0.16, 0.34), (-0.16, 0.29), (0.0, 0.37), (0.0, 0.42)))
             hand = (skin, R(-0.01, 0.36, 0.04, 0.42))
-            elements.append(_poly_element([forearm, hand], ("holding objects",)))
+            elements.append(polygon_element([forearm, hand], ("holding objects",)))
             elements.append(_sprite_at(held, X(0.03), Y(0.35), 0.1 * u, ("holding objects",)))
     return scene, scene, elements
 
