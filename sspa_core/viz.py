@@ -116,3 +116,23 @@ def prediction_figure(
             heatmap_over_image(axes[row, col], image, _to_numpy(visual_gates[row]).mean(-1), "gate G (mean)")
     fig.tight_layout()
     return fig
+
+
+def image_grid(images: Sequence[Image.Image], titles: Sequence[str], columns: int = 4,
+               width: float = 3.0, wrap: int = 34):
+    """The images in a grid, each titled (wrapped at ``wrap`` characters): scene tours."""
+    import textwrap
+
+    import matplotlib.pyplot as plt
+
+    if len(images) != len(titles):
+        raise ValueError(f"{len(images)} images for {len(titles)} titles")
+    rows = max(1, math.ceil(len(images) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, (width + 0.9) * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow(image)
+        ax.set_title(textwrap.fill(title, wrap), fontsize=8)
+    fig.tight_layout()
+    return fig
