@@ -291,3 +291,38 @@ class SSPA(MultiLabelCLIPHead):
             attention.update({k.removeprefix("attn_"): v for k, v in extras.items() if k.startswith("attn_")})
             regional_logits, weights = self.aggregator(patch_label_similarity(x_fn, t_fn, scale))
         return self._outputs(global_logits, regional_logits, weights, gates, attention)
+
+
+def fit_on_features(
+    model: MultiLabelCLIPHead,
+    x0: Tensor,
+    patches: Tensor,
+    targets: Tensor,
+    loss_fn: nn.Module,
+    steps: int = 50,
+    lr: float = 2e-3,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> list[float]:
+    """A few AdamW steps of the head on cached features ``(x0, X)`` of a frozen encoder, for
+    short demonstrations (notebooks); full training with schedules, EMA and checkpoints is
+    :mod:`sspa_core.training`. Returns the loss of every step."""
+    if not len(x0) == len(patches) == len(targets):
+        raise ValueError(f"x0, X and targets differ in length: {len(x0)}, {len(patches)}, {len(targets)}")
+    params = model.param_groups()["head"]
+    if not params:
+        raise ValueError("the model has no trainable head parameters")
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.train()
+    losses = []
+    for _ in range(steps):
+        idx = torch.randperm(len(x0), generator=generator)[:batch_size]
+        loss = loss_fn(model.forward_features(x0[idx], patches[idx]), targets[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    model.train(was_training)
+    return losses

@@ -12,7 +12,7 @@ import torch
 
 from sspa_core import paths
 from sspa_core.backbone import CLIPBackbone, set_image_size
-from sspa_core.model import SSPA, SSPAConfig, build_loss
+from sspa_core.model import SSPA, SSPAConfig, build_loss, fit_on_features
 
 LABELS = ["cat", "dog", "car"]
 DESCRIPTIONS = {n: f"A {n} is a thing one often sees in a street or a house." for n in LABELS}
@@ -212,3 +212,14 @@ def test_sspa_on_tiny_backbones_and_sizes(name, size):
     assert out["patch_weights"].shape == (2, backbone.num_patches(), len(LABELS))
     out["score"].sum().backward()
     assert model.cap.ctx.grad is not None
+
+
+def test_fit_on_features_lowers_the_loss(vit):
+    model = build(vit, kap_source="template")
+    torch.manual_seed(1)
+    x0, patches = torch.randn(8, D), torch.randn(8, 4, D)
+    targets = (torch.rand(8, len(LABELS)) > 0.5).float()
+    losses = fit_on_features(model, x0, patches, targets, build_loss(model.config), steps=15, lr=1e-2, batch_size=8)
+    assert len(losses) == 15 and losses[-1] < 0.5 * losses[0]
+    with pytest.raises(ValueError, match="differ in length"):
+        fit_on_features(model, x0, patches[:4], targets, build_loss(model.config))
