@@ -49,7 +49,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
-from sspa_core.config import load_config, save_config, validate_config
+from sspa_core.config import load_config, merge, save_config, validate_config
 from sspa_core.paths import OUTPUT_DIR
 
 CHECKPOINT_FORMAT = 1
@@ -440,6 +440,7 @@ class Trainer:
     def fit(self, train_set: Dataset, eval_set: Dataset, resume: str | Path | None = None) -> list[dict[str, float]]:
         """Train ``train.epochs`` epochs (from ``resume``'s state when given), evaluating after each."""
         tc = self.train_cfg
+        self.eval_set = eval_set
         if not isinstance(train_set, SeededItems):
             train_set = SeededItems(train_set, tc["seed"])
         steps = self.steps_per_epoch(train_set)
@@ -688,11 +689,38 @@ def _features(config, backbone, dataset, split, device, dist_info: DistInfo):
     return load()
 
 
+#: Overrides that run a baseline from a config written for SSPA: CLIP-FT fine-tunes the image
+#: encoder, so it trains on images (no feature cache) whatever the config says.
+MODEL_TRAIN_OVERRIDES: dict[str, dict[str, Any]] = {
+    "clip_ft": {"cache_features": False, "freeze_image_encoder": False},
+}
+
+
+def compare_models(config: dict[str, Any], model_names: list[str] | tuple[str, ...],
+                   seeds: list[int] | tuple[int, ...] = (0,)) -> list[dict[str, Any]]:
+    """Train every model of ``model_names`` with every seed on the same data, epochs and batch
+    size (an equal budget); outputs go to ``<output_dir>/<model>-seed<seed>``. One row per run:
+    ``model``, ``seed``, ``metrics`` (last epoch, on the evaluation split), ``history``,
+    ``output_dir``, and the evaluation ``scores``/``targets``/``masks`` (dataset order)."""
+    config = validate_config(config)
+    base = default_output_dir(config)
+    rows = []
+    for name in model_names:
+        for seed in seeds:
+            run = merge(config, {"model": {"name": name}, "output_dir": str(base / f"{name}-seed{seed}"),
+                                 "train": {"seed": seed, **MODEL_TRAIN_OVERRIDES.get(name, {})}})
+            trainer = train_from_config(run)
+            scores, targets, masks = trainer.predict_scores(trainer.eval_set)
+            rows.append({"model": name, "seed": seed, "metrics": trainer.history[-1], "history": trainer.history,
+                         "output_dir": trainer.output_dir, "scores": scores, "targets": targets, "masks": masks})
+    return rows
+
+
 def load_trained_model(checkpoint: str | Path, device: str | torch.device = "cpu", use_ema: bool = True,
                        overrides: list[str] | tuple[str, ...] = ()):
     """Rebuild the model of a checkpoint (EMA weights when it holds them and ``use_ema``).
     Returns ``(model, config, checkpoint dict)``; ``overrides`` patch the stored config."""
-    from sspa_core.config import merge, parse_override
+    from sspa_core.config import parse_override
 
     ckpt = load_checkpoint(checkpoint)
     config = validate_config(ckpt["config"])
