@@ -1,6 +1,7 @@
 """Training speed with the frozen-feature cache, and the peak memory of a smoke training run.
 
-Run: ``python benchmarks/bench_training.py [--images 512] [--pretrained PATH] [--threads 2]``.
+Run: ``python benchmarks/bench_training.py [--images 512] [--image-size 64] [--pretrained PATH]
+[--threads 2] [--models sspa,unid]``.
 
 1. One epoch on the synthetic natural scenes with the tiny CLIP (ViT), timed three ways: end to
    end with the image encoder trained (SPEC §1 default), end to end with the encoder frozen,
@@ -34,6 +35,7 @@ from sspa_core.training import train_from_config
 def overrides(args: argparse.Namespace, folder: Path, **extra) -> list[str]:
     values = {
         "model.pretrained": args.pretrained, "dataset.kwargs.num_images": args.images,
+        "dataset.image_size": args.image_size,
         "dataset.eval_kwargs.num_images": 64, "train.epochs": 1, "train.batch_size": args.batch,
         "train.progress": False, "train.ema": False, "train.device": "cpu",
         "train.feature_cache_dir": folder / "features", "output_dir": folder / "run", **extra,
@@ -52,6 +54,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=512, help="training images in the timed epoch")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=64,
+                        help="input size (64 = the tiny CLIP's; larger sizes interpolate its positions)")
     parser.add_argument("--pretrained", default="", help='tiny-CLIP weights ("" = the shipped checkpoint)')
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--models", default="sspa,unid", help="comma-separated model names")
@@ -59,7 +63,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{args.threads} threads; sspa-tiny-vit, synthetic_natural, {args.images} images "
-          f"at 224 px, batch {args.batch}")
+          f"at {args.image_size} px, batch {args.batch}")
 
     for model in args.models.split(","):
         with tempfile.TemporaryDirectory() as tmp:
@@ -79,7 +83,7 @@ def main() -> None:
               f"trained), {frozen / cached:.1f}x (encoder frozen); goal >= 20x")
 
     with tempfile.TemporaryDirectory() as tmp:
-        smoke = ["dataset.kwargs.num_images=600", "dataset.eval_kwargs.num_images=200", "train.epochs=4",
+        smoke = ["dataset.kwargs.num_images=600", "dataset.eval_kwargs.num_images=300", "train.epochs=3", "train.batch_size=32",
                  "train.progress=false", f"train.feature_cache_dir={tmp}/features", f"model.pretrained={args.pretrained}"]
         command = [sys.executable, "-m", "sspa_core.cli", "train", "--config", "synthetic_natural",
                    "--output-dir", f"{tmp}/run"] + [arg for item in smoke for arg in ("--set", item)]
@@ -87,7 +91,7 @@ def main() -> None:
         subprocess.run(command, check=True, capture_output=True)
         wall = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
-    print(f"smoke training run (SSPA, 600 images, 4 epochs, cached features, cold cache): "
+    print(f"smoke training run (SSPA, 600 images, 3 epochs, cached features, cold cache): "
           f"peak RSS {peak_mib:.0f} MiB, wall {wall:.1f} s")
 
 
