@@ -265,8 +265,10 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 class Trainer:
     """Trains one model on one dataset (images, or cached features), see the module docstring.
 
-    ``train`` is the ``train`` section of a resolved config (:data:`sspa_core.config.DEFAULTS`);
-    ``config`` the whole resolved config, stored in checkpoints; ``domain`` picks the metric set.
+    ``config`` is a resolved config (layout of :data:`sspa_core.config.DEFAULTS`): its ``train``
+    section sets the optimisation, and the whole of it is stored in checkpoints. ``model_name``
+    and ``label_names`` identify the run (a checkpoint of another run is refused); ``domain``
+    picks the metric set of :func:`sspa_core.metrics.evaluate`.
     """
 
     def __init__(self, model: nn.Module, loss_fn: nn.Module, label_names: list[str], model_name: str,
