@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 from torch import nn
 
-from sspa_core.alignment import CrossModalAttention, FeedForward
 from sspa_core import paths
+from sspa_core.alignment import CrossModalAttention, FeedForward
 from sspa_core.quaternion import QuaternionLinear
 
 if TYPE_CHECKING:
