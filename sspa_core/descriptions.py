@@ -7,7 +7,7 @@ readable name and gives visual attributes plus the objects or places seen with i
 
 Description files (``data/descriptions/<label set>.json``) hold ``descriptions`` (label →
 sentence), ``names`` (label → the readable name the sentence starts with; e.g.
-``hs-BaldHead`` → ``Bald head``) and ``provenance`` (how they were produced, the template and
+``hs-BaldHead`` → ``bald head``) and ``provenance`` (how they were produced, the template and
 its hash, the model, the date). The shipped files are curated, not LLM output (their
 provenance says so); :func:`generate_descriptions` / ``sspa describe`` produce new ones with
 any causal LM, by default the offline SmolLM2 (:mod:`sspa_core.llm`).
@@ -17,9 +17,9 @@ Post-processing of an answer (:func:`postprocess`), in order:
 1. keep the first non-empty line, drop an ``Answer:``-style lead and surrounding quotes or
    asterisks, and keep its first sentence (up to ``.``, ``!`` or ``?`` followed by a space);
 2. the sentence must start with the name (case-insensitive, after an optional article; a
-   plural ``s``/``es`` is accepted). Repair
-   rule otherwise: a leading pronoun (``It is``, ``This is``, ``They are`` …) is replaced by the
-   name; any other sentence is kept behind ``"{Name}: "`` (status ``repaired``);
+   plural ``s``/``es`` is accepted). Repair rule otherwise: a leading pronoun (``It is``,
+   ``This is``, ``They are`` …) is replaced by the name; any other sentence is kept behind
+   ``"{Name}: "`` (status ``repaired``);
 3. a sentence of more than ``max_words`` words is cut to ``max_words`` words (status
    ``truncated``); a sentence without final punctuation (cut, or stopped by the token limit)
    loses its trailing connectives (``and``, ``with``, commas …) and gets a full stop;
@@ -156,8 +156,8 @@ def postprocess(text: str, name: str, min_words: int = MIN_WORDS, max_words: int
     title = _capitalised(name)
     sentence, status = first_sentence(text), "ok"
     body = _ARTICLE.sub("", sentence)
-    plural = re.match(re.escape(name) + r"(?:e?s)?(?!\w)", body, re.IGNORECASE)  # "Keyboards are …" too
-    if plural:
+    starts_with_name = re.match(re.escape(name) + r"(?:e?s)?(?!\w)", body, re.IGNORECASE)  # "Keyboards are …" too
+    if starts_with_name:
         sentence = title + body[len(name):]
     elif sentence and _PRONOUN.match(sentence):
         lead = _PRONOUN.match(sentence).group(0)

