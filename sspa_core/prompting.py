@@ -53,25 +53,33 @@ def knowledge_aware_text(
 ) -> str:
     """Eq. 4 input: ``D_j + " A photo of a {label_j}."``, or the template alone.
 
-    Deviation from the paper: a description too long for the text encoder's context is cut
-    word by word from its end so that the closing template sentence (which names the label)
-    survives; the tokenizer would otherwise truncate the label name away.
+    Deviation from the paper: a description too long for the text encoder's context is
+    shortened so that the closing template sentence (which names the label) survives, where
+    the tokenizer would cut the label name away: it keeps the longest run of whole clauses (up
+    to a comma, closed with a full stop) that fits, or whole words when not even the first
+    clause fits.
     """
     sentence = TEMPLATE.format(label=label)
     if not description:
         return sentence
     words = description.split()
-    text = f"{' '.join(words)} {sentence}"
-    if _fits(text_encoder, text):
-        return text
-    lo, hi = 0, len(words)  # largest n with words[:n] fitting: lo fits, hi does not
+
+    def compose(kept: list[str]) -> str:
+        if not kept:
+            return sentence
+        return f"{' '.join(kept).rstrip(',;:.')}. {sentence}"
+
+    if _fits(text_encoder, f"{' '.join(words)} {sentence}"):
+        return f"{' '.join(words)} {sentence}"
+    lo, hi = 0, len(words)  # the most words that fit: words[:lo] fits, words[:hi] does not
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if _fits(text_encoder, f"{' '.join(words[:mid])} {sentence}"):
+        if _fits(text_encoder, compose(words[:mid])):
             lo = mid
         else:
             hi = mid
-    return f"{' '.join(words[:lo])} {sentence}".strip()
+    clause_ends = [i + 1 for i in range(lo) if words[i].endswith((",", ";", ":"))]
+    return compose(words[: clause_ends[-1]] if clause_ends else words[:lo])
 
 
 FINGERPRINT_PROBE = "a photo."

@@ -42,12 +42,15 @@ def test_kap_text_is_description_then_template(backbone):
 
 
 def test_kap_long_description_keeps_the_label_sentence(backbone):
-    long = "a small furry animal with whiskers that sits on sofas " * 10
-    text = knowledge_aware_text(backbone.text, "traffic light", long)
-    assert text.endswith("A photo of a traffic light.")
-    assert text.startswith("a small furry animal")
-    tokens = backbone.text.tokenize([text])
-    assert int((tokens[0] != 0).sum()) < backbone.text.context_length  # not truncated
+    context = backbone.text.context_length
+    clauses = "A cat is a small furry animal, with whiskers and a tail, " + "often seen on sofas, " * 20
+    text = knowledge_aware_text(backbone.text, "traffic light", clauses)
+    assert text.startswith("A cat is a small furry animal, with whiskers and a tail")
+    assert text.endswith("sofas. A photo of a traffic light.")  # whole clauses, closed by a full stop
+    assert int((backbone.text.tokenize([text])[0] != 0).sum()) < context  # not truncated
+    one_clause = knowledge_aware_text(backbone.text, "cat", "furry " * 60)
+    assert one_clause.startswith("furry furry") and one_clause.endswith("furry. A photo of a cat.")
+    assert int((backbone.text.tokenize([one_clause])[0] != 0).sum()) < context
 
 
 def test_kap_features_match_text_encoder_and_are_cached(backbone, tmp_path, monkeypatch):
