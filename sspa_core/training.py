@@ -642,10 +642,8 @@ def train_from_config(config: dict[str, Any], resume: str | Path | None = None,
     config = validate_config(config)
     check_run_config(config)
     tc, ds = config["train"], config["dataset"]
-    device = resolve_device(tc["device"])
+    device = resolve_device(tc["device"], int(os.environ.get("LOCAL_RANK", "0")))
     dist_info = dist_info or init_distributed(device)
-    if dist_info.distributed and device.type == "cuda":
-        device = resolve_device(tc["device"], dist_info.local_rank)
     output_dir = default_output_dir(config)
     config = {**config, "output_dir": str(output_dir)}
     if resume == "auto":
