@@ -101,25 +101,22 @@ def set_image_size(clip: CLIP, image_size: int) -> None:
     embedding: the ViT patch grid, or the ModifiedResNet attention-pool grid."""
     visual = clip.visual
     if isinstance(visual, VisionTransformer):
-        patch = visual.patch_size[0]
-        if image_size % patch:
-            raise ValueError(f"image_size {image_size} is not a multiple of the patch size {patch}")
-        grid = (image_size // patch, image_size // patch)
-        pos = visual.positional_embedding
-        visual.grid_size = grid
+        stride, owner = visual.patch_size[0], visual
     elif isinstance(visual, ModifiedResNet):
-        if image_size % 32:
-            raise ValueError(f"image_size {image_size} is not a multiple of 32 (ResNet stride)")
-        grid = (image_size // 32, image_size // 32)
-        pos = visual.attnpool.positional_embedding
+        stride, owner = 32, visual.attnpool
     else:
         raise ValueError(f"input-size override unsupported for {type(visual).__name__}")
-    resized = nn.Parameter(interpolate_grid_embedding(pos.detach(), grid), requires_grad=pos.requires_grad)
+    if image_size % stride:
+        raise ValueError(f"image_size {image_size} is not a multiple of {stride} "
+                         f"(the {type(visual).__name__} stride)")
+    grid = (image_size // stride, image_size // stride)
+    pos = owner.positional_embedding
+    owner.positional_embedding = nn.Parameter(interpolate_grid_embedding(pos.detach(), grid),
+                                              requires_grad=pos.requires_grad)
     if isinstance(visual, VisionTransformer):
-        visual.positional_embedding = resized
+        visual.grid_size, visual.image_size = grid, (image_size, image_size)
     else:
-        visual.attnpool.positional_embedding = resized
-    visual.image_size = (image_size, image_size) if isinstance(visual, VisionTransformer) else image_size
+        visual.image_size = image_size
     if hasattr(visual, "preprocess_cfg"):
         visual.preprocess_cfg["size"] = (image_size, image_size)
 

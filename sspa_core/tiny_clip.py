@@ -47,8 +47,8 @@ class PretrainSettings:
 
 
 DEFAULTS: dict[str, PretrainSettings] = {
-    "sspa-tiny-vit": PretrainSettings(steps=300, batch_size=64, lr=1e-3, num_images=3000, warmup_steps=30),
-    "sspa-tiny-rn": PretrainSettings(steps=300, batch_size=64, lr=1e-3, num_images=3000, warmup_steps=30),
+    "sspa-tiny-vit": PretrainSettings(steps=150, batch_size=64, lr=1e-3, num_images=3000, warmup_steps=15),
+    "sspa-tiny-rn": PretrainSettings(steps=120, batch_size=64, lr=1e-3, num_images=3000, warmup_steps=12),
 }
 
 

@@ -81,26 +81,28 @@ def test_vit_dense_equals_open_clip_tokens_times_proj():
 
 
 def test_resnet_x0_is_an_attention_average_of_mean_token_and_dense_rows():
-    """x0 = c_proj(Σ_j a_j v_proj(t_j)) with Σ a_j = 1 over [mean token, grid]: x0 lies in the
-    affine hull of the value-projected rows, which random vectors of width d > M + 1 do not."""
-    bb = random_backbone("sspa-tiny-rn", image_size=128)  # M = 16 < d = 128
+    """With one attention head, x0 = c_proj(Σ_j a_j v_proj(t_j)) with Σ a_j = 1 over
+    [mean token, grid]: x0 lies in the affine hull of the value-projected rows, which random
+    vectors of width d > M + 1 do not (the dense rows do not depend on the head count)."""
+    bb = random_backbone("sspa-tiny-rn", image_size=128).double()  # M = 16 < d = 128
+    bb.clip.visual.attnpool.num_heads = 1
     with torch.no_grad():
-        images = torch.randn(1, 3, 128, 128)
+        images = torch.randn(1, 3, 128, 128, dtype=torch.float64)
         x0, dense = bb.encode_image_dense(images)
         visual = bb.clip.visual
         feat = visual.layer4(visual.layer3(visual.layer2(visual.layer1(visual.stem(images)))))
         pool = visual.attnpool
         mean_row = pool.c_proj(pool.v_proj(feat.flatten(2).mean(-1) + pool.positional_embedding[0]))
-    rows = torch.cat([mean_row, dense[0]]).double()  # [M + 1, d]
+    rows = torch.cat([mean_row, dense[0]])  # [M + 1, d]
 
     def affine_residual(target: torch.Tensor) -> float:
         basis = (rows[1:] - rows[0]).T
-        coef = torch.linalg.lstsq(basis, (target.double() - rows[0]).unsqueeze(1)).solution
-        residual = (basis @ coef).squeeze(1) - (target.double() - rows[0])
+        coef = torch.linalg.lstsq(basis, (target - rows[0]).unsqueeze(1)).solution
+        residual = (basis @ coef).squeeze(1) - (target - rows[0])
         return float(residual.norm() / target.norm())
 
-    assert affine_residual(x0[0]) < 1e-4
-    assert affine_residual(torch.randn(bb.embed_dim)) > 0.1
+    assert affine_residual(x0[0]) < 1e-8
+    assert affine_residual(torch.randn(bb.embed_dim, dtype=torch.float64)) > 0.1
 
 
 @pytest.mark.parametrize("name,size,grid", [
