@@ -1,6 +1,6 @@
 """SSPA against its peers on the synthetic natural scenes with the tiny CLIP, on an equal budget.
 
-Run: ``python benchmarks/compare_models.py [--images 1000] [--eval-images 500] [--epochs 5]
+Run: ``python benchmarks/compare_models.py [--images 600] [--eval-images 300] [--epochs 3]
 [--seeds 0 1 2] [--pretrained PATH]``.
 
 Every model sees the same training images, epochs, batch size and learning rates
@@ -29,9 +29,9 @@ MODELS = ("zeroshot", "unid", "dualcoop", "clip_ft", "sspa")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=1000, help="training images")
-    parser.add_argument("--eval-images", type=int, default=500, help="validation images")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--images", type=int, default=600, help="training images")
+    parser.add_argument("--eval-images", type=int, default=300, help="validation images")
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
