@@ -179,7 +179,7 @@ def pretrain_tiny_clip(name: str = "sspa-tiny-vit", out_path: str | Path | None 
             scheduler.step()
             with torch.no_grad():
                 model.logit_scale.clamp_(0, np.log(100))
-            losses.append(float(loss))
+            losses.append(loss.item())
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")

@@ -45,6 +45,7 @@ def test_checkpoint_round_trip_through_open_clip(tmp_path, name):
         assert torch.allclose(a, c, atol=2e-2)  # and close to the fp32 model
 
 
+@pytest.mark.slow
 def test_pretrain_at_tiny_size_writes_a_loadable_checkpoint_and_learns(tmp_path):
     out = tmp_path / "tiny.pt"
     meta = pretrain_tiny_clip("sspa-tiny-vit", out, steps=30, batch_size=16, lr=1e-3,
