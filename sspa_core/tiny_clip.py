@@ -8,6 +8,11 @@ pretraining size; :func:`sspa_core.backbone.load_backbone` interpolates the posi
 for any other input size. The checkpoint is a plain fp16 state_dict that
 ``open_clip.create_model(name, pretrained=<path>)`` loads like real weights; a JSON file with
 the settings, timings and loss curve is written beside it.
+
+Choices beyond SPEC §4 (set by this 2-core CPU and the 20 MB file limit): both models are
+pretrained at 64 px (SPEC's feasibility run used 96 px) with 150 / 120 steps × 64; the ResNet
+has width 24 and a 96-wide text tower, because its 1024-wide attention pool at width 32 with a
+128-wide text tower would take 21 MB in fp16.
 """
 
 from __future__ import annotations
