@@ -6,8 +6,9 @@ Each file has a ``parameters`` mapping (for every notebook that declares the nam
 ``notebooks`` mapping of per-notebook values; an optional ``only`` list in a dataset file
 restricts the run to the notebooks that make sense for it. Later sources win:
 profile < dataset < profile's per-notebook < dataset's per-notebook < command line.
-A notebook receives only the names its ``parameters`` cell declares; a name that no selected
-notebook declares is an error, so a typo never passes silently.
+A notebook receives only the names its ``parameters`` cell declares; a name in a parameter file
+that no notebook declares, or on the command line that no selected notebook declares, is an
+error, so a typo never passes silently.
 """
 
 from __future__ import annotations
@@ -114,14 +115,16 @@ def resolve_parameters(
             if name not in by_name:
                 raise ValueError(f"parameter file names unknown notebook {name!r}")
 
-    declared = {name: declared_parameters(by_name[name]) for name in selected}
-    all_declared = set().union(*declared.values()) if declared else set()
+    declared = {name: declared_parameters(nb) for name, nb in by_name.items()}
+    anywhere = set().union(*declared.values())
+    in_selected = set().union(*(declared[name] for name in selected)) if selected else set()
     common = [s.get("parameters") or {} for s in sources] + [overrides or {}]
-    for values in common:
-        unknown = set(values) - all_declared
+    for values, known, where in [(v, anywhere, "notebook") for v in common[:-1]] + [
+            (common[-1], in_selected, "selected notebook")]:
+        unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown parameter(s) {sorted(unknown)}: no selected notebook "
-                             f"declares them; declared names are {sorted(all_declared)}")
+            raise ValueError(f"unknown parameter(s) {sorted(unknown)}: no {where} declares "
+                             f"them; declared names are {sorted(known)}")
 
     resolved: dict[Path, dict[str, Any]] = {}
     for name in selected:

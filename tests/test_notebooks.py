@@ -95,9 +95,22 @@ def test_committed_notebook_is_clean(path):
     assert nb.metadata["kernelspec"]["name"] == "python3"
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0] is code[0]
+    names = []
     for stmt in ast.parse(tagged[0].source).body:
         assert isinstance(stmt, ast.Assign), f"parameters cell holds only assignments: {ast.dump(stmt)}"
         ast.literal_eval(stmt.value)
+        names += [t.id for t in stmt.targets]
+    assert sorted(runner.declared_parameters(path)) == sorted(names), "papermill parses every line"
+
+
+def test_profile_names_go_only_to_notebooks_that_declare_them(tree):
+    nbs, params, _ = tree
+    (params / "smoke.yaml").write_text(yaml.safe_dump({"parameters": {"profile": "smoke", "size": 3}}))
+    plan = runner.resolve_parameters("smoke", only=["01"], notebooks_dir=nbs, params_dir=params)
+    assert list(plan.values()) == [{"profile": "smoke"}]
+    with pytest.raises(ValueError, match="no selected notebook declares"):
+        runner.resolve_parameters("smoke", only=["01"], overrides={"size": 4},
+                                  notebooks_dir=nbs, params_dir=params)
 
 
 def test_every_profile_and_dataset_file_resolves():
