@@ -87,14 +87,14 @@ def _domain_counts(domains: tuple[str, ...], num_images: int) -> dict[str, int]:
 
 
 def render_caption_set(domains: tuple[str, ...], num_images: int, image_size: int, seed: int,
-                       tokenizer) -> CaptionedImages:
+                       tokenizer, progress: bool = True) -> CaptionedImages:
     """Render the training scenes of ``domains`` (shares :data:`DOMAIN_SHARE`) once."""
     from sspa_core.data.synthetic import SyntheticScenes
 
     images, captions = [], []
     for domain, count in _domain_counts(domains, num_images).items():
         scenes = SyntheticScenes(domain, "train", num_images=count, image_size=image_size, seed=seed)
-        for i in tqdm(range(count), desc=f"render {domain}", leave=False):
+        for i in tqdm(range(count), desc=f"render {domain}", leave=False, disable=not progress):
             images.append(torch.from_numpy(np.asarray(scenes.render(i), dtype=np.uint8).copy()))
         captions += scenes.captions
     stacked = torch.stack(images).permute(0, 3, 1, 2).contiguous()
@@ -155,7 +155,7 @@ def pretrain_tiny_clip(name: str = "sspa-tiny-vit", out_path: str | Path | None 
     start, cpu_start = time.perf_counter(), time.process_time()
     seed_everything(seed)
     tokenizer = open_clip.get_tokenizer(name)
-    data = render_caption_set(domains, settings.num_images, image_size, seed, tokenizer)
+    data = render_caption_set(domains, settings.num_images, image_size, seed, tokenizer, progress)
     render_seconds = time.perf_counter() - start
 
     seed_everything(seed)
