@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from sspa_core.paths import CACHE_DIR
@@ -79,6 +79,26 @@ class CachedFeatures(Dataset):
 
 
 @torch.no_grad()
+@torch.no_grad()
+def dense_features(backbone, dataset: Dataset, n: int | None = None, batch_size: int = 32,
+                   device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x0 [N, d], X [N, M, d], targets [N, C])`` of the first ``n`` images, in memory: the
+    small-scale counterpart of :func:`extract_features` for notebooks and demonstrations."""
+    count = len(dataset) if n is None else min(n, len(dataset))
+    if count == 0:
+        raise ValueError("cannot compute features of an empty dataset")
+    was_training = backbone.training
+    backbone.eval()
+    x0s, patches, targets = [], [], []
+    for batch in DataLoader(Subset(dataset, range(count)), batch_size=batch_size):
+        x0, X = backbone.encode_image_dense(batch["image"].to(device))
+        x0s.append(x0)
+        patches.append(X)
+        targets.append(batch["target"].to(device))
+    backbone.train(was_training)
+    return torch.cat(x0s), torch.cat(patches), torch.cat(targets)
+
+
 def extract_features(backbone, dataset: Dataset, folder: str | Path, dtype: str = "float16",
                      batch_size: int = 64, num_workers: int = 0, device: str | torch.device = "cpu",
                      progress: bool = True) -> None:

@@ -329,3 +329,18 @@ def test_pa100k_from_a_rethinking_pickle_matches_the_mat_file(dataset_roots, tmp
     from_pickle = get_dataset("pa100k", root, "test")
     assert [p.name for p in from_pickle.image_paths] == [p.name for p in from_mat.image_paths]
     np.testing.assert_array_equal(from_pickle.targets, from_mat.targets)
+
+
+
+def test_protocol_splits_exist_and_agree_with_the_run_configs():
+    from sspa_core.config import available_configs, load_config
+    from sspa_core.data import PROTOCOL_SPLITS, REAL_DATASETS, protocol_splits
+
+    assert set(available_datasets()) == set(PROTOCOL_SPLITS)
+    for name in REAL_DATASETS:
+        assert set(protocol_splits(name)) <= set(dataset_class(name).SPLITS)
+    for name in set(available_configs()) & set(REAL_DATASETS):  # synthetic runs select on val
+        dataset = load_config(name)["dataset"]
+        assert protocol_splits(dataset["name"]) == (dataset["train_split"], dataset["eval_split"])
+    with pytest.raises(ValueError, match="unknown dataset"):
+        protocol_splits("imagenet")

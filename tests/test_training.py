@@ -14,7 +14,7 @@ from sspa_core import features as features_module
 from sspa_core.backbone import load_backbone
 from sspa_core.baselines import build_model
 from sspa_core.config import DEFAULTS, merge
-from sspa_core.features import cached_features
+from sspa_core.features import cached_features, dense_features
 from sspa_core.model import SSPAConfig, build_loss
 from sspa_core.training import Trainer, gather_scores
 
@@ -65,6 +65,18 @@ def make_trainer(weights, tmp_path, name: str = "sspa", freeze: bool = True, **t
     torch.manual_seed(0)
     model = build_model(name, backbone, LABELS, config=sspa_config)
     return Trainer(model, build_loss(sspa_config), LABELS, name, config(**train), tmp_path, torch.device("cpu"))
+
+
+def test_dense_features_in_memory_equal_the_backbone_on_each_image(tiny_weights):
+    backbone = load_backbone("sspa-tiny-vit", pretrained=str(tiny_weights), image_size=IMAGE_SIZE)
+    data = FixedImages(7, seed=3)
+    x0, X, targets = dense_features(backbone, data, n=5, batch_size=2)
+    with torch.no_grad():
+        ref_x0, ref_X = backbone.encode_image_dense(data.images[:5])
+    assert torch.allclose(x0, ref_x0, atol=1e-5) and torch.allclose(X, ref_X, atol=1e-5)
+    assert torch.equal(targets, torch.from_numpy(data.targets[:5]))
+    with pytest.raises(ValueError, match="empty"):
+        dense_features(backbone, data, n=0)
 
 
 def test_cached_feature_training_matches_end_to_end_training(tiny_weights, tmp_path):

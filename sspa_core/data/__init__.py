@@ -33,6 +33,23 @@ SYNTHETIC_DATASETS: dict[str, dict[str, str]] = {
 }
 
 
+# name -> (training split, evaluation split) of the paper's protocol (SPEC §3)
+PROTOCOL_SPLITS: dict[str, tuple[str, str]] = {
+    "coco": ("train", "val"), "voc": ("trainval", "test"), "nuswide": ("train", "test"),
+    "pa100k": ("train", "test"), "rap": ("trainval", "test"), "peta": ("trainval", "test"),
+    "multiscene": ("train", "test"), "mlrsnet": ("train", "test"), "aid": ("train", "test"),
+    **{name: ("train", "test") for name in SYNTHETIC_DATASETS},
+}
+
+
+def protocol_splits(name: str) -> tuple[str, str]:
+    """The (training, evaluation) split names of dataset ``name``: COCO evaluates on ``val``,
+    VOC/RAP/PETA train on ``trainval``, the rest train on ``train`` and evaluate on ``test``."""
+    if name not in PROTOCOL_SPLITS:
+        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(available_datasets())}")
+    return PROTOCOL_SPLITS[name]
+
+
 def available_datasets() -> list[str]:
     """Every name :func:`get_dataset` accepts: the synthetic domains, then the nine real datasets."""
     return [*SYNTHETIC_DATASETS, *REAL_DATASETS]
@@ -65,5 +82,5 @@ def get_dataset(name: str, root: str | Path | None, split: str, transform: Trans
                                image_size=image_size, **kwargs)
 
 
-__all__ = ["MultiLabelDataset", "available_datasets", "build_transform", "dataset_class",
+__all__ = ["MultiLabelDataset", "available_datasets", "build_transform", "dataset_class", "protocol_splits",
            "get_dataset", "resolve_inside"]
