@@ -99,6 +99,7 @@ def dense_features(backbone, dataset: Dataset, n: int | None = None, batch_size:
     return torch.cat(x0s), torch.cat(patches), torch.cat(targets)
 
 
+@torch.no_grad()
 def extract_features(backbone, dataset: Dataset, folder: str | Path, dtype: str = "float16",
                      batch_size: int = 64, num_workers: int = 0, device: str | torch.device = "cpu",
                      progress: bool = True) -> None:
