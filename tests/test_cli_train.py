@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-import open_clip
 import pytest
-import torch
 import yaml
 
 from sspa_core import backbone  # noqa: F401  (registers the tiny-CLIP model configs)
@@ -16,14 +14,6 @@ from sspa_core.data import available_datasets, dataset_class
 from sspa_core.data.synthetic import SyntheticScenes
 
 SHIPPED = config_module.available_configs()
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "tiny-vit.pt"
-    torch.save(open_clip.create_model("sspa-tiny-vit").state_dict(), path)
-    return path
 
 
 def tiny_overrides(weights, cache_dir, **extra) -> list[str]:

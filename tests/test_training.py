@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import open_clip
 import pytest
 import torch
 from torch.utils.data import Dataset
@@ -20,15 +19,6 @@ from sspa_core.training import Trainer, gather_scores
 
 LABELS = ["cat", "dog", "car", "person", "bus"]
 IMAGE_SIZE = 64  # 4×4 patches of the tiny ViT
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    """A randomly initialised tiny-CLIP checkpoint file (loaded like real weights)."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "tiny-vit.pt"
-    torch.save(open_clip.create_model("sspa-tiny-vit").state_dict(), path)
-    return path
 
 
 class FixedImages(Dataset):
