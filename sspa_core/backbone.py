@@ -176,12 +176,33 @@ class PromptTextEncoder(nn.Module):
             raise ValueError("the tokenizer does not map the context placeholder to one token each")
         return tokens
 
+    def _pooled_length(self, tokens: torch.Tensor) -> int:
+        """The shortest prefix of the context that still holds every row's pooled token.
+
+        With a causal mask (``clip.attn_mask``) the feature at a position depends only on the
+        positions before it, so for end-of-text pooling the positions after the last end-of-text
+        token can be dropped without changing the result: prompts of a few tokens then cost a
+        few tokens, not the whole context (32 for the tiny CLIPs, 77 for OpenAI's).
+        """
+        clip = self._clip
+        if clip.attn_mask is None or clip.text_pool_type not in ("argmax", "eos") or tokens.shape[0] == 0:
+            return tokens.shape[1]
+        if clip.text_pool_type == "argmax":
+            last = tokens.argmax(dim=-1)
+        else:
+            last = (tokens == clip.text_eos_id).int().argmax(dim=-1)
+        return int(last.max()) + 1
+
     def _encode_embeddings(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """``clip.encode_text`` from the token-embedding step on (open_clip 3.3 CLIP)."""
+        """``clip.encode_text`` from the token-embedding step on (open_clip 3.3 CLIP), over the
+        context trimmed by :meth:`_pooled_length`."""
         clip = self._clip
         cast_dtype = clip.transformer.get_cast_dtype()
-        x = x.to(cast_dtype) + clip.positional_embedding.to(cast_dtype)
-        x = clip.transformer(x, attn_mask=clip.attn_mask)
+        length = self._pooled_length(tokens)
+        x, tokens = x[:, :length], tokens[:, :length]
+        mask = None if clip.attn_mask is None else clip.attn_mask[:length, :length]
+        x = x.to(cast_dtype) + clip.positional_embedding[:length].to(cast_dtype)
+        x = clip.transformer(x, attn_mask=mask)
         x = clip.ln_final(x)
         x = text_global_pool(x, tokens, clip.text_pool_type, eos_token_id=getattr(clip, "text_eos_id", None))
         if clip.text_projection is None:

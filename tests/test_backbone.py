@@ -43,6 +43,20 @@ def test_context_of_a_photo_of_a_reproduces_encode_text(name):
     assert torch.allclose(bb.encode_text(["a photo of a dog."]), reference[:1], atol=1e-5)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_trimmed_context_matches_encode_text_for_short_and_full_texts(name):
+    bb = random_backbone(name)
+    texts = ["dog.", "a photo of a traffic light.", " ".join(["word"] * 40)]  # the last fills the context
+    tokens = bb.text.tokenize(texts)
+    assert bb.text._pooled_length(tokens[:2]) == int(tokens[1].argmax()) + 1 < bb.text.context_length
+    assert bb.text._pooled_length(tokens) == bb.text.context_length
+    with torch.no_grad():
+        reference = bb.clip.encode_text(tokens)
+        for i in range(len(texts)):  # alone, each row is trimmed to its own length
+            assert torch.allclose(bb.text.encode_tokens(tokens[i:i + 1]), reference[i:i + 1], atol=1e-5)
+        assert torch.allclose(bb.text.encode_tokens(tokens), reference, atol=1e-5)
+
+
 def test_context_tokens_sit_at_positions_one_to_n_ctx():
     bb = random_backbone("sspa-tiny-vit")
     tokens = bb.text.tokenize_with_context(["dog"], 3)
