@@ -48,7 +48,8 @@ class Gate(nn.Module):
 
     For the query-side input ``A`` and the attended features ``B = CMA(A, ·)``:
     ``P = tanh(B W_p + b_p)`` (modulated input), ``G = σ([A ‖ B] W_g + b_g)`` (gate vector),
-    ``Gate(A, B) = G ⊙ P``.
+    ``Gate(A, B) = G ⊙ P``. ``[A ‖ B] W_g`` is computed as ``A W_g,A + B W_g,B`` (the two
+    halves of the same weight), which skips building the concatenation.
     """
 
     def __init__(self, dim: int):
@@ -63,7 +64,8 @@ class Gate(nn.Module):
             raise ValueError(f"Gate expects two inputs [..., {self.dim}] of one shape, "
                              f"got {tuple(a.shape)} and {tuple(b.shape)}")
         modulated = torch.tanh(self.modulation(b))
-        gate = torch.sigmoid(self.gate(torch.cat((a, b), dim=-1)))
+        w_a, w_b = self.gate.weight.split(self.dim, dim=1)
+        gate = torch.sigmoid(nn.functional.linear(a, w_a, self.gate.bias) + nn.functional.linear(b, w_b))
         return gate * modulated, gate
 
 

@@ -63,9 +63,11 @@ class CLIPFineTune(MultiLabelCLIPHead):
 class UniD(CLIPFineTune):
     """Uni-D (Table IX): a learned linear classifier on the visual feature x0 instead of label
     representations as class centres. Its weights start at the zero-shot classifier
-    ``τ · t_j / ‖t_j‖`` applied to normalised x0 (so training starts from zero-shot CLIP)."""
+    ``τ · t_j / ‖t_j‖`` applied to normalised x0 (so training starts from zero-shot CLIP), its
+    bias at ``logit_bias`` (0 when None), the initial bias of SSPA's branches in the same run
+    (``SSPAConfig.logit_bias``): Uni-D is an SSPA ablation."""
 
-    def __init__(self, backbone: CLIPBackbone, label_names: Sequence[str]):
+    def __init__(self, backbone: CLIPBackbone, label_names: Sequence[str], logit_bias: float | None = None):
         super().__init__(backbone, label_names)
         prompts = KnowledgeAwarePrompts(
             backbone.text, self.label_names, None, model_name=str(getattr(backbone, "name", ""))
@@ -73,6 +75,7 @@ class UniD(CLIPFineTune):
         with torch.no_grad():
             centres = nn.functional.normalize(prompts(), dim=-1)
             self.classifier.weight.copy_(self.logit_scale() * centres)
+            self.classifier.bias.fill_(0.0 if logit_bias is None else float(logit_bias))
 
     def forward_features(self, x0: Tensor, patches: Tensor) -> dict[str, Any]:
         self._check_features(x0, patches, self.backbone.embed_dim)
@@ -124,13 +127,14 @@ def build_model(
     config: SSPAConfig | None = None,
     descriptions: dict[str, str] | None = None,
 ) -> MultiLabelCLIPHead:
-    """``name`` in :data:`MODEL_NAMES`; ``config`` and ``descriptions`` are SSPA's only."""
+    """``name`` in :data:`MODEL_NAMES`; ``config`` and ``descriptions`` are SSPA's (Uni-D, its
+    ablation, takes the initial logit bias and the DualCoOp-style head ``n_ctx`` from ``config``)."""
     if name == "sspa":
         return SSPA(backbone, label_names, config, descriptions)
     if name == "zeroshot":
         return ZeroShotCLIP(backbone, label_names)
     if name == "unid":
-        return UniD(backbone, label_names)
+        return UniD(backbone, label_names, logit_bias=config.logit_bias if config is not None else None)
     if name == "dualcoop":
         n_ctx = config.n_ctx if config is not None else 16
         return DualCoOpHead(backbone, label_names, n_ctx=n_ctx)

@@ -11,6 +11,7 @@ scale of the backbone, kept fixed. Final score ``ŷ = (σ(s^G) + σ(s^R)) / 2`` 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -58,7 +59,13 @@ class SSPAConfig:
     - ``n_ctx`` learnable prompt tokens per branch (16, CoOp's default [rec]), ``ctx_init``
       an optional initialising phrase; ``quaternion_width`` 4k (None = the embed dim d);
     - loss (eq. 17, 19): ``gamma_pos``, ``gamma_neg``, ``clip`` (ASL defaults [rec]) and
-      ``regional_weight`` λ.
+      ``regional_weight`` λ;
+    - ``logit_bias``: None (eq. 18 as written: ``s = τ · cos``) or the initial value of a
+      learnable scalar ``b`` added to each branch's logits, ``s = τ · cos + b`` (a deviation,
+      after SigLIP's learnable bias, Zhai et al. 2023). CLIP's cosines of absent labels are
+      far above 0 (tiny CLIP: τ ≈ 14, cos ≈ 0.3), so without ``b`` every σ(s) starts near 1
+      and the first steps of ASL only push all scores down, scrambling the zero-shot ranking;
+      a negative ``b`` starts the probabilities low and the ranking untouched.
     """
 
     use_kap: bool = True
@@ -81,6 +88,7 @@ class SSPAConfig:
     gamma_neg: float = 4.0
     clip: float = 0.05
     regional_weight: float = 1.0
+    logit_bias: float | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -110,6 +118,11 @@ class SSPAConfig:
                 f"got gamma_pos={self.gamma_pos}, gamma_neg={self.gamma_neg}, clip={self.clip}, "
                 f"regional_weight={self.regional_weight}"
             )
+        if self.logit_bias is not None and not (
+            isinstance(self.logit_bias, (int, float)) and not isinstance(self.logit_bias, bool)
+            and math.isfinite(self.logit_bias)
+        ):
+            raise ValueError(f"SSPAConfig.logit_bias must be None or a finite number, got {self.logit_bias!r}")
         if self.branches != "global" and not (self.use_kap or self.use_cap):
             raise ValueError(
                 "the regional branch needs label features: enable use_kap or use_cap "
@@ -263,6 +276,10 @@ class SSPA(MultiLabelCLIPHead):
                 dim, config.visual_to_semantic, config.semantic_to_visual, config.gate
             )
             self.aggregator = SoftAggregator(config.aggregator, config.tau_init, config.presence)
+        self.logit_bias = (
+            None if config.logit_bias is None
+            else nn.Parameter(torch.full((2,), float(config.logit_bias)))  # (global, regional)
+        )
 
     def label_features(self, x0: Tensor, patches: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """``T^{uf}`` [B, C, d] from KAP, CAP(+DSF) and x0 (eq. 4–10), and the DSF attention."""
@@ -290,6 +307,9 @@ class SSPA(MultiLabelCLIPHead):
             gates = {k.removeprefix("gate_"): v for k, v in extras.items() if k.startswith("gate_")}
             attention.update({k.removeprefix("attn_"): v for k, v in extras.items() if k.startswith("attn_")})
             regional_logits, weights = self.aggregator(patch_label_similarity(x_fn, t_fn, scale))
+        if self.logit_bias is not None:
+            global_logits = None if global_logits is None else global_logits + self.logit_bias[0]
+            regional_logits = None if regional_logits is None else regional_logits + self.logit_bias[1]
         return self._outputs(global_logits, regional_logits, weights, gates, attention)
 
 

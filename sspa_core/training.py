@@ -689,26 +689,39 @@ def _features(config, backbone, dataset, split, device, dist_info: DistInfo):
     return load()
 
 
-#: Overrides that run a baseline from a config written for SSPA: CLIP-FT fine-tunes the image
-#: encoder, so it trains on images (no feature cache) whatever the config says.
-MODEL_TRAIN_OVERRIDES: dict[str, dict[str, Any]] = {
-    "clip_ft": {"cache_features": False, "freeze_image_encoder": False},
+#: Each model's own training protocol, applied by :func:`compare_models` over the config's
+#: ``train`` section. SSPA trains the image encoder and keeps the text encoder frozen (paper
+#: §IV-B: "The text encoder remains frozen"); so do its Uni-D ablation (Table IX) and CLIP-FT,
+#: which fine-tunes the image encoder. The DualCoOp-style head keeps all of CLIP frozen, as in
+#: its paper, and follows the config (feature cache or not); zero-shot CLIP trains nothing.
+PAPER_PROTOCOL: dict[str, dict[str, Any]] = {
+    name: {"cache_features": False, "freeze_image_encoder": False} for name in ("sspa", "unid", "clip_ft")
 }
+#: With ``protocol="config"`` every model follows the config, except CLIP-FT, which cannot
+#: train on cached features of a frozen encoder.
+CONFIG_PROTOCOL: dict[str, dict[str, Any]] = {"clip_ft": PAPER_PROTOCOL["clip_ft"]}
 
 
 def compare_models(config: dict[str, Any], model_names: list[str] | tuple[str, ...],
-                   seeds: list[int] | tuple[int, ...] = (0,)) -> list[dict[str, Any]]:
-    """Train every model of ``model_names`` with every seed on the same data, epochs and batch
-    size (an equal budget); outputs go to ``<output_dir>/<model>-seed<seed>``. One row per run:
-    ``model``, ``seed``, ``metrics`` (last epoch, on the evaluation split), ``history``,
-    ``output_dir``, and the evaluation ``scores``/``targets``/``masks`` (dataset order)."""
+                   seeds: list[int] | tuple[int, ...] = (0,), protocol: str = "paper") -> list[dict[str, Any]]:
+    """Train every model of ``model_names`` with every seed on the same data, epochs, batch
+    size and learning rates (an equal budget); outputs go to ``<output_dir>/<model>-seed<seed>``.
+
+    ``protocol="paper"`` trains each model as its paper does (:data:`PAPER_PROTOCOL`: the image
+    encoder trained for SSPA, Uni-D and CLIP-FT); ``"config"`` keeps the config's encoder
+    settings for all but CLIP-FT (e.g. every head on cached features, for a quick look).
+    One row per run: ``model``, ``seed``, ``metrics`` (last epoch, on the evaluation split),
+    ``history``, ``output_dir``, and the evaluation ``scores``/``targets``/``masks`` (dataset order)."""
+    protocols = {"paper": PAPER_PROTOCOL, "config": CONFIG_PROTOCOL}
+    if protocol not in protocols:
+        raise ValueError(f"unknown protocol {protocol!r}; valid: {sorted(protocols)}")
     config = validate_config(config)
     base = default_output_dir(config)
     rows = []
     for name in model_names:
         for seed in seeds:
             run = merge(config, {"model": {"name": name}, "output_dir": str(base / f"{name}-seed{seed}"),
-                                 "train": {"seed": seed, **MODEL_TRAIN_OVERRIDES.get(name, {})}})
+                                 "train": {"seed": seed, **protocols[protocol].get(name, {})}})
             trainer = train_from_config(run)
             scores, targets, masks = trainer.predict_scores(trainer.eval_set)
             rows.append({"model": name, "seed": seed, "metrics": trainer.history[-1], "history": trainer.history,

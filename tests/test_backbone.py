@@ -9,22 +9,15 @@ import torch
 from open_clip.model import resize_pos_embed
 
 from sspa_core.backbone import (
-    CLIPBackbone,
     interpolate_grid_embedding,
     load_backbone,
     set_image_size,
 )
 
+from helpers import random_backbone
+
 NAMES = ("sspa-tiny-vit", "sspa-tiny-rn")
 LABELS = ["dog", "traffic light", "hair drier"]
-
-
-def random_backbone(name: str, image_size: int | None = None) -> CLIPBackbone:
-    torch.manual_seed(0)
-    clip = open_clip.create_model(name)
-    if image_size is not None:
-        set_image_size(clip, image_size)
-    return CLIPBackbone(clip.eval(), open_clip.get_tokenizer(name))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -9,7 +9,8 @@ from torch.nn import functional as F
 from sspa_core import paths
 from sspa_core.baselines import MODEL_NAMES, DualCoOpHead, build_model
 from sspa_core.model import SSPAConfig
-from test_model import DESCRIPTIONS, LABELS, N_CTX, SIZE, random_backbone
+from helpers import random_backbone
+from test_model import DESCRIPTIONS, LABELS, N_CTX, SIZE
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +69,10 @@ def test_zero_shot_matches_clip_and_unid_starts_there():
         torch.testing.assert_close(zero_shot(images)["global"], reference, rtol=1e-4, atol=1e-4)
         unid = make("unid")
         torch.testing.assert_close(unid(images)["global"], zero_shot_logits(unid.backbone, images),
+                                   rtol=1e-4, atol=1e-4)
+        torch.manual_seed(0)
+        biased = build_model("unid", random_backbone("sspa-tiny-vit", SIZE), LABELS, SSPAConfig(logit_bias=-6.0))
+        torch.testing.assert_close(biased(images)["global"], zero_shot_logits(biased.backbone, images) - 6.0,
                                    rtol=1e-4, atol=1e-4)
 
 

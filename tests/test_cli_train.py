@@ -42,7 +42,7 @@ def trained_run(tiny_weights, tmp_path_factory):
 def test_train_writes_checkpoints_logs_and_the_resolved_config(trained_run, capsys):
     out, argv = trained_run
     resolved = yaml.safe_load((out / "config.yaml").read_text())
-    assert resolved["model"]["sspa"] == {"kap_source": "template", "n_ctx": 4}
+    assert resolved["model"]["sspa"] == {"logit_bias": -6.0, "kap_source": "template", "n_ctx": 4}
     assert resolved["dataset"]["image_size"] == 64 and resolved["output_dir"] == str(out)
     assert resolved["train"]["cache_features"] is True  # from the shipped synthetic_natural config
     history = json.loads((out / "metrics.json").read_text())
@@ -137,3 +137,24 @@ def test_each_split_gets_its_own_dataset_arguments():
                                                                 "dataset.eval_kwargs.num_images=5"])
     assert len(build_dataset(resolved, "train", augment=False)) == 12  # augmentation off, still train size
     assert len(build_dataset(resolved, "val", augment=False)) == 5
+
+
+def test_compare_models_trains_each_model_under_its_protocol(tiny_weights, tmp_path):
+    from sspa_core.training import compare_models
+
+    values = [arg for arg in tiny_overrides(tiny_weights, tmp_path / "features", **{"train.epochs": 1})
+              if arg != "--set"]
+    config = config_module.load_config("synthetic_natural", [*values, f"output_dir={tmp_path / 'runs'}"])
+    assert config["train"]["cache_features"] is True  # the config's fast mode ...
+    rows = compare_models(config, ["zeroshot", "sspa", "dualcoop"], seeds=[0])
+    trains_encoder = {}
+    for row in rows:
+        saved = yaml.safe_load((row["output_dir"] / "config.yaml").read_text())["train"]
+        trains_encoder[row["model"]] = not (saved["cache_features"] or saved["freeze_image_encoder"])
+        assert row["scores"].shape == row["targets"].shape and len(row["scores"]) == 8
+    # ... but SSPA trains its image encoder, as in the paper; the DualCoOp-style head does not
+    assert trains_encoder == {"zeroshot": False, "sspa": True, "dualcoop": False}
+    (fast,) = compare_models(config, ["sspa"], seeds=[0], protocol="config")
+    assert yaml.safe_load((fast["output_dir"] / "config.yaml").read_text())["train"]["cache_features"] is True
+    with pytest.raises(ValueError, match="unknown protocol"):
+        compare_models(config, ["sspa"], protocol="fast")

@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import functools
 
-import open_clip
 import pytest
 import torch
 
 from sspa_core import paths
-from sspa_core.backbone import CLIPBackbone, set_image_size
 from sspa_core.model import SSPA, SSPAConfig, build_loss, fit_on_features
+
+from helpers import random_backbone
 
 LABELS = ["cat", "dog", "car"]
 DESCRIPTIONS = {n: f"A {n} is a thing one often sees in a street or a house." for n in LABELS}
 N_CTX = 4
 SIZE = 64  # small inputs keep the tests fast (4×4 ViT patches)
-
-
-@functools.lru_cache(maxsize=None)
-def _pristine_backbone(name: str, image_size: int, seed: int) -> CLIPBackbone:
-    torch.manual_seed(seed)
-    backbone = CLIPBackbone(open_clip.create_model(name).eval(), open_clip.get_tokenizer(name))
-    if backbone.image_size != image_size:
-        set_image_size(backbone.clip, image_size)
-    return backbone
-
-
-def random_backbone(name: str, image_size: int, seed: int = 0) -> CLIPBackbone:
-    """A fresh copy of a randomly initialised open_clip model (seeded, no checkpoint) wrapped
-    as the backbone; copies are cheaper than building the model again."""
-    return copy.deepcopy(_pristine_backbone(name, image_size, seed))
 
 
 @pytest.fixture(autouse=True)
@@ -73,6 +56,20 @@ def test_config_round_trip_and_validation():
         SSPAConfig(n_ctx=0)
     with pytest.raises(ValueError, match="True or False"):
         SSPAConfig(gate="yes")
+    with pytest.raises(ValueError, match="logit_bias"):
+        SSPAConfig(logit_bias=float("nan"))
+
+
+def test_logit_bias_shifts_both_branches_and_is_learned(vit):
+    images = torch.randn(2, 3, SIZE, SIZE)
+    plain, biased = build(vit), build(vit, logit_bias=-3.0)
+    biased.load_state_dict(plain.state_dict(), strict=False)  # same weights, bias aside
+    out, shifted = plain(images), biased(images)
+    for branch in ("global", "regional"):
+        torch.testing.assert_close(shifted[branch], out[branch] - 3.0)
+    torch.testing.assert_close(shifted["score"], ((out["global"] - 3).sigmoid() + (out["regional"] - 3).sigmoid()) / 2)
+    build_loss(biased.config)(shifted, torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])).backward()
+    assert biased.logit_bias.grad is not None and bool((biased.logit_bias.grad != 0).all())
 
 
 def test_llm_kap_needs_descriptions(vit):
@@ -167,6 +164,7 @@ ABLATIONS = {
     "sigmoid": ({"presence": "sigmoid"}, 0),
     "global": ({"branches": "global"}, None),
     "regional": ({"branches": "regional"}, -N_CTX * TEXT_WIDTH),
+    "logit_bias": ({"logit_bias": -3.0}, 2),  # one learnable scalar per branch
 }
 
 

@@ -12,7 +12,7 @@ from sspa_core.prompting import (
     QuaternionSemanticModeling,
     knowledge_aware_text,
 )
-from test_model import random_backbone
+from helpers import random_backbone
 
 LABELS = ["cat", "dog", "traffic light"]
 
