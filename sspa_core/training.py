@@ -50,6 +50,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from sspa_core.config import load_config, merge, save_config, validate_config
+from sspa_core.features import batch_loader
 from sspa_core.paths import OUTPUT_DIR
 
 CHECKPOINT_FORMAT = 1
@@ -327,9 +328,8 @@ class Trainer:
         if isinstance(dataset, SeededItems):
             dataset.epoch = epoch
         generator = torch.Generator().manual_seed(tc["seed"] * 7919 + epoch)
-        return DataLoader(dataset, batch_size=per_rank, sampler=indices, num_workers=tc["num_workers"],
-                          worker_init_fn=_seed_worker, generator=generator,
-                          pin_memory=self.device.type == "cuda")
+        return batch_loader(dataset, per_rank, indices, num_workers=tc["num_workers"],
+                            worker_init_fn=_seed_worker, generator=generator, pin_memory=self.device.type == "cuda")
 
     def _per_rank_batch(self) -> int:
         batch = self.train_cfg["batch_size"]
@@ -529,9 +529,8 @@ def gather_scores(model: nn.Module, dataset: Dataset, *, batch_size: int = 64, n
     forward = _Forward(model)
     sampler = (DistributedSampler(dataset, dist_info.world_size, dist_info.rank, shuffle=False)
                if dist_info.distributed else None)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
-                        num_workers=num_workers, worker_init_fn=_seed_worker,
-                        pin_memory=device.type == "cuda")
+    loader = batch_loader(dataset, batch_size, sampler, num_workers=num_workers, worker_init_fn=_seed_worker,
+                          pin_memory=device.type == "cuda")
     scores, targets, masks, indices = [], [], [], []
     autocast = torch.autocast("cuda", dtype=torch.float16) if amp else nullcontext()
     for batch in tqdm(loader, desc="evaluating", leave=False, disable=not progress):

@@ -13,7 +13,7 @@ from sspa_core import features as features_module
 from sspa_core.backbone import load_backbone
 from sspa_core.baselines import build_model
 from sspa_core.config import DEFAULTS, merge
-from sspa_core.features import cached_features, dense_features
+from sspa_core.features import batch_loader, cached_features, dense_features
 from sspa_core.model import SSPAConfig, build_loss
 from sspa_core.training import Trainer, gather_scores
 
@@ -112,6 +112,21 @@ def test_feature_cache_is_computed_once_and_keyed_by_its_inputs(tiny_weights, tm
         next(backbone.clip.visual.parameters()).add_(1.0)
     with pytest.raises(AssertionError, match="recomputed"):
         cached_features(dataset=FixedImages(6, seed=0), split="train", **kwargs)
+
+
+def test_cached_features_are_read_a_batch_at_a_time_with_the_items_values(tiny_weights, tmp_path):
+    backbone = load_backbone("sspa-tiny-vit", pretrained=str(tiny_weights), image_size=IMAGE_SIZE)
+    cache = cached_features(backbone, FixedImages(7, seed=1), backbone_name="sspa-tiny-vit",
+                            dataset_id="fixed", split="train", cache_dir=tmp_path)
+    order = [5, 0, 3, 6, 1, 2, 4]
+    batches = list(batch_loader(cache, 3, order))
+    assert [len(b["index"]) for b in batches] == [3, 3, 1]
+    for key in ("x0", "X", "target", "mask"):
+        stacked = torch.cat([b[key] for b in batches])
+        assert torch.equal(stacked, torch.stack([torch.as_tensor(cache[i][key]) for i in order])), key
+    assert torch.cat([b["index"] for b in batches]).tolist() == order
+    images = list(batch_loader(FixedImages(7, seed=1), 3, order))  # other datasets: item by item
+    assert torch.equal(images[0]["image"], FixedImages(7, seed=1).images[order[:3]])
 
 
 def test_warmup_then_cosine_schedule_and_two_learning_rates(tiny_weights, tmp_path):
