@@ -1,7 +1,7 @@
 """Training speed with the frozen-feature cache, and the peak memory of a smoke training run.
 
 Run: ``python benchmarks/bench_training.py [--images 512] [--image-size 64] [--pretrained PATH]
-[--threads 2] [--models sspa,unid]``.
+[--threads 2] [--models sspa,unid] [--backbone NAME] [--eval-images 64] [--no-smoke]``.
 
 1. One epoch on the synthetic natural scenes with the tiny CLIP (ViT), timed three ways: end to
    end with the image encoder trained (SPEC §1 default), end to end with the encoder frozen,
@@ -10,7 +10,8 @@ Run: ``python benchmarks/bench_training.py [--images 512] [--image-size 64] [--p
    computing the cache, for SSPA and for Uni-D (a linear head: the cache's best case). Epoch
    times include data loading (scene rendering) and exclude the evaluation after the epoch.
    The speed-up is bounded by (encoder + data) / head: the tiny CLIP's encoder is about as
-   cheap as SSPA's head, a ViT-B/16 at 448 px is not.
+   cheap as SSPA's head, a ViT-B/16 at 448 px is not. ``--backbone ViT-B-16 --image-size 448``
+   times that case with random weights (the same cost as trained ones; no download).
 2. The peak resident memory (``ru_maxrss`` of a child process) of ``sspa train`` on the smoke
    settings of notebook 06.
 """
@@ -34,9 +35,10 @@ from sspa_core.training import train_from_config
 
 def overrides(args: argparse.Namespace, folder: Path, **extra) -> list[str]:
     values = {
-        "model.pretrained": args.pretrained, "dataset.kwargs.num_images": args.images,
+        "model.pretrained": args.pretrained, "model.backbone": args.backbone,
+        "dataset.kwargs.num_images": args.images,
         "dataset.image_size": args.image_size,
-        "dataset.eval_kwargs.num_images": 64, "train.epochs": 1, "train.batch_size": args.batch,
+        "dataset.eval_kwargs.num_images": args.eval_images, "train.epochs": 1, "train.batch_size": args.batch,
         "train.progress": False, "train.ema": False, "train.device": "cpu",
         "train.feature_cache_dir": folder / "features", "output_dir": folder / "run", **extra,
     }
@@ -54,22 +56,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=512, help="training images in the timed epoch")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--eval-images", type=int, default=64, help="validation images (evaluated, not timed)")
     parser.add_argument("--image-size", type=int, default=64,
                         help="input size (64 = the tiny CLIP's; larger sizes interpolate its positions)")
     parser.add_argument("--pretrained", default="", help='tiny-CLIP weights ("" = the shipped checkpoint)')
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--models", default="sspa,unid", help="comma-separated model names")
+    parser.add_argument("--backbone", default="sspa-tiny-vit",
+                        help="open_clip model name (not a tiny one: random weights unless --pretrained)")
+    parser.add_argument("--no-smoke", action="store_true", help="skip the peak-memory smoke run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{args.threads} threads; sspa-tiny-vit, synthetic_natural, {args.images} images "
+          f"{args.threads} threads; {args.backbone}, synthetic_natural, {args.images} images "
           f"at {args.image_size} px, batch {args.batch}")
 
     for model in args.models.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             common = {"model.name": model}
-            trained, _ = epoch_seconds(args, folder, **common, **{"train.cache_features": False})
+            trained, _ = epoch_seconds(args, folder, **common, **{"train.cache_features": False,
+                                                                  "train.freeze_image_encoder": False})
             frozen, _ = epoch_seconds(args, folder, **common, **{"train.cache_features": False,
                                                                  "train.freeze_image_encoder": True})
             _, wall_cold = epoch_seconds(args, folder, **common, **{"train.cache_features": True})
@@ -82,6 +89,8 @@ def main() -> None:
         print(f"  speed-up of a cached epoch over an end-to-end epoch: {trained / cached:.1f}x (encoder "
               f"trained), {frozen / cached:.1f}x (encoder frozen); goal >= 20x")
 
+    if args.no_smoke:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         smoke = ["dataset.kwargs.num_images=600", "dataset.eval_kwargs.num_images=300", "train.epochs=3", "train.batch_size=32",
                  "train.progress=false", f"train.feature_cache_dir={tmp}/features", f"model.pretrained={args.pretrained}"]

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from open_clip.model import CLIP
 from open_clip.modified_resnet import ModifiedResNet
-from open_clip.transformer import VisionTransformer, text_global_pool
+from open_clip.transformer import ResidualAttentionBlock, VisionTransformer, text_global_pool
 from torch import nn
 
 from sspa_core.paths import DATA_DIR
@@ -202,7 +202,11 @@ class PromptTextEncoder(nn.Module):
         x, tokens = x[:, :length], tokens[:, :length]
         mask = None if clip.attn_mask is None else clip.attn_mask[:length, :length]
         x = x.to(cast_dtype) + clip.positional_embedding[:length].to(cast_dtype)
-        x = clip.transformer(x, attn_mask=mask)
+        return self._pool_and_project(clip.transformer(x, attn_mask=mask), tokens)
+
+    def _pool_and_project(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """The end of ``clip.encode_text``: final LayerNorm, pooling, text projection."""
+        clip = self._clip
         x = clip.ln_final(x)
         x = text_global_pool(x, tokens, clip.text_pool_type, eos_token_id=getattr(clip, "text_eos_id", None))
         if clip.text_projection is None:
@@ -211,19 +215,60 @@ class PromptTextEncoder(nn.Module):
             return clip.text_projection(x)
         return x @ clip.text_projection
 
+    def _shares_prefixes(self) -> bool:
+        """True when :meth:`_encode_shared_prefix` applies: a causal mask, end-of-text pooling
+        and open_clip's standard self-attention blocks (batch first, no gradient checkpointing)."""
+        clip, transformer = self._clip, self._clip.transformer
+        return (
+            clip.attn_mask is not None and clip.text_pool_type in ("argmax", "eos")
+            and transformer.batch_first and not transformer.grad_checkpointing
+            and all(type(block) is ResidualAttentionBlock and not hasattr(block, "ln_1_kv")
+                    and block.attn.batch_first for block in transformer.resblocks)
+        )
+
+    def _encode_shared_prefix(self, prefix: torch.Tensor, suffix: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Features of the rows ``[prefix ‖ suffix_c]``, whose first ``P`` embeddings ``prefix``
+        [1, P, width] (start token + shared context) are the same in every row.
+
+        Under the causal mask the states of those positions are the same in every row, so they
+        go through each block once; only the suffixes [C, S, width] (label words, end of text)
+        are computed per row, attending to the shared states. Equal to :meth:`_encode_embeddings`
+        of the concatenation, for ``P + C·S`` positions instead of ``C·(P + S)``.
+        """
+        clip = self._clip
+        cast_dtype = clip.transformer.get_cast_dtype()
+        n_prefix, length = prefix.shape[1], prefix.shape[1] + suffix.shape[1]
+        positions = clip.positional_embedding[:length].to(cast_dtype)
+        shared = prefix.to(cast_dtype) + positions[:n_prefix]
+        rows = suffix.to(cast_dtype) + positions[n_prefix:]
+        mask = clip.attn_mask[:length, :length].to(cast_dtype)
+        for block in clip.transformer.resblocks:
+            query = block.ln_1(rows)
+            keys = torch.cat([block.ln_1(shared).expand(rows.shape[0], -1, -1), query], dim=1)
+            attended = block.attn(query, keys, keys, need_weights=False, attn_mask=mask[n_prefix:])[0]
+            rows = rows + block.ls_1(attended)
+            rows = rows + block.ls_2(block.mlp(block.ln_2(rows)))
+            shared = block(shared, attn_mask=mask[:n_prefix, :n_prefix])
+        return self._pool_and_project(rows, tokens[:, n_prefix:length])
+
     def forward(self, ctx: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Text features [C, d] of prompts whose positions 1..n_ctx are replaced by ``ctx``:
-        ``[n_ctx, width]`` shared by every row, or ``[C, n_ctx, width]`` per row."""
+        ``[n_ctx, width]`` shared by every row (run once for all rows by
+        :meth:`_encode_shared_prefix` where the text tower allows), or ``[C, n_ctx, width]``
+        per row."""
         n_rows = tokens.shape[0]
-        if ctx.dim() == 2:
-            ctx = ctx.unsqueeze(0).expand(n_rows, -1, -1)
-        if ctx.dim() != 3 or ctx.shape[0] != n_rows or ctx.shape[2] != self.width:
+        if ctx.dim() not in (2, 3) or ctx.shape[-1] != self.width or (ctx.dim() == 3 and ctx.shape[0] != n_rows):
             raise ValueError(
                 f"ctx must be [n_ctx, {self.width}] or [{n_rows}, n_ctx, {self.width}], "
                 f"got {tuple(ctx.shape)}"
             )
-        n_ctx = ctx.shape[1]
+        n_ctx = ctx.shape[-2]
         embedded = self.embed_tokens(tokens)
+        if ctx.dim() == 2 and self._shares_prefixes() and self._pooled_length(tokens) > 1 + n_ctx:
+            prefix = torch.cat([embedded[:1, :1], ctx.unsqueeze(0).to(embedded.dtype)], dim=1)
+            return self._encode_shared_prefix(prefix, embedded[:, 1 + n_ctx:self._pooled_length(tokens)], tokens)
+        if ctx.dim() == 2:
+            ctx = ctx.unsqueeze(0).expand(n_rows, -1, -1)
         x = torch.cat([embedded[:, :1], ctx.to(embedded.dtype), embedded[:, 1 + n_ctx:]], dim=1)
         return self._encode_embeddings(x, tokens)
 

@@ -50,7 +50,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from sspa_core.config import load_config, merge, save_config, validate_config
-from sspa_core.features import batch_loader
+from sspa_core.features import CachedFeatures, batch_loader
 from sspa_core.paths import OUTPUT_DIR
 
 CHECKPOINT_FORMAT = 1
@@ -443,7 +443,7 @@ class Trainer:
         """Train ``train.epochs`` epochs (from ``resume``'s state when given), evaluating after each."""
         tc = self.train_cfg
         self.eval_set = eval_set
-        if not isinstance(train_set, SeededItems):
+        if not isinstance(train_set, (SeededItems, CachedFeatures)):  # cached features draw no augmentation
             train_set = SeededItems(train_set, tc["seed"])
         steps = self.steps_per_epoch(train_set)
         if self.optimizer is not None:

@@ -50,6 +50,23 @@ def test_trimmed_context_matches_encode_text_for_short_and_full_texts(name):
         assert torch.allclose(bb.text.encode_tokens(tokens), reference, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_shared_context_runs_once_with_the_same_values_and_gradients(name):
+    bb = random_backbone(name)
+    bb.freeze_text()
+    assert bb.text._shares_prefixes()
+    tokens = bb.text.tokenize_with_context(LABELS, 5)
+    ctx = torch.randn(5, bb.text.width, requires_grad=True)
+    per_row_ctx = ctx.detach().clone().requires_grad_()
+    weights = torch.randn(len(LABELS), bb.embed_dim)
+    shared = bb.text(ctx, tokens)  # the shared-prefix path
+    per_row = bb.text(per_row_ctx.expand(len(LABELS), -1, -1), tokens)  # every row in full
+    torch.testing.assert_close(shared, per_row, atol=1e-5, rtol=1e-5)
+    (shared * weights).sum().backward()
+    (per_row * weights).sum().backward()
+    torch.testing.assert_close(ctx.grad, per_row_ctx.grad, atol=1e-5, rtol=1e-4)
+
+
 def test_context_tokens_sit_at_positions_one_to_n_ctx():
     bb = random_backbone("sspa-tiny-vit")
     tokens = bb.text.tokenize_with_context(["dog"], 3)
