@@ -97,7 +97,6 @@ def batch_loader(dataset: Dataset, batch_size: int, sampler: Iterable[int] | Non
 
 
 @torch.no_grad()
-@torch.no_grad()
 def dense_features(backbone, dataset: Dataset, n: int | None = None, batch_size: int = 32,
                    device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(x0 [N, d], X [N, M, d], targets [N, C])`` of the first ``n`` images, in memory: the
