@@ -264,9 +264,11 @@ class PromptTextEncoder(nn.Module):
             )
         n_ctx = ctx.shape[-2]
         embedded = self.embed_tokens(tokens)
-        if ctx.dim() == 2 and self._shares_prefixes() and self._pooled_length(tokens) > 1 + n_ctx:
-            prefix = torch.cat([embedded[:1, :1], ctx.unsqueeze(0).to(embedded.dtype)], dim=1)
-            return self._encode_shared_prefix(prefix, embedded[:, 1 + n_ctx:self._pooled_length(tokens)], tokens)
+        if ctx.dim() == 2 and self._shares_prefixes():
+            length = self._pooled_length(tokens)
+            if length > 1 + n_ctx:  # every row's end-of-text token lies after the shared context
+                prefix = torch.cat([embedded[:1, :1], ctx.unsqueeze(0).to(embedded.dtype)], dim=1)
+                return self._encode_shared_prefix(prefix, embedded[:, 1 + n_ctx:length], tokens)
         if ctx.dim() == 2:
             ctx = ctx.unsqueeze(0).expand(n_rows, -1, -1)
         x = torch.cat([embedded[:, :1], ctx.to(embedded.dtype), embedded[:, 1 + n_ctx:]], dim=1)
