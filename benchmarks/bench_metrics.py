@@ -39,8 +39,8 @@ def main() -> None:
         "precision_recall_f1": lambda: precision_recall_f1(scores, targets),
         "precision_recall_f1 (top-3)": lambda: precision_recall_f1(scores, targets, top_k=3),
         "pedestrian_metrics": lambda: pedestrian_metrics(scores, targets),
-        "evaluate (natural)": lambda: evaluate(scores, targets, mask),
-        "evaluate (pedestrian)": lambda: evaluate(scores, targets, domain="pedestrian"),
+        "evaluate (multilabel)": lambda: evaluate(scores, targets, mask),
+        "evaluate (pedestrian)": lambda: evaluate(scores, targets, metric_set="pedestrian"),
     }
     print(f"{'':32s} {'wall':>8s} {'CPU':>8s}")
     for name, fn in timings.items():

@@ -18,7 +18,8 @@ import time
 
 import torch
 
-from sspa_core.data.synthetic import DOMAINS, SyntheticScenes
+from sspa_core.data.synthetic import SyntheticScenes
+from sspa_core.domains import DOMAINS
 
 SIZES = (96, 128, 224)
 
@@ -43,8 +44,8 @@ def main() -> None:
     n = args.warmup + args.images
     print(f"one core, torch threads={torch.get_num_threads()}, {args.images} timed images "
           f"after {args.warmup} warm-up images")
-    print(f"{'':<16}{'layout':>14}{'cold img/s':>14}{'img/s':>14}{'item img/s':>14}")
-    print(f"{'domain':<11}{'size':>5}{'CPU ms/img':>14}" + f"{'wall / CPU':>14}" * 3)
+    print(f"{'':<19}{'layout':>14}{'cold img/s':>14}{'img/s':>14}{'item img/s':>14}")
+    print(f"{'domain':<14}{'size':>5}{'CPU ms/img':>14}" + f"{'wall / CPU':>14}" * 3)
     for domain in DOMAINS:
         for size in SIZES:
             cpu = time.process_time()
@@ -55,7 +56,7 @@ def main() -> None:
             item = (rate(scenes.__getitem__, range(args.warmup, n)) if size == 224
                     else (float("nan"), float("nan")))
             cells = "".join(f"{a:>7.0f} /{b:>5.0f}" for a, b in (cold, warm, item))
-            print(f"{domain:<11}{size:>5}{layout_ms:>14.2f}{cells}")
+            print(f"{domain:<14}{size:>5}{layout_ms:>14.2f}{cells}")
 
 
 if __name__ == "__main__":

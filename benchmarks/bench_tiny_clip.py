@@ -1,5 +1,6 @@
 """The shipped tiny CLIPs: pretraining cost (read from the metadata JSON beside each checkpoint),
-checkpoint size, parameter counts, and zero-shot mAP ("a photo of a {label}.") on the natural
+checkpoint size, parameter counts, and zero-shot mAP (the ``zeroshot`` baseline's prompt
+"A photo of a {label}.", :func:`sspa_core.baselines.zero_shot_scores`) on the natural
 test split against chance level (the mAP of a constant scorer: the mean label frequency over
 the labels with a positive), at the pretraining size and at larger input sizes.
 
@@ -20,9 +21,10 @@ from pathlib import Path
 import torch
 
 from sspa_core.backbone import TINY_MODELS, load_backbone, shipped_checkpoint
+from sspa_core.baselines import zero_shot_scores
 from sspa_core.data.synthetic import SyntheticScenes
 from sspa_core.metrics import mean_average_precision
-from sspa_core.tiny_clip import metadata_path, pretrain_tiny_clip, zero_shot_scores
+from sspa_core.tiny_clip import metadata_path, pretrain_tiny_clip
 
 
 def main() -> None:

@@ -3,13 +3,13 @@
 Run: ``python benchmarks/bench_training.py [--images 512] [--image-size 64] [--pretrained PATH]
 [--threads 2] [--models sspa,unid] [--backbone NAME] [--eval-images 64] [--no-smoke]``.
 
-1. One epoch on the synthetic natural scenes with the tiny CLIP (ViT), timed three ways: end to
-   end with the image encoder trained (SPEC §1 default), end to end with the encoder frozen,
-   and on cached ``(x0, X)`` features (``train.cache_features``). The speed-up of the cached
-   epoch over each end-to-end epoch is printed (goal: at least 20×), with the one-off cost of
-   computing the cache, for SSPA and for Uni-D (a linear head: the cache's best case). Epoch
-   times include data loading (scene rendering) and exclude the evaluation after the epoch.
-   The speed-up is bounded by (encoder + data) / head: the tiny CLIP's encoder is about as
+1. One epoch on the synthetic natural scenes with the tiny CLIP (ViT), timed three ways: end to end
+   with the image encoder trained (the paper's protocol, docs/method.md §Training defaults), end to
+   end with the encoder frozen, and on cached ``(x0, X)`` features (``train.cache_features``). The
+   speed-up of the cached epoch over each end-to-end epoch is printed (goal: at least 20×), with
+   the one-off cost of computing the cache, for SSPA and for Uni-D (a linear head: the cache's best
+   case). Epoch times include data loading (scene rendering) and exclude the evaluation after the
+   epoch. The speed-up is bounded by (encoder + data) / head: the tiny CLIP's encoder is about as
    cheap as SSPA's head, a ViT-B/16 at 448 px is not. ``--backbone ViT-B-16 --image-size 448``
    times that case with random weights (the same cost as trained ones; no download).
 2. The peak resident memory (``ru_maxrss`` of a child process) of ``sspa train`` on the smoke
@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from sspa_core.config import load_config
-from sspa_core.training import train_from_config
+from sspa_core.engine import train_from_config
 
 
 def overrides(args: argparse.Namespace, folder: Path, **extra) -> list[str]:
@@ -92,8 +92,9 @@ def main() -> None:
     if args.no_smoke:
         return
     with tempfile.TemporaryDirectory() as tmp:
-        smoke = ["dataset.kwargs.num_images=600", "dataset.eval_kwargs.num_images=300", "train.epochs=3", "train.batch_size=32",
-                 "train.progress=false", f"train.feature_cache_dir={tmp}/features", f"model.pretrained={args.pretrained}"]
+        smoke = ["dataset.kwargs.num_images=600", "dataset.eval_kwargs.num_images=300", "train.epochs=3",
+                 "train.batch_size=32", "train.progress=false", f"train.feature_cache_dir={tmp}/features",
+                 f"model.pretrained={args.pretrained}"]
         command = [sys.executable, "-m", "sspa_core.cli", "train", "--config", "synthetic_natural",
                    "--output-dir", f"{tmp}/run"] + [arg for item in smoke for arg in ("--set", item)]
         start = time.perf_counter()

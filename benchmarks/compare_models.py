@@ -6,7 +6,7 @@ Run: ``python benchmarks/compare_models.py [--images N] [--eval-images N] [--epo
 Every model sees the same training images, epochs, batch size and learning rates: those of
 ``sspa_core/configs/synthetic_natural.yaml`` unless an option here changes them. With
 ``--protocol paper`` (the default) each model trains as its paper does
-(``sspa_core.training.PAPER_PROTOCOL``): SSPA, its Uni-D ablation and CLIP-FT train the image
+(``sspa_core.engine.PAPER_PROTOCOL``): SSPA, its Uni-D ablation and CLIP-FT train the image
 encoder (at ``train.encoder_lr``) with the text encoder frozen, the DualCoOp-style head keeps
 CLIP frozen and trains on cached features, zero-shot CLIP trains nothing. ``--protocol config``
 trains every head on cached features of the frozen encoder (CLIP-FT still fine-tunes). Printed:
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from sspa_core.config import load_config
-from sspa_core.training import compare_models
+from sspa_core.engine import compare_models
 
 MODELS = ("zeroshot", "unid", "dualcoop", "clip_ft", "sspa")
 

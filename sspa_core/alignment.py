@@ -110,7 +110,7 @@ class GatedDualModalAlignment(nn.Module):
       ``X^{fn} = X̄ + MLP(LN(X̄))``.
 
     Both branches read the same inputs (``T^{uf}`` and ``X``), not each other's outputs. The
-    residual/LayerNorm placement is a reconstruction (SPEC [rec]). Switches for Tables VIII-IX:
+    residual/LayerNorm placement is a reconstruction (docs/method.md §Reconstructions). Switches for Tables VIII-IX:
     ``visual_to_semantic``, ``semantic_to_visual`` and ``gate`` (without it the branch adds the
     attended features directly, ``T̄ = T^{uf} + T̂``). A disabled branch has no parameters and
     passes its input through unchanged.

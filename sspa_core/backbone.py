@@ -1,5 +1,5 @@
-"""The CLIP backbone (SPEC §1): open_clip image and text encoders, dense image features and a
-prompt-aware text encoder.
+"""The CLIP backbone: open_clip image and text encoders, dense image features and a prompt-aware
+text encoder (``docs/method.md``, "Backbone").
 
 Notation follows the paper's framework figure: ``x0 ∈ R^d`` is the global image feature (class
 token for ViT, attention-pooled feature for ModifiedResNet) and ``X ∈ R^{M×d}`` the M patch /
@@ -14,23 +14,24 @@ everywhere.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import open_clip
 import torch
-import torch.nn.functional as F
-from open_clip.model import CLIP
+from open_clip.model import CLIP, resize_pos_embed
 from open_clip.modified_resnet import ModifiedResNet
+from open_clip.transform import PreprocessCfg, merge_preprocess_dict
 from open_clip.transformer import ResidualAttentionBlock, VisionTransformer, text_global_pool
 from torch import nn
 
-from sspa_core.paths import DATA_DIR
+from sspa_core import paths
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 TINY_MODELS = ("sspa-tiny-vit", "sspa-tiny-rn")
-TINY_CLIP_DIR = DATA_DIR / "tiny_clip"
+TINY_CLIP_DIR = paths.DATA_DIR / "tiny_clip"
 CONTEXT_TOKEN = "X"  # CoOp's placeholder word for the learnable context tokens
 
 open_clip.add_model_config(MODEL_CONFIG_DIR)
@@ -43,14 +44,27 @@ def shipped_checkpoint(name: str) -> Path:
     return TINY_CLIP_DIR / f"{name}.pt"
 
 
-def _resolve_pretrained(name: str, pretrained: str | os.PathLike | None) -> str | None:
-    """Map ``pretrained`` to what ``open_clip.create_model`` accepts (a tag or an existing file),
-    raising a clear error for an unknown model, a missing file or an unknown tag."""
+def pretraining_output(name: str) -> Path:
+    """Where ``sspa pretrain`` writes tiny CLIP ``name`` by default: over the shipped checkpoint
+    when the data folder is the repository's (or ``SSPA_DATA_DIR``), else
+    ``OUTPUT_DIR/tiny_clip/<name>.pt``, since an installed package's data stay read only."""
+    if paths.DATA_DIR == paths.PACKAGED_DATA_DIR:
+        return paths.OUTPUT_DIR / "tiny_clip" / f"{name}.pt"
+    return shipped_checkpoint(name)
+
+
+def _check_model_name(name: str) -> None:
     if name not in open_clip.list_models():
         raise ValueError(
             f"unknown model {name!r}: expected one of the tiny models {TINY_MODELS} or an "
             "open_clip model name such as 'ViT-B-16' or 'RN101' (see open_clip.list_models())"
         )
+
+
+def _resolve_pretrained(name: str, pretrained: str | os.PathLike | None) -> str | None:
+    """Map ``pretrained`` to what ``open_clip.create_model`` accepts (a tag or an existing file),
+    raising a clear error for an unknown model, a missing file or an unknown tag."""
+    _check_model_name(name)
     if pretrained is None or str(pretrained) == "":
         if name not in TINY_MODELS:
             return None  # random initialisation, as open_clip does without weights
@@ -58,7 +72,7 @@ def _resolve_pretrained(name: str, pretrained: str | os.PathLike | None) -> str 
         if not path.is_file():
             raise FileNotFoundError(
                 f"the shipped checkpoint {path} is missing; rebuild it with "
-                f"`sspa pretrain --model {name}`"
+                f"`sspa pretrain --backbone {name}`"
             )
         return str(path)
     pretrained = str(pretrained)
@@ -78,27 +92,32 @@ def _resolve_pretrained(name: str, pretrained: str | os.PathLike | None) -> str 
     )
 
 
-def interpolate_grid_embedding(pos_embed: torch.Tensor, grid: tuple[int, int],
-                               extra_tokens: int = 1) -> torch.Tensor:
-    """Resize a ``[extra + h*w, width]`` positional embedding to ``grid`` (bicubic on the
-    square grid, antialiased when shrinking, the leading class token kept), as open_clip's
-    ``resize_pos_embed`` does for ViT checkpoints."""
-    tokens, cells = pos_embed[:extra_tokens], pos_embed[extra_tokens:]
-    old = math.isqrt(cells.shape[0])
-    if old * old != cells.shape[0]:
-        raise ValueError(f"positional embedding of {cells.shape[0]} cells is not a square grid")
-    if (old, old) == tuple(grid):
-        return pos_embed
-    dtype = cells.dtype
-    cells = cells.float().reshape(1, old, old, -1).permute(0, 3, 1, 2)
-    cells = F.interpolate(cells, size=grid, mode="bicubic", antialias=True, align_corners=False)
-    cells = cells.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1).to(dtype)
-    return torch.cat([tokens, cells], dim=0)
+def preprocess_cfg(name: str, pretrained: str | os.PathLike | None = None,
+                   image_size: int | None = None) -> dict[str, Any]:
+    """The image preprocessing (open_clip's ``preprocess_cfg``: mean, std, interpolation, resize
+    mode, size) of the model :func:`load_backbone` returns for these arguments, without building
+    it: open_clip's defaults (OpenAI CLIP's mean and std) updated by the pretrained tag's config,
+    as ``open_clip.create_model`` does. A checkpoint file carries none, so it keeps the defaults."""
+    _check_model_name(name)
+    tag = str(pretrained) if pretrained else ""
+    from_tag = open_clip.get_pretrained_cfg(name, tag) if tag and not os.path.isfile(tag) else {}
+    cfg = merge_preprocess_dict(PreprocessCfg(), from_tag)
+    cfg["size"] = image_size or open_clip.get_model_config(name)["vision_cfg"]["image_size"]
+    return cfg
+
+
+def _resize_grid(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """A ``[1 + h*w, width]`` positional embedding resized to ``grid`` by open_clip's
+    ``resize_pos_embed`` (bicubic, antialiased, the leading class token kept), in float32."""
+    state = {"visual.positional_embedding": pos_embed.float()}
+    resize_pos_embed(state, SimpleNamespace(visual=SimpleNamespace(grid_size=grid)))
+    return state["visual.positional_embedding"].to(pos_embed.dtype)
 
 
 def set_image_size(clip: CLIP, image_size: int) -> None:
-    """Change the input size of ``clip.visual`` in place, interpolating its positional
-    embedding: the ViT patch grid, or the ModifiedResNet attention-pool grid."""
+    """Change the input size of an existing ``clip.visual`` in place, resizing its positional
+    embedding: the ViT patch grid, or the ModifiedResNet attention-pool grid (which open_clip's
+    ``force_image_size`` builds but its checkpoint loading does not resize)."""
     visual = clip.visual
     if isinstance(visual, VisionTransformer):
         stride, owner = visual.patch_size[0], visual
@@ -111,8 +130,7 @@ def set_image_size(clip: CLIP, image_size: int) -> None:
                          f"(the {type(visual).__name__} stride)")
     grid = (image_size // stride, image_size // stride)
     pos = owner.positional_embedding
-    owner.positional_embedding = nn.Parameter(interpolate_grid_embedding(pos.detach(), grid),
-                                              requires_grad=pos.requires_grad)
+    owner.positional_embedding = nn.Parameter(_resize_grid(pos.detach(), grid), requires_grad=pos.requires_grad)
     if isinstance(visual, VisionTransformer):
         visual.grid_size, visual.image_size = grid, (image_size, image_size)
     else:
@@ -282,8 +300,8 @@ class PromptTextEncoder(nn.Module):
 class CLIPBackbone(nn.Module):
     """An open_clip CLIP with dense image features and a prompt-aware text encoder.
 
-    ``logit_scale`` is CLIP's learned temperature with ``exp()`` applied (τ_s in SPEC).
-    Dense features (SPEC §1): ViT: patch tokens after ``ln_post`` multiplied by ``proj``;
+    ``logit_scale`` is CLIP's learned temperature with ``exp()`` applied (τ_s of eqs. 14–16).
+    Dense features (``docs/method.md``, "Backbone"): ViT: patch tokens after ``ln_post`` multiplied by ``proj``;
     ModifiedResNet: the attention pool's value and output projections (``v_proj`` then
     ``c_proj``) applied to every grid location after adding its positional embedding
     (DualCoOp / MaskCLIP style), so ``x0`` is an attention-weighted average of the rows
@@ -308,6 +326,12 @@ class CLIPBackbone(nn.Module):
     @property
     def image_size(self) -> int:
         return _square_size(self.clip.visual)
+
+    @property
+    def preprocess_cfg(self) -> dict[str, Any]:
+        """open_clip's image preprocessing of this model (mean, std, interpolation, size), for
+        :func:`sspa_core.data.build_transform`."""
+        return dict(open_clip.get_model_preprocess_cfg(self.clip))
 
     @property
     def logit_scale(self) -> torch.Tensor:
@@ -373,13 +397,17 @@ def load_backbone(name: str = "sspa-tiny-vit", pretrained: str | os.PathLike | N
     ``name``: a tiny model (``sspa-tiny-vit``, ``sspa-tiny-rn``) or any open_clip model name;
     ``pretrained``: an open_clip tag (e.g. ``"openai"``; downloads, needs internet) or a local
     checkpoint file; ``None``/``""`` means the shipped checkpoint for the tiny models and a
-    random initialisation otherwise. ``image_size`` overrides the input size with positional-
-    embedding interpolation (ViT patch grid; ModifiedResNet attention-pool grid).
+    random initialisation otherwise. ``image_size`` overrides the input size: without weights,
+    open_clip's ``force_image_size`` builds the model at that size; a checkpoint is loaded at its
+    own size and resized by :func:`set_image_size`, since open_clip's resizing on load covers
+    neither the ModifiedResNet attention pool nor float16 checkpoints (the shipped tiny CLIPs)
+    on the CPU.
     """
     checkpoint = _resolve_pretrained(name, pretrained)
     if checkpoint is None:
         logging.getLogger(__name__).info("%s: random initialisation (no pretrained weights)", name)
-    clip = open_clip.create_model(name, pretrained=checkpoint, device=device)
+    force = image_size if checkpoint is None else None
+    clip = open_clip.create_model(name, pretrained=checkpoint, device=device, force_image_size=force)
     if image_size is not None and image_size != _square_size(clip.visual):
         set_image_size(clip, image_size)
     clip.eval()

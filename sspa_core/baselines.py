@@ -2,7 +2,8 @@
 an output dict with ``"global"``/``"regional"``/``"score"``, ``param_groups()``), and the
 :func:`build_model` factory.
 
-- :class:`ZeroShotCLIP`: ``s_j = τ · cos(x0, E_t("A photo of a {label_j}."))`` (Fig. 6 baseline);
+- :class:`ZeroShotCLIP`: ``s_j = τ · cos(x0, E_t("A photo of a {label_j}."))`` (Fig. 6 baseline),
+  the one zero-shot path; :func:`zero_shot_scores` runs it over a dataset;
 - :class:`UniD`: a learned linear classifier on the visual feature x0 (Table IX "Uni-D");
 - :class:`DualCoOpHead`: learnable positive and negative prompts with class-specific region
   aggregation (Sun, Hu & Saenko, "DualCoOp", NeurIPS 2022);
@@ -11,10 +12,13 @@ an output dict with ``"global"``/``"regional"``/``"score"``, ``param_groups()``)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
 from sspa_core.aggregation import patch_label_similarity
 from sspa_core.model import SSPA, MultiLabelCLIPHead, SSPAConfig
@@ -22,13 +26,15 @@ from sspa_core.prompting import ContextPromptLearner, KnowledgeAwarePrompts
 
 if TYPE_CHECKING:
     from sspa_core.backbone import CLIPBackbone
+    from sspa_core.data.base import MultiLabelDataset
 
 MODEL_NAMES = ("sspa", "zeroshot", "unid", "dualcoop", "clip_ft")
 
 
 class ZeroShotCLIP(MultiLabelCLIPHead):
-    """Zero-shot CLIP: the template features (KAP without descriptions) as class centres;
-    ``"global"`` logits ``τ · cos(x0, t_j)``. Freezes the whole backbone: nothing is trained."""
+    """Zero-shot CLIP: the features of :data:`sspa_core.prompting.TEMPLATE` (KAP without
+    descriptions) as class centres; ``"global"`` logits ``τ · cos(x0, t_j)``. Freezes the whole
+    backbone: nothing is trained."""
 
     def __init__(self, backbone: CLIPBackbone, label_names: Sequence[str]):
         super().__init__(backbone, label_names)
@@ -41,6 +47,24 @@ class ZeroShotCLIP(MultiLabelCLIPHead):
         self._check_features(x0, patches, self.backbone.embed_dim)
         scale = self.logit_scale().to(x0.device)
         return self._outputs(patch_label_similarity(x0.unsqueeze(1), self.prompts(), scale).squeeze(1), None)
+
+
+@torch.no_grad()
+def zero_shot_scores(backbone: CLIPBackbone, dataset: MultiLabelDataset,
+                     batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """:class:`ZeroShotCLIP`'s ``"global"`` logits ``τ · cos(x0, E_t(TEMPLATE(label)))`` over
+    ``dataset`` (N×C) and its targets (N×C). Like the model, it freezes ``backbone``."""
+    model = ZeroShotCLIP(backbone, dataset.label_names).eval()
+    device = next(backbone.parameters()).device
+    scores, targets = [], []
+    for batch in DataLoader(dataset, batch_size=batch_size):
+        images = batch["image"].to(device)
+        if images.shape[-1] != backbone.image_size:
+            raise ValueError(f"dataset images are {images.shape[-1]} px but the backbone expects "
+                             f"{backbone.image_size} px (pass image_size to load_backbone)")
+        scores.append(model(images)["global"].float().cpu())
+        targets.append(batch["target"])
+    return torch.cat(scores).numpy(), torch.cat(targets).numpy()
 
 
 class CLIPFineTune(MultiLabelCLIPHead):

@@ -1,37 +1,332 @@
-"""The ``sspa`` command line: one sub-command per module.
+"""The ``sspa`` command line: every sub-command's arguments, and thin functions that call the library.
 
-Each module named in :data:`COMMANDS` exposes ``configure_parser(parser, command)`` and
-``run_cli(args) -> int``; only the module of the chosen sub-command is imported.
+The flags agree across commands: ``--output-dir DIR`` is the folder a command writes to,
+``--set KEY=VALUE`` overrides a value (repeatable), ``--llm`` names a language model and
+``--backbone`` a CLIP. The spellings of the previous release (``--out``, ``--output``, ``--figure``,
+``--param``, and ``--model`` in ``describe`` and ``pretrain``) still work for one release: they are
+left out of the help and print a note. Only the chosen sub-command's modules are imported.
+``python -m sspa_core.cli`` is the same command (``torchrun ... -m sspa_core.cli train ...``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "notebooks": ("sspa_core.notebooks", "run the ordered notebooks with papermill"),
-    "pretrain": ("sspa_core.tiny_clip", "pretrain (or load) the tiny CLIP of the offline world"),
-    "data": ("sspa_core.data.check", "inspect and validate a dataset download"),
-    "describe": ("sspa_core.descriptions", "generate label descriptions with an LLM (KAP)"),
-    "train": ("sspa_core.training", "train SSPA or a baseline on one dataset"),
-    "eval": ("sspa_core.training", "evaluate a checkpoint"),
-    "predict": ("sspa_core.training", "top labels of images, with an optional attention figure"),
+OVERRIDE_HELP = "override a value (read as YAML), e.g. --set {example} (repeatable)"
+
+
+class _OldSpelling(argparse.Action):
+    """A flag of the previous release, hidden from the help: stores its value as before (into
+    ``dest``, appended when ``append``) and says which flag replaces it."""
+
+    def __init__(self, option_strings, dest, new: str, append: bool = False, **kwargs):
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+        self.new, self.append = new, append
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"sspa: note: {option_string} is deprecated and will be removed; use {self.new}", file=sys.stderr)
+        if self.append:
+            values = [*(getattr(namespace, self.dest) or []), values]
+        setattr(namespace, self.dest, values)
+
+
+def _add_overrides(parser: argparse.ArgumentParser, example: str, *short: str) -> None:
+    parser.add_argument("--set", *short, dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=OVERRIDE_HELP.format(example=example))
+
+
+def _output_path(args: argparse.Namespace, name: str) -> Path | None:
+    """The file a command writes: ``<--output-dir>/<name>``, or the old flag's file, or None."""
+    if args.output_file:
+        return Path(args.output_file)
+    return Path(args.output_dir) / name if args.output_dir else None
+
+
+# ----------------------------------------------------------------------------- train, eval, predict
+
+
+def _configure_train(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True,
+                        help="a shipped config name (e.g. synthetic_natural, coco) or a YAML path")
+    _add_overrides(parser, "train.lr=3e-4")
+    parser.add_argument("--output-dir", help="where checkpoints, logs and the resolved config go "
+                                             "(default: outputs/<dataset>/<model>)")
+    parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
+                        help="continue a run (default: <output-dir>/checkpoints/last.pt)")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+
+    from sspa_core.config import load_config
+    from sspa_core.engine import train_from_config
+
+    overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
+    config = load_config(args.config, overrides)
+    trainer = train_from_config(config, resume=args.resume)
+    if trainer.dist.is_main:
+        last = trainer.history[-1]
+        monitor = config["train"]["monitor"]
+        print(f"{monitor} {last[monitor]:.4f} after epoch {last['epoch']}; best {trainer.best['value']:.4f} "
+              f"(epoch {trainer.best['epoch']}); outputs in {trainer.output_dir}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+def _add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by sspa train")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA")
+    _add_overrides(parser, "dataset.root=/data/coco (patches the stored config)")
+
+
+def _configure_eval(parser: argparse.ArgumentParser) -> None:
+    _add_checkpoint_arguments(parser)
+    parser.add_argument("--split", help="dataset split (default: the config's eval_split)")
+    parser.add_argument("--output-dir", help="also write the metrics to DIR/eval.json (DIR/eval_<split>.json)")
+    parser.add_argument("--output", dest="output_file", action=_OldSpelling, new="--output-dir")
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from sspa_core.engine import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(args.checkpoint, args.split, args.device, not args.no_ema, args.overrides)
+    for key, value in metrics.items():
+        print(f"{key:>28s}  {value:.4f}")
+    path = _output_path(args, f"eval_{args.split}.json" if args.split else "eval.json")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(metrics, indent=1))
+        print(f"metrics written to {path}")
+    return 0
+
+
+def _configure_predict(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", help="image files")
+    _add_checkpoint_arguments(parser)
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--output-dir", help="write the top labels (predictions.json) and the patch-importance "
+                                             "and gate maps of the images (maps.png) here")
+    parser.add_argument("--figure", dest="figure_file", action=_OldSpelling, new="--output-dir")
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from sspa_core.engine import load_trained_model, predict_images, resolve_device, top_labels
+
+    device = resolve_device(args.device)
+    model, config, ckpt = load_trained_model(args.checkpoint, device, not args.no_ema, args.overrides)
+    scores, outputs = predict_images(model, config["dataset"]["image_size"], args.images, device)
+    label_names = list(ckpt["label_names"])
+    rows = top_labels(scores, label_names, args.top_k)
+    for path, row in zip(args.images, rows):
+        print(path)
+        for label, score in row:
+            print(f"  {score:.3f}  {label}")
+    output_dir = Path(args.output_dir) if args.output_dir else None
+    if output_dir is not None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        predictions = [{"image": str(p), "top": [{"label": label, "score": score} for label, score in row]}
+                       for p, row in zip(args.images, rows)]
+        (output_dir / "predictions.json").write_text(json.dumps(predictions, indent=1))
+    figure_path = Path(args.figure_file) if args.figure_file else (output_dir / "maps.png" if output_dir else None)
+    if figure_path is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from PIL import Image
+
+        from sspa_core.viz import prediction_figure
+
+        size = config["dataset"]["image_size"]
+        images = [Image.open(p).convert("RGB").resize((size, size)) for p in args.images]
+        figure = prediction_figure(images, scores, label_names, outputs.get("patch_weights"),
+                                   outputs.get("gates", {}).get("visual"), top_k=min(args.top_k, 3))
+        figure.savefig(figure_path, dpi=120, bbox_inches="tight")
+    if figure_path is not None:
+        print(f"outputs written to {output_dir or figure_path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- the offline world, data
+
+
+def _configure_pretrain(parser: argparse.ArgumentParser) -> None:
+    from sspa_core.backbone import TINY_MODELS
+    from sspa_core.domains import DOMAINS
+
+    parser.add_argument("--backbone", default="sspa-tiny-vit", choices=TINY_MODELS, help="the tiny CLIP to pretrain")
+    parser.add_argument("--model", dest="backbone", choices=TINY_MODELS, action=_OldSpelling, new="--backbone")
+    parser.add_argument("--steps", type=int, help="default: the shipped recipe (sspa_core.tiny_clip.DEFAULTS)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--num-images", type=int, help="training scenes over all domains")
+    parser.add_argument("--image-size", type=int, help="default: the model config's")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--domains", nargs="+", default=list(DOMAINS))
+    parser.add_argument("--output-dir", help="write DIR/<backbone>.pt and .json (default: the shipped "
+                                             "data/tiny_clip/)")
+    parser.add_argument("--out", dest="output_file", action=_OldSpelling, new="--output-dir")
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from sspa_core.backbone import pretraining_output
+    from sspa_core.tiny_clip import pretrain_tiny_clip
+
+    out = _output_path(args, f"{args.backbone}.pt") or pretraining_output(args.backbone)
+    meta = pretrain_tiny_clip(args.backbone, out, steps=args.steps, batch_size=args.batch_size,
+                              lr=args.lr, num_images=args.num_images, image_size=args.image_size,
+                              seed=args.seed, domains=tuple(args.domains))
+    print(f"sspa pretrain: {args.backbone} -> {out} ({meta['file_bytes'] / 1e6:.1f} MB); "
+          f"loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f}; "
+          f"{meta['total_seconds']:.0f} s (render {meta['render_seconds']:.0f} s)")
+    return 0
+
+
+def _configure_describe(parser: argparse.ArgumentParser) -> None:
+    from sspa_core.domains import DOMAINS
+
+    parser.add_argument("--labels", required=True,
+                        help="label list: a text file with one label a line, or a shipped name (e.g. coco)")
+    parser.add_argument("--domain", default="natural",
+                        help=f"prompt template: one of {', '.join(DOMAINS)} or a .yaml file (default natural)")
+    parser.add_argument("--llm", default="", help="hub id, local checkpoint directory or .gguf file "
+                                                  "(default: the offline SmolLM2-135M-Instruct GGUF)")
+    parser.add_argument("--model", dest="llm", action=_OldSpelling, new="--llm")
+    parser.add_argument("--output-dir", help="write DIR/<label set>.json (required)")
+    parser.add_argument("--out", dest="output_file", action=_OldSpelling, new="--output-dir")
+    parser.add_argument("--naive", action="store_true", help="ask the bare question, without the in-context prompt")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _run_describe(args: argparse.Namespace) -> int:
+    import os
+
+    from sspa_core.data.labels import load_label_names
+    from sspa_core.descriptions import generate_descriptions, save_description_file
+
+    if not (args.output_dir or args.output_file):
+        raise ValueError("the argument --output-dir is required")
+    labels_path = Path(args.labels)
+    if labels_path.is_file():
+        labels = [ln.strip() for ln in labels_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        label_set = labels_path.stem
+    elif labels_path.suffix or os.sep in args.labels:
+        raise FileNotFoundError(f"label file not found: {labels_path}")
+    else:
+        labels, label_set = load_label_names(args.labels), args.labels
+    doc = generate_descriptions(
+        labels, args.domain, args.llm or None, naive=args.naive, batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens, seed=args.seed, label_set=label_set,
+    )
+    out = save_description_file(doc, _output_path(args, f"{label_set}.json"))
+    post = doc["provenance"]["postprocess"]
+    print(f"wrote {len(labels)} descriptions to {out} (repaired {len(post['repaired'])}, "
+          f"truncated {len(post['truncated'])}, fallback {len(post['fallback'])})")
+    return 0
+
+
+def _configure_data(parser: argparse.ArgumentParser) -> None:
+    from sspa_core.data import REAL_DATASETS
+
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = actions.add_parser("check", help="validate a download: counts per split, label frequencies, "
+                                             "missing or unreadable files (exit code 1 on problems)")
+    check.add_argument("name", choices=list(REAL_DATASETS), help="dataset name")
+    check.add_argument("root", help="dataset root, in the layout of data/README.md")
+    check.add_argument("--splits", nargs="+", help="splits to check (default: all)")
+    check.add_argument("--no-decode", action="store_true", help="only check that image files exist")
+    check.add_argument("--workers", type=int, default=4, help="threads decoding images (default 4)")
+    check.add_argument("--max-listed", type=int, default=20, help="bad files listed (default 20)")
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    from sspa_core.data.check import check_dataset, format_report
+
+    label_names, reports = check_dataset(args.name, args.root, args.splits, not args.no_decode, args.workers)
+    print(format_report(args.name, label_names, reports, args.max_listed))
+    return 0 if all(r.ok for r in reports) else 1
+
+
+# ----------------------------------------------------------------------------- notebooks
+
+
+def _configure_notebooks(parser: argparse.ArgumentParser) -> None:
+    from sspa_core.notebooks import PROFILES
+
+    parser.add_argument("--profile", default="smoke", choices=PROFILES,
+                        help="smoke: CPU, small settings; full: GPU, real data; gpu: GPU, offline")
+    parser.add_argument("--dataset", help="a parameter file notebooks/params/NAME.yaml")
+    parser.add_argument("--only", nargs="+", metavar="NB", help="notebook names or numbers, e.g. 00 03")
+    _add_overrides(parser, "seed=1 (a notebook parameter)", "-p")
+    parser.add_argument("--param", dest="overrides", action=_OldSpelling, new="--set", append=True)
+    parser.add_argument("--timeout-s", type=float,
+                        help="seconds each notebook may run (default: the parameter files' timeout_s; 0 = no limit)")
+    parser.add_argument("--output-dir", type=Path, help="default: outputs/notebooks/<profile>[-<dataset>]")
+    parser.add_argument("--list", action="store_true", help="print the resolved parameters of each notebook and stop")
+
+
+def _run_notebooks(args: argparse.Namespace) -> int:
+    from sspa_core.config import parse_override
+    from sspa_core.notebooks import NotebookError, resolve_parameters, run_notebooks
+
+    overrides: dict = {}
+    for text in args.overrides:
+        overrides.update(parse_override(text))
+    if args.list:
+        for notebook, parameters in resolve_parameters(args.profile, args.dataset, args.only, overrides).items():
+            print(f"{notebook.name}: {parameters}")
+        return 0
+    try:
+        results = run_notebooks(args.profile, args.dataset, args.only, overrides, args.output_dir,
+                                timeout_s=args.timeout_s)
+    except NotebookError as err:
+        print(f"sspa notebooks: FAILED {err}")
+        return 1
+    total = sum(r.seconds for r in results)
+    print(f"sspa notebooks: {len(results)} notebooks in {total:.0f} s; "
+          f"output in {Path(results[0].executed).parent if results else '-'}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- entry point
+
+Configure = Callable[[argparse.ArgumentParser], None]
+Run = Callable[[argparse.Namespace], int]
+
+#: name -> (help, the function adding its arguments, the function running it)
+COMMANDS: dict[str, tuple[str, Configure, Run]] = {
+    "notebooks": ("run the ordered notebooks with papermill", _configure_notebooks, _run_notebooks),
+    "pretrain": ("pretrain (or load) the tiny CLIP of the offline world", _configure_pretrain, _run_pretrain),
+    "data": ("inspect and validate a dataset download", _configure_data, _run_data),
+    "describe": ("generate label descriptions with an LLM (KAP)", _configure_describe, _run_describe),
+    "train": ("train SSPA or a baseline on one dataset", _configure_train, _run_train),
+    "eval": ("evaluate a checkpoint", _configure_eval, _run_eval),
+    "predict": ("top labels of images, with the patch-importance and gate maps", _configure_predict, _run_predict),
 }
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``sspa`` parser, with the arguments of ``command`` (only its modules are imported)."""
+    parser = argparse.ArgumentParser(prog="sspa", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, configure, run) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            configure(command_parser)
+            command_parser.set_defaults(run=run, output_file=None, figure_file=None)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="sspa", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module_name, help_text) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text)
-        if argv and argv[0] == name:
-            module = importlib.import_module(module_name)
-            module.configure_parser(command, name)
-            command.set_defaults(run=module.run_cli)
-    args = parser.parse_args(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except (FileNotFoundError, ValueError, KeyError) as err:

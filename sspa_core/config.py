@@ -1,19 +1,29 @@
 """Run configurations: one readable YAML per dataset (``sspa_core/configs/<name>.yaml``) merged
 over :data:`DEFAULTS`, plus ``key=value`` overrides from the command line.
 
+``dataset.domain`` names the dataset's domain (``natural``, ``pedestrian``, ``remote_sensing``;
+:mod:`sspa_core.domains`), which chooses the metric set reported
+(:func:`sspa_core.metrics.metric_set_for`); the former names ``remote`` and ``aerial`` are read
+with a DeprecationWarning.
+
 Every key must exist in :data:`DEFAULTS` (an unknown key is an error naming it), except under
 ``dataset.kwargs``/``dataset.eval_kwargs`` (passed to the dataset constructor) and ``model.sspa`` (validated by
 :class:`sspa_core.model.SSPAConfig`). Learning rates, epochs and batch sizes are this project's
-choices: the paper's values are lost (SPEC §1 "Training defaults").
+choices: the paper's values are lost (docs/method.md §Training defaults).
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from sspa_core.domains import canonical_domain
+
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -27,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
         "train_split": "train",
         "eval_split": "val",  # evaluated after every epoch; best checkpoint chosen on it
         "image_size": 224,
-        "domain": "natural",  # metric set: natural | pedestrian | remote
+        "domain": "natural",  # natural | pedestrian | remote_sensing; chooses the metric set
         "kwargs": {},  # extra dataset arguments (synthetic: num_images, seed)
         "eval_kwargs": {},  # overrides of kwargs for the evaluation split
     },
@@ -42,13 +52,14 @@ DEFAULTS: dict[str, Any] = {
         "epochs": 10,
         "batch_size": 32,  # global batch (split across processes under torchrun)
         "lr": 1e-3,  # head (prompts, QSM, GDMA, aggregator)
-        "encoder_lr": 1e-5,  # image encoder (lower, SPEC §1)
+        "encoder_lr": 1e-5,  # image encoder (lower, docs/method.md §Training defaults)
         "weight_decay": 1e-4,
         "warmup_epochs": 1.0,  # linear warm-up (LinearLR), then cosine decay to 0 (CosineAnnealingLR)
         "grad_clip": 1.0,  # max gradient norm; 0 = off
         "ema": True,
         "ema_decay": 0.9997,  # paper value; with few steps the average barely moves
-        "amp": True,  # mixed precision, used on CUDA only
+        "amp": True,  # mixed precision: autocast, with a gradient scaler for float16
+        "amp_dtype": "auto",  # auto = float16 on CUDA, float32 on CPU; float16 | bfloat16 on any device
         "freeze_image_encoder": False,
         "cache_features": False,  # train the head on cached (x0, X); implies a frozen encoder
         "feature_dtype": "float16",  # on-disk dtype of the feature cache
@@ -118,18 +129,33 @@ def merge(base: dict, update: dict) -> dict:
 
 
 def parse_override(text: str) -> dict:
-    """``"train.lr=3e-4"`` -> ``{"train": {"lr": 0.0003}}`` (the value is read as YAML)."""
+    """A ``key=value`` override as a tree: ``"train.lr=3e-4"`` -> ``{"train": {"lr": 0.0003}}``,
+    ``"epochs=3"`` -> ``{"epochs": 3}``. The value is read as YAML, with ``3e-4`` a number as
+    in YAML 1.2 (PyYAML's 1.1 reads it as text) and nothing after ``=`` giving ``""``; text
+    without ``=`` or with an empty key (or key part) is a ValueError."""
     key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(f"override {text!r} is not of the form key.path=value")
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    parts = [part.strip() for part in key.split(".")]
+    if not sep or not all(parts):
+        raise ValueError(f"override {text!r} is not of the form key=value "
+                         "(a dotted key such as train.lr=3e-4 reaches into a section)")
     tree: dict = {}
     node = tree
-    parts = key.strip().split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value):
+        value = float(value)
     node[parts[-1]] = value
     return tree
+
+
+def _check_domain(config: dict) -> dict:
+    """Replace a former domain name by the current one (with a DeprecationWarning)."""
+    try:
+        config["dataset"]["domain"] = canonical_domain(config["dataset"]["domain"])
+    except ValueError as err:
+        raise ValueError(f"config key 'dataset.domain': {err}") from None
+    return config
 
 
 def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
@@ -151,13 +177,13 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
         update = parse_override(text)
         _check_keys(update, DEFAULTS)
         config = merge(config, update)
-    return config
+    return _check_domain(config)
 
 
 def validate_config(config: dict) -> dict:
     """Check the keys of an already resolved config (e.g. one read back from a checkpoint)."""
     _check_keys(config, DEFAULTS)
-    return merge(DEFAULTS, config)
+    return _check_domain(merge(DEFAULTS, config))
 
 
 def save_config(config: dict, path: str | Path) -> Path:

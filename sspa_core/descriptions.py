@@ -1,4 +1,4 @@
-"""Knowledge-Aware Prompting (KAP, SPEC §1, eq. 4): label descriptions ``D_j = LLM(P_j)``.
+"""Knowledge-Aware Prompting (KAP, eq. 4; docs/method.md §KAP): label descriptions ``D_j = LLM(P_j)``.
 
 ``P_j`` is an in-context prompt read from ``data/prompts/<domain>.yaml``: a domain
 description and an instruction (the system turn), in-context examples (question/answer
@@ -31,21 +31,21 @@ The labels repaired, truncated or fallen back are listed in the file's provenanc
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import hashlib
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
 from sspa_core import __version__, paths
+from sspa_core.domains import canonical_domain
 from sspa_core.llm import Message
 
-DOMAINS = ("natural", "pedestrian", "remote_sensing")
 PROMPTS_DIR = paths.DATA_DIR / "prompts"
 DESCRIPTIONS_DIR = paths.DATA_DIR / "descriptions"
 TEMPLATE_KEYS = ("domain", "domain_description", "instruction", "query", "naive_query", "examples")
@@ -87,9 +87,10 @@ def template_path(domain: str | os.PathLike) -> Path:
         if not path.is_file():
             raise FileNotFoundError(f"prompt template not found: {path}")
         return path
-    if domain not in DOMAINS:
-        raise ValueError(f"unknown domain {domain!r}: expected one of {DOMAINS} or a .yaml template file")
-    return PROMPTS_DIR / f"{domain}.yaml"
+    try:
+        return PROMPTS_DIR / f"{canonical_domain(str(domain))}.yaml"
+    except ValueError as err:
+        raise ValueError(f"{err}; or a .yaml template file") from None
 
 
 def load_template(domain: str | os.PathLike) -> dict[str, Any]:
@@ -296,7 +297,7 @@ def generate_descriptions(
             "template": _relative(source),
             "template_sha256": template_hash(template),
             "prompt": "naive" if naive else "in-context",
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "generation": {"greedy": True, "seed": seed, "batch_size": batch_size,
                            "max_new_tokens": max_new_tokens, "answer_primed_with_name": True},
             "postprocess": {"min_words": min_words, "max_words": max_words, **statuses},
@@ -311,42 +312,3 @@ def _relative(path: Path) -> str:
         return str(path.resolve().relative_to(paths.REPO_ROOT))
     except ValueError:
         return str(path)
-
-
-# --- command line -----------------------------------------------------------------------------
-
-def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--labels", required=True,
-                        help="label list: a text file with one label a line, or a shipped name (e.g. coco)")
-    parser.add_argument("--domain", default="natural",
-                        help=f"prompt template: one of {', '.join(DOMAINS)} or a .yaml file (default natural)")
-    parser.add_argument("--model", default="",
-                        help="hub id, local checkpoint directory or .gguf file (default: the offline "
-                             "SmolLM2-135M-Instruct GGUF)")
-    parser.add_argument("--out", required=True, help="output JSON file")
-    parser.add_argument("--naive", action="store_true", help="ask the bare question, without the in-context prompt")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from sspa_core.data.labels import load_label_names
-
-    labels_path = Path(args.labels)
-    if labels_path.is_file():
-        labels = [ln.strip() for ln in labels_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        label_set = labels_path.stem
-    elif labels_path.suffix or os.sep in args.labels:
-        raise FileNotFoundError(f"label file not found: {labels_path}")
-    else:
-        labels, label_set = load_label_names(args.labels), args.labels
-    doc = generate_descriptions(
-        labels, args.domain, args.model or None, naive=args.naive, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens, seed=args.seed, label_set=label_set,
-    )
-    out = save_description_file(doc, args.out)
-    post = doc["provenance"]["postprocess"]
-    print(f"wrote {len(labels)} descriptions to {out} (repaired {len(post['repaired'])}, "
-          f"truncated {len(post['truncated'])}, fallback {len(post['fallback'])})")
-    return 0

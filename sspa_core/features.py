@@ -1,7 +1,7 @@
 """Frozen-backbone feature cache: ``(x0, X)`` computed once per image, stored on disk.
 
-With the image encoder frozen, the dense features ``x0 ∈ R^d`` and ``X ∈ R^{M×d}`` (SPEC §1,
-"Backbone") of an image never change, so they are computed once per split and the head trains
+With the image encoder frozen, the dense features ``x0 ∈ R^d`` and ``X ∈ R^{M×d}`` (docs/method.md
+§Backbone) of an image never change, so they are computed once per split and the head trains
 on them through ``model.forward_features(x0, X)``. The images go through the evaluation
 transform: train-time augmentation is off in this mode.
 
@@ -19,8 +19,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -127,7 +127,8 @@ def extract_features(backbone, dataset: Dataset, folder: str | Path, dtype: str 
     folder.mkdir(parents=True, exist_ok=True)
     was_training = backbone.training
     backbone.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=torch.device(device).type == "cuda")
     n = len(dataset)
     x0_out = X_out = None
     targets = masks = None

@@ -1,4 +1,4 @@
-"""The language model behind KAP (SPEC §4 "An offline LLM"): locate the offline default,
+"""The language model behind KAP (docs/method.md §Offline world): locate the offline default,
 load any Hugging Face causal LM, and generate text from chat prompts, batched and greedy.
 
 The offline default is SmolLM2-135M-Instruct, quantised as ``SmolLM2-135M-Instruct.Q4_1.gguf``

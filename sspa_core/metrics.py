@@ -1,4 +1,4 @@
-"""Multi-label metrics (SPEC §2), vectorised over labels with numpy.
+"""Multi-label metrics (docs/method.md §Metrics), vectorised over labels with numpy.
 
 Inputs are ``scores`` (N×C probabilities, e.g. the sigmoid of eq. 18's logits), ``targets``
 (N×C in {0, 1}) and an optional ``mask`` (N×C in {0, 1}; 0 = ignored, such as VOC 2007
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-DOMAINS = ("natural", "pedestrian", "remote")
+from sspa_core.domains import canonical_domain
+
+#: ``multilabel``: mAP, the ALL and top-3 sets; ``pedestrian``: those plus the Rethinking_of_PAR set.
+METRIC_SETS = ("multilabel", "pedestrian")
 
 
 def _is_binary(values: np.ndarray) -> bool:
@@ -194,20 +197,27 @@ def _pedestrian_metrics(scores: np.ndarray, targets: np.ndarray, threshold: floa
     }
 
 
+def metric_set_for(domain: str) -> str:
+    """The metric set a domain reports: ``pedestrian`` for pedestrian attributes, ``multilabel``
+    for natural and remote-sensing images (see :data:`sspa_core.domains.DOMAINS`)."""
+    return "pedestrian" if canonical_domain(domain) == "pedestrian" else "multilabel"
+
+
 def evaluate(
     scores: np.ndarray,
     targets: np.ndarray,
     mask: np.ndarray | None = None,
-    domain: str = "natural",
+    metric_set: str = "multilabel",
 ) -> dict[str, float]:
-    """Every figure a results table needs for one domain.
+    """Every figure a results table needs, for one of :data:`METRIC_SETS`.
 
     Returns ``mAP``, ``n_labels_without_positive``, the ALL set (CP, CR, CF1, OP, OR, OF1 at
-    0.5), the top-3 set (same keys suffixed ``_top3``) and, for ``domain="pedestrian"``, the
+    0.5), the top-3 set (same keys suffixed ``_top3``) and, for ``metric_set="pedestrian"``, the
     Rethinking_of_PAR set (mA, accuracy, precision, recall, F1; computed on unmasked entries).
     """
-    if domain not in DOMAINS:
-        raise ValueError(f"unknown domain {domain!r}; expected one of {DOMAINS}")
+    if metric_set not in METRIC_SETS:
+        raise ValueError(f"unknown metric set {metric_set!r}; expected one of {METRIC_SETS} "
+                         "(metric_set_for(domain) gives a domain's)")
     scores, targets, mask = _check_inputs(scores, targets, mask)
     ap = _average_precision(scores, targets, mask)
     result: dict[str, float] = {
@@ -217,6 +227,6 @@ def evaluate(
     result.update(_precision_recall_f1(scores, targets, 0.5, None, mask))
     top3 = _precision_recall_f1(scores, targets, 0.5, min(3, scores.shape[1]), mask)
     result.update({f"{k}_top3": v for k, v in top3.items()})
-    if domain == "pedestrian":
+    if metric_set == "pedestrian":
         result.update(_pedestrian_metrics(scores, targets, 0.5))
     return result

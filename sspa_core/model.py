@@ -12,14 +12,17 @@ scale of the backbone, kept fixed. Final score ``ŷ = (σ(s^G) + σ(s^R)) / 2`` 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from sspa_core.aggregation import AGGREGATION_MODES, PRESENCE_MODES, SoftAggregator, patch_label_similarity
 from sspa_core.alignment import GatedDualModalAlignment
+from sspa_core.engine.step import optimisation_step
 from sspa_core.losses import AsymmetricLoss, SSPALoss
 from sspa_core.prompting import (
     QSM_INPUTS,
@@ -51,7 +54,7 @@ class SSPAConfig:
     - ``use_kap``, ``kap_source`` ("llm" descriptions or "template" only): Table VI / Fig. 6;
     - ``use_cap``, ``cap_mode`` ("soft" = CoOp prompts only, "dsf" = with eq. 5): Table VI;
     - ``synthesis`` ("qsm" | "sum" | "concat" | "mlp"): Table VII; ``qsm_input`` selects
-      QSM's H: "concat" [rec, default] or SPEC's alternative "sum";
+      QSM's H (eq. 6): "concat" [rec, default] or the alternative "sum";
     - ``visual_to_semantic``, ``semantic_to_visual``, ``gate``: Tables VIII–IX;
     - ``aggregator`` ("soft" | "mean" | "max"), ``presence`` ("softmax" [rec] | "sigmoid"),
       ``tau_init``: Fig. 5, eq. 14–15;
@@ -108,7 +111,8 @@ class SSPAConfig:
             not isinstance(self.quaternion_width, int) or self.quaternion_width <= 0 or self.quaternion_width % 4
         ):
             raise ValueError(
-                f"SSPAConfig.quaternion_width (4k) must be a positive multiple of 4 or None, got {self.quaternion_width!r}"
+                "SSPAConfig.quaternion_width (4k) must be a positive multiple of 4 or None, "
+                f"got {self.quaternion_width!r}"
             )
         if not self.tau_init > 0:
             raise ValueError(f"SSPAConfig.tau_init must be > 0, got {self.tau_init}")
@@ -326,7 +330,8 @@ def fit_on_features(
 ) -> list[float]:
     """A few AdamW steps of the head on cached features ``(x0, X)`` of a frozen encoder, for
     short demonstrations (notebooks); full training with schedules, EMA and checkpoints is
-    :mod:`sspa_core.training`. Returns the loss of every step."""
+    :mod:`sspa_core.engine`. Each step is :func:`sspa_core.engine.step.optimisation_step`
+    (float32, constant learning rate). Returns the loss of every step."""
     if not len(x0) == len(patches) == len(targets):
         raise ValueError(f"x0, X and targets differ in length: {len(x0)}, {len(patches)}, {len(targets)}")
     params = model.param_groups()["head"]
@@ -339,10 +344,8 @@ def fit_on_features(
     losses = []
     for _ in range(steps):
         idx = torch.randperm(len(x0), generator=generator)[:batch_size]
-        loss = loss_fn(model.forward_features(x0[idx], patches[idx]), targets[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = optimisation_step(partial(model.forward_features, x0[idx], patches[idx]),
+                                 partial(loss_fn, target=targets[idx]), optimizer)
         losses.append(loss.item())
     model.train(was_training)
     return losses

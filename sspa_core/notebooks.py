@@ -1,11 +1,13 @@
 """Run the ordered notebooks end to end with papermill, per profile and per dataset.
 
 Parameters come from YAML files in ``notebooks/params/``: a *profile* (``smoke.yaml`` for CPU/CI,
-``full.yaml`` for a GPU and real data) and optionally a *dataset* file (``coco.yaml``, ...).
-Each file has a ``parameters`` mapping (for every notebook that declares the name) and a
-``notebooks`` mapping of per-notebook values; an optional ``only`` list in a dataset file
-restricts the run to the notebooks that make sense for it. Later sources win:
-profile < dataset < profile's per-notebook < dataset's per-notebook < command line.
+``full.yaml`` for a GPU and real data, ``gpu.yaml`` for a GPU without internet) and optionally a
+*dataset* file (``coco.yaml``, ...). Each file has a ``parameters`` mapping (for every notebook
+that declares the name) and a ``notebooks`` mapping of per-notebook values; an optional ``only``
+list in a dataset file restricts the run to the notebooks that make sense for it. Later sources
+win: profile < dataset < profile's per-notebook < dataset's per-notebook < command line.
+An optional ``timeout_s`` limits the seconds each notebook may run (the dataset file's wins over
+the profile's; :data:`DEFAULT_TIMEOUT_S` if neither sets it; 0 = no limit).
 A notebook receives only the names its ``parameters`` cell declares; a name in a parameter file
 that no notebook declares, or on the command line that no selected notebook declares, is an
 error, so a typo never passes silently.
@@ -13,7 +15,7 @@ error, so a typo never passes silently.
 
 from __future__ import annotations
 
-import argparse
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -26,8 +28,10 @@ from sspa_core.paths import OUTPUT_DIR, REPO_ROOT
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 PARAMS_DIR = NOTEBOOKS_DIR / "params"
-PROFILES = ("smoke", "full")
+PROFILES = ("smoke", "full", "gpu")
 KERNEL = "python3"
+DEFAULT_TIMEOUT_S = 3600.0  # seconds a notebook may run when no parameter file sets timeout_s
+PARAMS_FILE_KEYS = ("parameters", "notebooks", "only", "description", "timeout_s")
 
 
 class NotebookError(RuntimeError):
@@ -48,33 +52,77 @@ def list_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
     return sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
 
 
-def available_datasets(params_dir: Path = PARAMS_DIR) -> list[str]:
+def dataset_parameter_files(params_dir: Path = PARAMS_DIR) -> list[str]:
+    """Names of the dataset parameter files ``params_dir/NAME.yaml`` (the profiles excluded):
+    the values ``--dataset`` accepts."""
     return sorted(p.stem for p in Path(params_dir).glob("*.yaml") if p.stem not in PROFILES)
 
 
 def _read_params_file(path: Path) -> dict[str, Any]:
     content = yaml.safe_load(path.read_text()) or {}
-    unknown = set(content) - {"parameters", "notebooks", "only", "description"}
+    unknown = set(content) - set(PARAMS_FILE_KEYS)
     if unknown:
         raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)}; "
-                         "expected parameters, notebooks, only, description")
+                         f"expected {', '.join(PARAMS_FILE_KEYS)}")
+    timeout = content.get("timeout_s", 0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+        raise ValueError(f"{path}: timeout_s must be a number of seconds >= 0 (0 = no limit), "
+                         f"got {timeout!r}")
     return content
 
 
+def _read_sources(profile: str, dataset: str | None, params_dir: Path) -> list[dict[str, Any]]:
+    """The profile's parameter file, then the dataset's (if any)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
+    sources = [_read_params_file(Path(params_dir) / f"{profile}.yaml")]
+    if dataset is not None:
+        path = Path(params_dir) / f"{dataset}.yaml"
+        if dataset in PROFILES or not path.is_file():
+            raise ValueError(f"unknown dataset {dataset!r}; parameter files exist for "
+                             f"{dataset_parameter_files(params_dir)}")
+        sources.append(_read_params_file(path))
+    return sources
+
+
+def resolve_timeout(profile: str = "smoke", dataset: str | None = None,
+                    params_dir: Path = PARAMS_DIR) -> float:
+    """Seconds each notebook of the run may take: the last ``timeout_s`` of the profile and the
+    dataset file, else :data:`DEFAULT_TIMEOUT_S`; 0 means no limit."""
+    timeout = DEFAULT_TIMEOUT_S
+    for source in _read_sources(profile, dataset, params_dir):
+        timeout = float(source.get("timeout_s", timeout))
+    return timeout
+
+
+class _Deadline:
+    """nbclient's ``timeout_func``: every cell may run for what is left of the notebook's budget,
+    counted from its first cell (the kernel's start-up has papermill's own limit). Remembers the
+    cell that started last, for the error message."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.end, self.cell = seconds, None, None
+
+    def __call__(self, cell: Any) -> float:
+        self.cell = cell
+        if self.end is None:
+            self.end = time.monotonic() + self.seconds
+        return max(1.0, self.end - time.monotonic())
+
+
 def declared_parameters(notebook: Path) -> dict[str, Any]:
-    """Names and default values of the notebook's cell tagged ``parameters``."""
+    """Names and default values of the notebook's cell tagged ``parameters``. Each version of a
+    file is inspected once (cached on its path, modification time and size)."""
+    path = Path(notebook).resolve()
+    stat = path.stat()
+    return dict(_inspect_parameters(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=256)
+def _inspect_parameters(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
     import papermill
 
-    declared = papermill.inspect_notebook(str(notebook))
-    return {name: spec["default"] for name, spec in declared.items()}
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """``key=value`` with the value read as YAML (``epochs=3`` gives an int)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(f"parameter override {text!r} is not of the form key=value")
-    return key.strip(), yaml.safe_load(value)
+    return {name: spec["default"] for name, spec in papermill.inspect_notebook(path).items()}
 
 
 def resolve_parameters(
@@ -86,16 +134,7 @@ def resolve_parameters(
     params_dir: Path = PARAMS_DIR,
 ) -> dict[Path, dict[str, Any]]:
     """The parameters each selected notebook receives, checked against what it declares."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
-    sources = [_read_params_file(Path(params_dir) / f"{profile}.yaml")]
-    if dataset is not None:
-        path = Path(params_dir) / f"{dataset}.yaml"
-        if dataset in PROFILES or not path.is_file():
-            raise ValueError(f"unknown dataset {dataset!r}; parameter files exist for "
-                             f"{available_datasets(params_dir)}")
-        sources.append(_read_params_file(path))
-
+    sources = _read_sources(profile, dataset, params_dir)
     notebooks = list_notebooks(notebooks_dir)
     if not notebooks:
         raise FileNotFoundError(f"no notebooks NN_*.ipynb in {notebooks_dir}")
@@ -162,14 +201,19 @@ def run_notebooks(
     params_dir: Path = PARAMS_DIR,
     kernel: str = KERNEL,
     log_output: bool = False,
+    timeout_s: float | None = None,
 ) -> list[NotebookResult]:
     """Execute the selected notebooks in order; executed copies and HTML go to ``output_dir``
-    (default ``outputs/notebooks/<profile>[-<dataset>]``). Raises :class:`NotebookError` naming the
-    notebook and cell at the first failure (its executed copy and HTML are still written)."""
+    (default ``outputs/notebooks/<profile>[-<dataset>]``). Each notebook may run ``timeout_s``
+    seconds (default: :func:`resolve_timeout`; 0 = no limit). Raises :class:`NotebookError` naming
+    the notebook and cell at the first failure or time-out (its executed copy and HTML are still
+    written)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     plan = resolve_parameters(profile, dataset, only, overrides, notebooks_dir, params_dir)
+    if timeout_s is None:
+        timeout_s = resolve_timeout(profile, dataset, params_dir)
     run_name = profile if dataset is None else f"{profile}-{dataset}"
     output_dir = Path(output_dir or OUTPUT_DIR / "notebooks" / run_name).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -180,11 +224,20 @@ def run_notebooks(
         executed = output_dir / notebook.name
         print(f"[sspa notebooks] {notebook.name} {parameters}", flush=True)
         start = time.perf_counter()
+        deadline = _Deadline(timeout_s) if timeout_s else None
         try:
             papermill.execute_notebook(
                 str(notebook), str(executed), parameters=parameters, kernel_name=kernel,
                 cwd=str(notebook.parent), progress_bar=False, log_output=log_output,
+                timeout_func=deadline,
             )
+        except TimeoutError:  # nbclient's CellTimeoutError, raised only by the deadline
+            export_html(executed)
+            first_line = (deadline.cell.source if deadline.cell else "").strip().splitlines()[:1] or [""]
+            raise NotebookError(
+                f"{notebook.name}: cell `{first_line[0]}` was still running at the notebook's time "
+                f"limit of {timeout_s:g} s (timeout_s in the parameter files); executed copy: {executed}"
+            ) from None
         except PapermillExecutionError as err:
             export_html(executed)
             first_line = (err.source or "").strip().splitlines()[:1] or [""]
@@ -200,34 +253,3 @@ def run_notebooks(
     (output_dir / "summary.json").write_text(
         json.dumps([asdict(r) for r in results], indent=2, default=str))
     return results
-
-
-def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--profile", default="smoke", choices=PROFILES,
-                        help="smoke: CPU, small settings; full: GPU, real data")
-    parser.add_argument("--dataset", help="a parameter file notebooks/params/NAME.yaml")
-    parser.add_argument("--only", nargs="+", metavar="NB",
-                        help="notebook names or numbers, e.g. 00 03")
-    parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a parameter (value read as YAML)")
-    parser.add_argument("--output-dir", type=Path)
-    parser.add_argument("--list", action="store_true",
-                        help="print the resolved parameters of each notebook and stop")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    overrides = dict(parse_override(p) for p in args.param)
-    if args.list:
-        plan = resolve_parameters(args.profile, args.dataset, args.only, overrides)
-        for notebook, parameters in plan.items():
-            print(f"{notebook.name}: {parameters}")
-        return 0
-    try:
-        results = run_notebooks(args.profile, args.dataset, args.only, overrides, args.output_dir)
-    except NotebookError as err:
-        print(f"sspa notebooks: FAILED {err}")
-        return 1
-    total = sum(r.seconds for r in results)
-    print(f"sspa notebooks: {len(results)} notebooks in {total:.0f} s; "
-          f"output in {Path(results[0].executed).parent if results else '-'}")
-    return 0

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -239,7 +240,7 @@ class QuaternionSemanticModeling(nn.Module):
     ``synthesis`` (Table VII):
       - ``"qsm"`` (eq. 6, 10): ``H = [T^{ka} ‖ T^{ca} ‖ 1·x0ᵀ] W_e + b_e`` (n·d → 4k), read as a
         quaternion (eq. 7), ``T^{uf} = Q_{l2}(ReLU(Q_{l1}(H)))`` with quaternion layers 4k → 4k
-        → d. The concatenated H is a reconstruction [rec]; ``qsm_input="sum"`` selects SPEC's
+        → d. The concatenated H is a reconstruction [rec]; ``qsm_input="sum"`` selects the
         alternative ``H = (T^{ka} + T^{ca} + x0) W_e + b_e`` (d → 4k).
       - ``"sum"``: ``T^{ka} + T^{ca} + x0`` (no parameters);
       - ``"concat"``: ``[T^{ka} ‖ T^{ca} ‖ x0] W + b`` (n·d → d);

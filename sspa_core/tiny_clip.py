@@ -1,5 +1,6 @@
-"""The tiny CLIP of the offline world (SPEC §4): contrastive pretraining on the captions of the
-synthetic scenes with open_clip's own ``ClipLoss``, and a zero-shot evaluation helper.
+"""The tiny CLIP of the offline world (docs/method.md §Offline world): contrastive pretraining on the captions of the
+synthetic scenes with open_clip's own ``ClipLoss`` (zero-shot evaluation:
+:func:`sspa_core.baselines.zero_shot_scores`).
 
 The two architectures are open_clip model configs (``sspa_core/model_configs/*.json``,
 registered on ``import sspa_core.backbone``): ``sspa-tiny-vit`` (ViT, 4 layers × 192, patch 16)
@@ -9,18 +10,18 @@ for any other input size. The checkpoint is a plain fp16 state_dict that
 ``open_clip.create_model(name, pretrained=<path>)`` loads like real weights; a JSON file with
 the settings, timings and loss curve is written beside it.
 
-Choices beyond SPEC §4 (set by this 2-core CPU and the 20 MB file limit): both models are
-pretrained at 64 px (SPEC's feasibility run used 96 px) with 150 / 120 steps × 64; the ResNet
+Choices set by a 2-core CPU and a 20 MB file limit: both models are pretrained at 64 px with
+150 / 120 steps × 64; the ResNet
 has width 24 and a 96-wide text tower, because its 1024-wide attention pool at width 32 with a
 128-wide text tower would take 21 MB in fp16.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +29,18 @@ import open_clip
 import torch
 from open_clip.loss import ClipLoss
 from torch import nn
-from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from sspa_core.backbone import TINY_MODELS, CLIPBackbone, set_image_size, shipped_checkpoint
+from sspa_core.backbone import TINY_MODELS, pretraining_output, set_image_size
 from sspa_core.data.transforms import CLIP_MEAN, CLIP_STD
-from sspa_core.training import atomic_save, seed_everything
+from sspa_core.domains import DOMAINS, canonical_domain
+from sspa_core.engine.checkpoint import atomic_save
+from sspa_core.engine.runtime import seed_everything
+from sspa_core.engine.schedule import warmup_cosine
+from sspa_core.engine.step import optimisation_step
 
-DOMAIN_SHARE = {"natural": 0.5, "pedestrian": 0.25, "aerial": 0.25}  # of num_images
+DOMAIN_SHARE = {"natural": 0.5, "pedestrian": 0.25, "remote_sensing": 0.25}  # of num_images
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ def pretrain_tiny_clip(name: str = "sspa-tiny-vit", out_path: str | Path | None 
                        steps: int | None = None, batch_size: int | None = None,
                        lr: float | None = None, num_images: int | None = None,
                        image_size: int | None = None, seed: int = 0,
-                       domains: tuple[str, ...] = ("natural", "pedestrian", "aerial"),
+                       domains: tuple[str, ...] = DOMAINS,
                        warmup_steps: int | None = None, progress: bool = True) -> dict:
     """Contrastively pretrain tiny CLIP ``name`` on scene captions; return the metadata.
 
@@ -130,7 +134,8 @@ def pretrain_tiny_clip(name: str = "sspa-tiny-vit", out_path: str | Path | None 
     :data:`DEFAULTS`; ``image_size`` defaults to the config's. Trained at another size, the
     positional embedding is interpolated back to the config's grid before saving, so
     ``open_clip.create_model(name, pretrained=out_path)`` always loads it.
-    ``out_path`` defaults to the shipped ``data/tiny_clip/<name>.pt``.
+    ``out_path`` defaults to :func:`sspa_core.backbone.pretraining_output` (the shipped
+    ``data/tiny_clip/<name>.pt`` in a source checkout).
     """
     if name not in TINY_MODELS:
         raise ValueError(f"unknown tiny model {name!r}; valid: {TINY_MODELS}")
@@ -149,8 +154,8 @@ def pretrain_tiny_clip(name: str = "sspa-tiny-vit", out_path: str | Path | None 
         raise ValueError(f"num_images {settings.num_images} < batch_size {settings.batch_size}")
     config_size = open_clip.get_model_config(name)["vision_cfg"]["image_size"]
     image_size = config_size if image_size is None else image_size
-    out_path = Path(out_path) if out_path is not None else shipped_checkpoint(name)
-    domains = tuple(domains)
+    out_path = Path(out_path) if out_path is not None else pretraining_output(name)
+    domains = tuple(canonical_domain(d) for d in domains)
 
     start, cpu_start = time.perf_counter(), time.process_time()
     seed_everything(seed)
@@ -163,10 +168,7 @@ def pretrain_tiny_clip(name: str = "sspa-tiny-vit", out_path: str | Path | None 
     model.train()
     optimizer = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr,
                                   betas=(0.9, 0.98), eps=1e-6)
-    warmup = min(settings.warmup_steps, settings.steps - 1)
-    cosine = CosineAnnealingLR(optimizer, T_max=max(1, settings.steps - warmup))
-    scheduler = cosine if warmup == 0 else SequentialLR(
-        optimizer, [LinearLR(optimizer, start_factor=0.01, total_iters=warmup), cosine], [warmup])
+    scheduler = warmup_cosine(optimizer, settings.steps, settings.warmup_steps)
     loss_fn = ClipLoss()
     loader = DataLoader(data, batch_size=settings.batch_size, shuffle=True, drop_last=True,
                         generator=torch.Generator().manual_seed(seed))
@@ -176,12 +178,8 @@ def pretrain_tiny_clip(name: str = "sspa-tiny-vit", out_path: str | Path | None 
     bar = tqdm(total=settings.steps, desc=f"pretrain {name}", disable=not progress)
     while step < settings.steps:
         for images, tokens in loader:
-            image_features, text_features, logit_scale = model(images, tokens)
-            loss = loss_fn(image_features, text_features, logit_scale)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+            loss = optimisation_step(partial(model, images, tokens), lambda outputs: loss_fn(*outputs),
+                                     optimizer, scheduler=scheduler, where=f"pretraining step {step + 1}")
             with torch.no_grad():
                 model.logit_scale.clamp_(0, np.log(100))
             losses.append(loss.item())
@@ -217,48 +215,3 @@ def pretrain_tiny_clip(name: str = "sspa-tiny-vit", out_path: str | Path | None 
 def metadata_path(checkpoint: str | Path) -> Path:
     """The JSON written beside a pretrained checkpoint."""
     return Path(checkpoint).with_suffix(".json")
-
-
-@torch.no_grad()
-def zero_shot_scores(backbone: CLIPBackbone, dataset: Dataset, template: str = "a photo of a {}.",
-                     batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Zero-shot CLIP scores ``τ · cos(x0, E_t(template(label)))`` (N×C) and the targets."""
-    if "{}" not in template:
-        raise ValueError(f"template {template!r} has no '{{}}' for the label name")
-    backbone.eval()
-    text = backbone.encode_text([template.format(n) for n in dataset.label_names])
-    text = text / text.norm(dim=-1, keepdim=True)
-    scores, targets = [], []
-    for batch in DataLoader(dataset, batch_size=batch_size):
-        images = batch["image"].to(text.device)
-        if images.shape[-1] != backbone.image_size:
-            raise ValueError(f"dataset images are {images.shape[-1]} px but the backbone expects "
-                             f"{backbone.image_size} px (pass image_size to load_backbone)")
-        image = backbone.encode_image(images)
-        image = image / image.norm(dim=-1, keepdim=True)
-        scores.append((backbone.logit_scale * image @ text.T).cpu())
-        targets.append(batch["target"])
-    return torch.cat(scores).numpy(), torch.cat(targets).numpy()
-
-
-def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--model", default="sspa-tiny-vit", choices=TINY_MODELS)
-    parser.add_argument("--steps", type=int, help="default: the shipped recipe (DEFAULTS)")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--num-images", type=int, help="training scenes over all domains")
-    parser.add_argument("--image-size", type=int, help="default: the model config's")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--domains", nargs="+", default=["natural", "pedestrian", "aerial"])
-    parser.add_argument("--out", type=Path, help="default: the shipped data/tiny_clip/<model>.pt")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    meta = pretrain_tiny_clip(args.model, args.out, steps=args.steps, batch_size=args.batch_size,
-                              lr=args.lr, num_images=args.num_images, image_size=args.image_size,
-                              seed=args.seed, domains=tuple(args.domains))
-    out = args.out or shipped_checkpoint(args.model)
-    print(f"sspa pretrain: {args.model} -> {out} ({meta['file_bytes'] / 1e6:.1f} MB); "
-          f"loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f}; "
-          f"{meta['total_seconds']:.0f} s (render {meta['render_seconds']:.0f} s)")
-    return 0

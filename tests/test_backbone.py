@@ -6,15 +6,17 @@ from __future__ import annotations
 import open_clip
 import pytest
 import torch
-from open_clip.model import resize_pos_embed
+from helpers import random_backbone
+from PIL import Image
+from torchvision import transforms as T
 
 from sspa_core.backbone import (
-    interpolate_grid_embedding,
+    CLIPBackbone,
     load_backbone,
+    preprocess_cfg,
     set_image_size,
 )
-
-from helpers import random_backbone
+from sspa_core.data import build_transform
 
 NAMES = ("sspa-tiny-vit", "sspa-tiny-rn")
 LABELS = ["dog", "traffic light", "hair drier"]
@@ -143,15 +145,29 @@ def test_dense_shapes_at_two_input_sizes(name, size, grid):
     assert torch.isfinite(dense).all()
 
 
-def test_grid_interpolation_matches_open_clip_resize_pos_embed():
+def test_in_place_resize_matches_open_clips_forced_size_loading(tmp_path):
     torch.manual_seed(0)
-    small = open_clip.create_model("sspa-tiny-vit", force_image_size=96)
-    large = open_clip.create_model("sspa-tiny-vit", force_image_size=160)
-    state = {"visual.positional_embedding": small.visual.positional_embedding.detach().clone()}
-    resize_pos_embed(state, large)
-    ours = interpolate_grid_embedding(small.visual.positional_embedding.detach(), (10, 10))
-    assert torch.allclose(ours, state["visual.positional_embedding"], atol=1e-6)
-    assert torch.equal(ours[0], small.visual.positional_embedding[0])  # class token kept
+    clip = open_clip.create_model("sspa-tiny-vit")
+    torch.save(clip.state_dict(), tmp_path / "vit.pt")
+    forced = open_clip.create_model("sspa-tiny-vit", pretrained=str(tmp_path / "vit.pt"), force_image_size=160)
+    set_image_size(clip, 160)
+    assert clip.visual.grid_size == forced.visual.grid_size == (10, 10)
+    assert clip.visual.preprocess_cfg["size"] == (160, 160)
+    assert clip.visual.positional_embedding.shape[0] == 101  # class token + 10 x 10 grid
+    assert torch.allclose(clip.visual.positional_embedding, forced.visual.positional_embedding, atol=1e-6)
+
+
+def test_float16_checkpoint_loads_at_another_size(tmp_path):
+    # open_clip cannot resize a float16 positional embedding on load (CPU); load_backbone can
+    torch.manual_seed(0)
+    clip = open_clip.create_model("sspa-tiny-vit")
+    torch.save(clip.half().state_dict(), tmp_path / "vit-half.pt")
+    with pytest.raises(NotImplementedError):
+        open_clip.create_model("sspa-tiny-vit", pretrained=str(tmp_path / "vit-half.pt"), force_image_size=160)
+    bb = load_backbone("sspa-tiny-vit", pretrained=str(tmp_path / "vit-half.pt"), image_size=160)
+    assert bb.preprocess_cfg["size"] == (160, 160) and bb.num_patches() == 100
+    set_image_size(clip.float(), 160)
+    assert torch.allclose(bb.clip.visual.positional_embedding, clip.visual.positional_embedding, atol=1e-6)
 
 
 def test_input_size_must_fit_the_stride():
@@ -198,8 +214,58 @@ def test_load_backbone_from_local_checkpoint_with_size_override(tmp_path):
     clip = open_clip.create_model("sspa-tiny-rn")
     torch.save(clip.state_dict(), tmp_path / "rn.pt")
     bb = load_backbone("sspa-tiny-rn", pretrained=str(tmp_path / "rn.pt"), image_size=160)
-    assert bb.image_size == 160 and bb.num_patches() == 25
+    assert bb.image_size == 160 and bb.num_patches() == 25 and bb.preprocess_cfg["size"] == (160, 160)
     assert torch.equal(bb.clip.visual.conv1.weight, clip.visual.conv1.weight)
+    pos = bb.clip.visual.attnpool.positional_embedding
+    assert pos.shape[0] == 26 and torch.equal(pos[0], clip.visual.attnpool.positional_embedding[0])
     with torch.no_grad():
         x0, dense = bb.encode_image_dense(torch.randn(1, 3, 160, 160))
     assert dense.shape == (1, 25, 128)
+
+
+def _normalize(transform: T.Compose) -> T.Normalize:
+    return next(step for step in transform.transforms if isinstance(step, T.Normalize))
+
+
+def test_transform_normalises_with_the_models_preprocess_cfg():
+    mean, std = (0.5, 0.25, 0.125), (0.5, 0.5, 0.25)
+    clip = open_clip.create_model("sspa-tiny-vit", force_preprocess_cfg={
+        "mean": mean, "std": std, "interpolation": "bilinear"})
+    bb = CLIPBackbone(clip, open_clip.get_tokenizer("sspa-tiny-vit"))
+    transform = build_transform(32, preprocess=bb.preprocess_cfg)
+    assert tuple(_normalize(transform).mean) == mean and tuple(_normalize(transform).std) == std
+    assert transform.transforms[0].interpolation == T.InterpolationMode.BILINEAR
+    image = transform(Image.new("RGB", (48, 40), (255, 0, 51)))
+    assert image.shape == (3, 32, 32)
+    expected = torch.tensor([(1 - 0.5) / 0.5, (0 - 0.25) / 0.5, (0.2 - 0.125) / 0.25])
+    assert torch.allclose(image[:, 5, 7], expected, atol=1e-5)
+    default = build_transform(32)  # no config: OpenAI CLIP's normalisation
+    assert tuple(_normalize(default).mean) == open_clip.OPENAI_DATASET_MEAN
+    assert default.transforms[0].interpolation == T.InterpolationMode.BICUBIC
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_preprocess_cfg_before_building_equals_the_built_models(name):
+    before = preprocess_cfg(name, None, 96)
+    after = load_backbone(name, image_size=96).preprocess_cfg
+    size = after.pop("size")
+    assert (size if isinstance(size, tuple) else (size, size)) == (96, 96) and before.pop("size") == 96
+    assert before == after
+
+
+def test_preprocess_cfg_of_a_pretrained_tag_without_download(tmp_path):
+    siglip = preprocess_cfg("ViT-B-16-SigLIP", "webli")
+    assert siglip["mean"] == siglip["std"] == (0.5, 0.5, 0.5) and siglip["resize_mode"] == "squash"
+    assert preprocess_cfg("ViT-B-16", "openai")["mean"] == open_clip.OPENAI_DATASET_MEAN
+    assert preprocess_cfg("ViT-B-16", tmp_path / "missing.pt")["std"] == open_clip.OPENAI_DATASET_STD
+    with pytest.raises(ValueError, match="unknown model"):
+        preprocess_cfg("no-such-model")
+
+
+def test_pretraining_never_writes_into_an_installed_package(monkeypatch, tmp_path):
+    from sspa_core import backbone, paths
+
+    assert backbone.pretraining_output("sspa-tiny-rn") == backbone.shipped_checkpoint("sspa-tiny-rn")
+    monkeypatch.setattr(paths, "DATA_DIR", paths.PACKAGED_DATA_DIR)
+    monkeypatch.setattr(paths, "OUTPUT_DIR", tmp_path)
+    assert backbone.pretraining_output("sspa-tiny-rn") == tmp_path / "tiny_clip" / "sspa-tiny-rn.pt"

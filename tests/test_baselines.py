@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import random_backbone
+from test_model import DESCRIPTIONS, LABELS, N_CTX, SIZE
 from torch.nn import functional as F
 
 from sspa_core import paths
-from sspa_core.baselines import MODEL_NAMES, DualCoOpHead, build_model
+from sspa_core.baselines import MODEL_NAMES, DualCoOpHead, build_model, zero_shot_scores
 from sspa_core.model import SSPAConfig
-from helpers import random_backbone
-from test_model import DESCRIPTIONS, LABELS, N_CTX, SIZE
 
 
 @pytest.fixture(autouse=True)
@@ -74,6 +74,35 @@ def test_zero_shot_matches_clip_and_unid_starts_there():
         biased = build_model("unid", random_backbone("sspa-tiny-vit", SIZE), LABELS, SSPAConfig(logit_bias=-6.0))
         torch.testing.assert_close(biased(images)["global"], zero_shot_logits(biased.backbone, images) - 6.0,
                                    rtol=1e-4, atol=1e-4)
+
+
+class _Images(torch.utils.data.Dataset):
+    """The dataset interface zero_shot_scores reads: ``label_names`` and image/target items."""
+
+    label_names = LABELS
+
+    def __init__(self, images, targets):
+        self.images, self.targets = images, targets
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return {"image": self.images[i], "target": self.targets[i]}
+
+
+def test_zero_shot_scores_over_a_dataset_match_clip():
+    torch.manual_seed(1)
+    backbone = random_backbone("sspa-tiny-vit", SIZE)
+    images, targets = torch.randn(5, 3, SIZE, SIZE), torch.randint(0, 2, (5, len(LABELS))).float()
+    with torch.no_grad():
+        reference = zero_shot_logits(backbone, images)
+    scores, returned = zero_shot_scores(backbone, _Images(images, targets), batch_size=2)
+    torch.testing.assert_close(torch.from_numpy(scores), reference, rtol=1e-4, atol=1e-4)
+    assert (returned == targets.numpy()).all()
+    assert not any(p.requires_grad for p in backbone.parameters())  # as ZeroShotCLIP does
+    with pytest.raises(ValueError, match=f"{SIZE + 32} px but the backbone expects {SIZE} px"):
+        zero_shot_scores(backbone, _Images(torch.randn(1, 3, SIZE + 32, SIZE + 32), targets[:1]))
 
 
 def test_clip_finetune_is_a_linear_head_on_x0():

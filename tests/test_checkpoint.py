@@ -7,62 +7,11 @@ import random
 import numpy as np
 import pytest
 import torch
-from torch import nn
-from torch.utils.data import Dataset
+from helpers import NoisyImages, PatchModel
 
 from sspa_core.config import DEFAULTS, merge
+from sspa_core.engine import Trainer, atomic_save, check_compatible, load_checkpoint, rng_state, set_rng_state
 from sspa_core.losses import SSPALoss
-from sspa_core.training import (Trainer, atomic_save, check_compatible, load_checkpoint, rng_state,
-                                set_rng_state)
-
-
-class PatchModel(nn.Module):
-    """A small model with the project's model interface (``forward``, ``forward_features``,
-    ``param_groups``): a strided-conv "image encoder" and a two-branch head with dropout, so
-    that resume must restore weights, optimiser, scheduler, EMA and the random state."""
-
-    def __init__(self, num_labels: int = 5, dim: int = 8):
-        super().__init__()
-        self.encoder = nn.Conv2d(3, dim, 4, stride=4)
-        self.global_head = nn.Linear(dim, num_labels)
-        self.regional_head = nn.Linear(dim, num_labels)
-        self.dropout = nn.Dropout(0.2)
-
-    def forward(self, images: torch.Tensor) -> dict:
-        patches = self.encoder(images).flatten(2).transpose(1, 2)
-        return self.forward_features(patches.mean(1), patches)
-
-    def forward_features(self, x0: torch.Tensor, patches: torch.Tensor) -> dict:
-        global_logits = self.global_head(self.dropout(x0))
-        regional_logits = self.regional_head(patches).amax(1)
-        return {"global": global_logits, "regional": regional_logits,
-                "score": (global_logits.sigmoid() + regional_logits.sigmoid()) / 2}
-
-    def param_groups(self) -> dict:
-        encoder = list(self.encoder.parameters())
-        head = [p for n, p in self.named_parameters() if not n.startswith("encoder.")]
-        return {"image_encoder": encoder, "head": head}
-
-
-class NoisyImages(Dataset):
-    """Random images whose items add fresh noise (a random augmentation)."""
-
-    label_names = [f"label{i}" for i in range(5)]
-    masks = None
-
-    def __init__(self, n: int, seed: int):
-        g = torch.Generator().manual_seed(seed)
-        self.images = torch.randn(n, 3, 16, 16, generator=g)
-        self.targets = (torch.rand(n, 5, generator=g) < 0.4).float().numpy()
-        self.targets[0] = 1
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"image": self.images[i] + 0.1 * torch.randn(3, 16, 16),
-                "target": torch.from_numpy(self.targets[i]), "mask": torch.ones(5), "index": i}
-
 
 CONFIG = merge(DEFAULTS, {"train": {"epochs": 3, "batch_size": 8, "lr": 1e-2, "encoder_lr": 1e-3,
                                     "ema_decay": 0.9, "checkpoint_every": 1, "eval_batch_size": 5,

@@ -56,10 +56,9 @@ def test_train_writes_checkpoints_logs_and_the_resolved_config(trained_run, caps
 
 def test_eval_reproduces_the_training_evaluation(trained_run, tmp_path):
     out, _ = trained_run
-    report = tmp_path / "metrics.json"
     assert main(["eval", "--checkpoint", str(out / "checkpoints" / "last.pt"), "--device", "cpu",
-                 "--output", str(report)]) == 0
-    metrics = json.loads(report.read_text())
+                 "--output-dir", str(tmp_path)]) == 0
+    metrics = json.loads((tmp_path / "eval.json").read_text())
     last = json.loads((out / "metrics.json").read_text())[-1]
     # training evaluated cached float16 features; eval recomputes them from the images
     assert metrics["mAP"] == pytest.approx(last["mAP"], abs=0.02)
@@ -73,14 +72,21 @@ def test_predict_prints_top_labels_and_saves_a_figure(trained_run, tmp_path, cap
     for i in range(2):
         paths.append(tmp_path / f"scene{i}.png")
         scenes.render(i).save(paths[-1])
-    figure = tmp_path / "maps.png"
+    outputs = tmp_path / "predictions"
     assert main(["predict", *map(str, paths), "--checkpoint", str(out / "checkpoints" / "best.pt"),
-                 "--top-k", "3", "--figure", str(figure), "--device", "cpu"]) == 0
+                 "--top-k", "3", "--output-dir", str(outputs), "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == str(paths[0]) and len(lines) >= 2 * (1 + 3)
     score, label = lines[1].split(maxsplit=1)
     assert 0 <= float(score) <= 1 and label in scenes.label_names
-    assert figure.stat().st_size > 0
+    predictions = json.loads((outputs / "predictions.json").read_text())
+    assert [p["image"] for p in predictions] == list(map(str, paths)) and len(predictions[0]["top"]) == 3
+    assert predictions[0]["top"][0] == {"label": label, "score": pytest.approx(float(score), abs=5e-4)}
+    assert (outputs / "maps.png").stat().st_size > 0
+    figure = tmp_path / "old.png"  # the previous release's --figure FILE still writes the figure alone
+    assert main(["predict", str(paths[0]), "--checkpoint", str(out / "checkpoints" / "best.pt"),
+                 "--figure", str(figure), "--device", "cpu"]) == 0
+    assert figure.stat().st_size > 0 and "--figure is deprecated" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("override, message", [
@@ -89,6 +95,7 @@ def test_predict_prints_top_labels_and_saves_a_figure(trained_run, tmp_path, cap
     ("model.name=resnet", "unknown model 'resnet'"),
     ("model.sspa.aggregator=median", "aggregator"),
     ("train.batch_size=0", "train.batch_size must be >= 1"),
+    ("train.amp_dtype=half", "unknown train.amp_dtype 'half'"),
 ])
 def test_bad_configuration_gives_a_clear_error_before_loading_anything(override, message, tmp_path, capsys):
     argv = ["train", "--config", "synthetic_natural", "--output-dir", str(tmp_path), "--set", override,
@@ -112,7 +119,7 @@ def test_shipped_configs_are_valid_and_say_whose_hyperparameters_they_are(name):
     assert ds["name"] in available_datasets()
     if not ds["name"].startswith("synthetic"):
         assert {ds["train_split"], ds["eval_split"]} <= set(dataset_class(ds["name"]).SPLITS)
-        assert ds["image_size"] == (448 if ds["domain"] == "natural" else 224)  # SPEC §1 [rec]
+        assert ds["image_size"] == (448 if ds["domain"] == "natural" else 224)  # docs/method.md §Training defaults
     assert resolved["train"]["ema_decay"] == 0.9997  # the paper's value
 
 
@@ -131,7 +138,7 @@ def test_overrides_are_typed_and_saved(tmp_path):
 
 
 def test_each_split_gets_its_own_dataset_arguments():
-    from sspa_core.training import build_dataset
+    from sspa_core.engine import build_dataset
 
     resolved = config_module.load_config("synthetic_natural", ["dataset.kwargs.num_images=12",
                                                                 "dataset.eval_kwargs.num_images=5"])
@@ -140,7 +147,7 @@ def test_each_split_gets_its_own_dataset_arguments():
 
 
 def test_compare_models_trains_each_model_under_its_protocol(tiny_weights, tmp_path):
-    from sspa_core.training import compare_models
+    from sspa_core.engine import compare_models
 
     values = [arg for arg in tiny_overrides(tiny_weights, tmp_path / "features", **{"train.epochs": 1})
               if arg != "--set"]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import make_fixtures as fx
+
 from sspa_core.data import available_datasets, dataset_class, get_dataset
 from sspa_core.data.labels import load_label_names
 from sspa_core.data.transforms import build_transform
@@ -161,6 +161,24 @@ def test_registry():
         get_dataset("imagenet", "", "train")
     with pytest.raises(ValueError, match="unknown split 'val'.*trainval, test"):
         get_dataset("rap", "/", "val")
+
+
+def test_every_shipped_config_names_its_dataset_domain():
+    import warnings
+
+    from sspa_core.config import available_configs, load_config
+    from sspa_core.data import SYNTHETIC_DATASETS
+
+    expected = {"coco": "natural", "voc": "natural", "nuswide": "natural", "pa100k": "pedestrian",
+                "rap": "pedestrian", "peta": "pedestrian", "multiscene": "remote_sensing",
+                "mlrsnet": "remote_sensing", "aid": "remote_sensing"}
+    expected |= {name: kwargs["domain"] for name, kwargs in SYNTHETIC_DATASETS.items()}
+    assert expected["synthetic_aerial"] == "remote_sensing"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # no former domain name is shipped
+        for name in available_configs():
+            dataset = load_config(name)["dataset"]
+            assert dataset["domain"] == expected[dataset["name"]], name
 
 
 def test_synthetic_domains_delegate_to_synthetic_scenes():

@@ -15,6 +15,7 @@ from sspa_core import descriptions as D
 from sspa_core import llm as L
 from sspa_core.cli import main as sspa_main
 from sspa_core.data.labels import LABELS_DIR, load_label_names
+from sspa_core.domains import DOMAINS
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}"
@@ -51,7 +52,7 @@ def tiny_lm_dir(tmp_path_factory) -> Path:
 
 # --- prompt templates -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("domain", D.DOMAINS)
+@pytest.mark.parametrize("domain", DOMAINS)
 def test_build_messages_per_domain(domain):
     template = D.load_template(domain)
     assert template["domain"] == domain
@@ -70,8 +71,8 @@ def test_build_messages_per_domain(domain):
 
 
 def test_domains_differ_and_hash_is_content_based(tmp_path):
-    systems = {D.build_messages("x", D.load_template(d))[0]["content"] for d in D.DOMAINS}
-    assert len(systems) == len(D.DOMAINS)
+    systems = {D.build_messages("x", D.load_template(d))[0]["content"] for d in DOMAINS}
+    assert len(systems) == len(DOMAINS)
     template = D.load_template("natural")
     copy = tmp_path / "copy.yaml"
     copy.write_text(yaml.safe_dump(template, width=40), encoding="utf-8")  # other layout, same content
@@ -81,8 +82,10 @@ def test_domains_differ_and_hash_is_content_based(tmp_path):
 
 
 def test_bad_templates(tmp_path):
-    with pytest.raises(ValueError, match="unknown domain 'medical'"):
+    with pytest.raises(ValueError, match="unknown domain 'medical'.*remote_sensing; or a .yaml"):
         D.load_template("medical")
+    with pytest.warns(DeprecationWarning, match="'remote' is deprecated"):
+        assert D.load_template("remote") == D.load_template("remote_sensing")
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         D.load_template(tmp_path / "nope.yaml")
     good = D.load_template("natural")
@@ -232,13 +235,13 @@ def test_cli_describe(tiny_lm_dir, tmp_path, capsys):
     labels = tmp_path / "mini.txt"
     labels.write_text("cat\nsports ball\n\n", encoding="utf-8")
     out = tmp_path / "mini.json"
-    code = sspa_main(["describe", "--labels", str(labels), "--domain", "pedestrian", "--model",
-                      str(tiny_lm_dir), "--out", str(out), "--max-new-tokens", "8"])
+    code = sspa_main(["describe", "--labels", str(labels), "--domain", "pedestrian", "--llm",
+                      str(tiny_lm_dir), "--output-dir", str(tmp_path), "--max-new-tokens", "8"])
     assert code == 0 and "wrote 2 descriptions" in capsys.readouterr().out
     doc = D.load_description_file(out)
     assert doc["label_set"] == "mini" and doc["domain"] == "pedestrian"
     assert list(doc["descriptions"]) == ["cat", "sports ball"]
-    code = sspa_main(["describe", "--labels", str(tmp_path / "none.txt"), "--out", str(out)])
+    code = sspa_main(["describe", "--labels", str(tmp_path / "none.txt"), "--output-dir", str(tmp_path)])
     assert code == 2 and "label file not found" in capsys.readouterr().err
 
 
@@ -275,7 +278,7 @@ def test_shipped_descriptions(label_set):
     doc = D.load_description_file(label_set)
     D.validate_descriptions(doc["descriptions"], labels)
     assert list(doc["descriptions"]) == labels and list(doc["names"]) == labels
-    assert doc["label_set"] == label_set and doc["domain"] in D.DOMAINS
+    assert doc["label_set"] == label_set and doc["domain"] in DOMAINS
     prov = doc["provenance"]
     assert prov["produced_by"] == "curated" and "not produced by an llm" in prov["statement"].lower()
     assert (D.paths.REPO_ROOT / prov["template"]).is_file() and re.fullmatch(r"[0-9a-f]{16}", prov["template_sha256"])

@@ -13,7 +13,7 @@ import torch
 
 from sspa_core import backbone  # noqa: F401  (registers the tiny-CLIP model configs)
 from sspa_core.cli import main
-from sspa_core.training import load_checkpoint
+from sspa_core.engine import load_checkpoint
 
 
 @pytest.mark.slow

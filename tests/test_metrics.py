@@ -1,13 +1,16 @@
-"""Metrics against scikit-learn, the SPEC §2 worked values and a hand-computed PAR example."""
+"""Metrics against scikit-learn, the worked values of docs/method.md §Metrics and a hand-computed PAR example."""
 
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, precision_score, recall_score
 
+from sspa_core.domains import DOMAINS
 from sspa_core.metrics import (
+    METRIC_SETS,
     average_precision_per_class,
     evaluate,
     mean_average_precision,
+    metric_set_for,
     pedestrian_metrics,
     precision_recall_f1,
 )
@@ -107,8 +110,19 @@ def test_evaluate_reports_every_set_and_labels_without_positive():
     assert natural["mAP"] == pytest.approx(mean_average_precision(scores, targets))
     assert {"CP", "CR", "CF1", "OP", "OR", "OF1", "CP_top3", "OF1_top3"} <= natural.keys()
     assert "mA" not in natural
-    pedestrian = evaluate(scores, targets, domain="pedestrian")
+    pedestrian = evaluate(scores, targets, metric_set="pedestrian")
     assert pedestrian["mA"] == pytest.approx(pedestrian_metrics(scores, targets)["mA"])
+    assert {k: v for k, v in pedestrian.items() if k in natural} == natural
+
+
+def test_each_domain_has_its_metric_set():
+    assert {d: metric_set_for(d) for d in DOMAINS} == {
+        "natural": "multilabel", "pedestrian": "pedestrian", "remote_sensing": "multilabel"}
+    assert set(map(metric_set_for, DOMAINS)) == set(METRIC_SETS)
+    with pytest.warns(DeprecationWarning, match="'remote' is deprecated.*'remote_sensing'"):
+        assert metric_set_for("remote") == "multilabel"
+    with pytest.raises(ValueError, match="unknown domain 'medical'"):
+        metric_set_for("medical")
 
 
 def test_evaluate_ignores_masked_entries():
@@ -126,7 +140,7 @@ def test_evaluate_ignores_masked_entries():
         (lambda: evaluate(np.zeros(3), np.zeros(3)), "2-D"),
         (lambda: evaluate(np.full((2, 2), np.nan), np.zeros((2, 2))), "NaN"),
         (lambda: evaluate(np.zeros((2, 2)), np.full((2, 2), 2.0)), "only 0 and 1"),
-        (lambda: evaluate(np.zeros((2, 2)), np.eye(2), domain="medical"), "unknown domain"),
+        (lambda: evaluate(np.zeros((2, 2)), np.eye(2), metric_set="natural"), "unknown metric set"),
         (lambda: precision_recall_f1(np.zeros((2, 2)), np.eye(2), top_k=5), "top_k"),
         (lambda: mean_average_precision(np.zeros((2, 2)), np.zeros((2, 2))), "no label"),
     ],

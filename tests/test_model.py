@@ -6,11 +6,10 @@ import dataclasses
 
 import pytest
 import torch
+from helpers import random_backbone
 
 from sspa_core import paths
 from sspa_core.model import SSPA, SSPAConfig, build_loss, fit_on_features
-
-from helpers import random_backbone
 
 LABELS = ["cat", "dog", "car"]
 DESCRIPTIONS = {n: f"A {n} is a thing one often sees in a street or a house." for n in LABELS}

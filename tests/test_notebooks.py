@@ -60,7 +60,8 @@ def test_per_notebook_and_dataset_values(tree):
 
 
 def test_failing_cell_names_notebook_and_cell(tree):
-    with pytest.raises(runner.NotebookError, match=r"01_second\.ipynb: cell \d+ .*`if fail:`.*RuntimeError: boom in cell"):
+    with pytest.raises(runner.NotebookError,
+                       match=r"01_second\.ipynb: cell \d+ .*`if fail:`.*RuntimeError: boom in cell"):
         _run(tree, overrides={"fail": True})
     assert (tree[2] / "01_second.html").exists()
 
@@ -76,11 +77,26 @@ def test_bad_requests_give_clear_errors(tree, kwargs, message):
         runner.resolve_parameters(notebooks_dir=tree[0], params_dir=tree[1], **kwargs)
 
 
-def test_override_parsing():
-    assert runner.parse_override("epochs=3") == ("epochs", 3)
-    assert runner.parse_override("backbone=RN101") == ("backbone", "RN101")
-    with pytest.raises(ValueError, match="key=value"):
-        runner.parse_override("epochs")
+def test_command_line_parameters_use_the_config_override_parser(capsys):
+    """``sspa notebooks --set KEY=VALUE``: values read as YAML by sspa_core.config.parse_override."""
+    from sspa_core.cli import main as sspa_main
+
+    code = sspa_main(["notebooks", "--list", "--only", "00", "--set", "seed=3",
+                      "--set", "device=cuda:1", "--set", "pretrained="])
+    name, _, parameters = capsys.readouterr().out.strip().partition(": ")
+    assert code == 0 and name == "00_setup_and_offline_world.ipynb"
+    resolved = ast.literal_eval(parameters)
+    assert {k: resolved[k] for k in ("seed", "device", "pretrained")} == {
+        "seed": 3, "device": "cuda:1", "pretrained": ""}
+    assert sspa_main(["notebooks", "--list", "--set", "seed"]) == 2
+    assert "not of the form key=value" in capsys.readouterr().err
+
+
+def test_dataset_parameter_files_exclude_the_profiles(tree):
+    _, params, _ = tree
+    assert runner.dataset_parameter_files(params) == ["toy"]
+    with pytest.raises(ValueError, match=r"unknown dataset 'smoke'; parameter files exist for \['toy'\]"):
+        runner.resolve_parameters("full", "smoke", notebooks_dir=tree[0], params_dir=params)
 
 
 NOTEBOOKS = runner.list_notebooks()
@@ -118,5 +134,51 @@ def test_every_profile_and_dataset_file_resolves():
         pytest.skip("no notebooks yet")
     for profile in runner.PROFILES:
         runner.resolve_parameters(profile)
-        for dataset in runner.available_datasets():
+        for dataset in runner.dataset_parameter_files():
             runner.resolve_parameters(profile, dataset)
+
+
+def test_notebook_past_its_time_limit_fails_clearly(tmp_path):
+    nbs, params = tmp_path / "notebooks", tmp_path / "notebooks" / "params"
+    params.mkdir(parents=True)
+    _notebook(nbs / "00_sleepy.ipynb", "nap = 0", ["import time\ntime.sleep(nap)", "done = True"])
+    (params / "smoke.yaml").write_text(yaml.safe_dump({"timeout_s": 3, "parameters": {"nap": 60}}))
+    assert runner.resolve_timeout("smoke", params_dir=params) == 3
+    with pytest.raises(runner.NotebookError, match=r"00_sleepy\.ipynb: cell `import time` .*time limit of 3 s"):
+        runner.run_notebooks("smoke", notebooks_dir=nbs, params_dir=params, output_dir=tmp_path / "out")
+    assert (tmp_path / "out" / "00_sleepy.html").exists()
+
+
+def test_time_limit_comes_from_the_parameter_files(tree, monkeypatch):
+    import papermill
+
+    nbs, params, out = tree
+    assert runner.resolve_timeout("full", params_dir=params) == runner.DEFAULT_TIMEOUT_S
+    (params / "toy.yaml").write_text(yaml.safe_dump({"timeout_s": 7, "only": ["00_first"]}))
+    assert runner.resolve_timeout("full", "toy", params_dir=params) == 7
+    (params / "toy.yaml").write_text(yaml.safe_dump({"timeout_s": "soon"}))
+    with pytest.raises(ValueError, match="timeout_s must be a number"):
+        runner.resolve_timeout("full", "toy", params_dir=params)
+    limits = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, timeout_func, **k: limits.append(timeout_func(None)))
+    monkeypatch.setattr(runner, "export_html", lambda executed: executed)
+    runner.run_notebooks("full", notebooks_dir=nbs, params_dir=params, output_dir=out, timeout_s=50)
+    assert len(limits) == 2 and all(40 < limit <= 50 for limit in limits)
+
+
+def test_each_notebook_is_inspected_once_per_version(tree, monkeypatch):
+    import papermill
+
+    nbs, params, out = tree
+    inspected = []
+    real_inspect = papermill.inspect_notebook
+    monkeypatch.setattr(papermill, "inspect_notebook", lambda path: inspected.append(path) or real_inspect(path))
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "export_html", lambda executed: executed)
+    runner._inspect_parameters.cache_clear()
+    runner.run_notebooks("smoke", notebooks_dir=nbs, params_dir=params, output_dir=out)
+    runner.resolve_parameters("full", notebooks_dir=nbs, params_dir=params)
+    assert sorted(inspected) == sorted(str(p.resolve()) for p in nbs.glob("*.ipynb"))
+    _notebook(nbs / "01_second.ipynb", 'profile = "smoke"\nfail = False\nextra = 1', ["x = 1"])
+    assert "extra" in runner.declared_parameters(nbs / "01_second.ipynb")
+    assert len(inspected) == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import random_backbone
 
 from sspa_core.prompting import (
     ContextPromptLearner,
@@ -12,7 +13,6 @@ from sspa_core.prompting import (
     QuaternionSemanticModeling,
     knowledge_aware_text,
 )
-from helpers import random_backbone
 
 LABELS = ["cat", "dog", "traffic light"]
 

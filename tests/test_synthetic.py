@@ -12,11 +12,24 @@ import numpy as np
 import pytest
 import torch
 
+from sspa_core.data import SYNTHETIC_DATASETS
 from sspa_core.data.labels import load_label_names
 from sspa_core.data.synthetic import (
-    DOMAINS, NATURAL_SCENES, SCENE_PHRASES, SPLIT_SIZES, VOC_TO_COCO, SyntheticScenes,
-    domain_labels, domain_scene_types, load_atlas, make_caption, make_layout, render_layout,
-    sprite_image, with_article)
+    DOMAINS,
+    NATURAL_SCENES,
+    SCENE_PHRASES,
+    SPLIT_SIZES,
+    VOC_TO_COCO,
+    SyntheticScenes,
+    domain_labels,
+    domain_scene_types,
+    load_atlas,
+    make_caption,
+    make_layout,
+    render_layout,
+    sprite_image,
+    with_article,
+)
 from sspa_core.paths import DATA_DIR
 
 SIZE = 96
@@ -42,11 +55,11 @@ def test_domains_have_enough_labels_and_scene_types():
     assert len(domain_labels("pedestrian")) >= 12
     assert {"hat", "glasses", "backpack", "handbag", "long sleeves", "shorts", "skirt",
             "boots"} <= set(domain_labels("pedestrian"))
-    assert len(domain_labels("aerial")) >= 12
+    assert len(domain_labels("remote_sensing")) >= 12
     assert {"water", "trees", "buildings", "road", "cars", "airplane", "ship", "farmland",
-            "sand", "court"} <= set(domain_labels("aerial"))
+            "sand", "court"} <= set(domain_labels("remote_sensing"))
     assert {"harbour", "airport", "residential area", "agricultural land", "beach"} <= set(
-        domain_scene_types("aerial"))
+        domain_scene_types("remote_sensing"))
 
 
 def test_natural_labels_are_coco_names_in_coco_order_with_a_sprite():
@@ -58,10 +71,10 @@ def test_natural_labels_are_coco_names_in_coco_order_with_a_sprite():
     assert set(labels) <= reachable, "every label belongs to at least one scene type"
 
 
-@pytest.mark.parametrize("domain", DOMAINS)
-def test_shipped_label_lists_match(domain):
-    path = DATA_DIR / "labels" / f"synthetic_{domain}.txt"
-    assert path.read_text().splitlines() == domain_labels(domain)
+@pytest.mark.parametrize("dataset", ["synthetic_natural", "synthetic_pedestrian", "synthetic_aerial"])
+def test_shipped_label_lists_match(dataset):
+    path = DATA_DIR / "labels" / f"{dataset}.txt"
+    assert path.read_text().splitlines() == domain_labels(SYNTHETIC_DATASETS[dataset]["domain"])
 
 
 def test_voc_view_maps_to_coco_sprites():
@@ -80,8 +93,20 @@ def test_voc_view_maps_to_coco_sprites():
                 assert el.params["sprite"] not in VOC_TO_COCO.values()
 
 
+def test_former_domain_name_warns_and_draws_the_same_scenes():
+    current = SyntheticScenes("remote_sensing", "val", num_images=4, image_size=SIZE, seed=3)
+    with pytest.warns(DeprecationWarning, match="'aerial' is deprecated.*'remote_sensing'"):
+        former = SyntheticScenes("aerial", "val", num_images=4, image_size=SIZE, seed=3)
+    assert former.domain == "remote_sensing" and former.captions == current.captions
+    assert np.array_equal(former.targets, current.targets)
+    for i in range(4):
+        assert np.array_equal(pixels(former.render(i)), pixels(current.render(i)))
+    with pytest.warns(DeprecationWarning):
+        assert domain_labels("aerial") == current.label_names
+
+
 def test_bad_arguments_raise_clear_errors():
-    with pytest.raises(ValueError, match="unknown domain 'indoor'.*natural, pedestrian, aerial"):
+    with pytest.raises(ValueError, match="unknown domain 'indoor'.*natural, pedestrian, remote_sensing"):
         SyntheticScenes("indoor")
     with pytest.raises(ValueError, match="unknown label_set 'voc'.*pedestrian.*None"):
         SyntheticScenes("pedestrian", label_set="voc")
@@ -138,7 +163,7 @@ def test_an_index_renders_the_same_whatever_the_dataset_size_or_process(scenes):
 
 def test_another_process_renders_identical_pixels():
     code = ("import hashlib, numpy as np; from sspa_core.data.synthetic import SyntheticScenes\n"
-            "for d in ('natural', 'pedestrian', 'aerial'):\n"
+            f"for d in {DOMAINS!r}:\n"
             f"    s = SyntheticScenes(d, 'val', num_images=6, image_size={SIZE}, seed=3)\n"
             "    print(hashlib.sha256(np.asarray(s.render(5)).tobytes()).hexdigest())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -233,7 +258,7 @@ def test_make_caption():
     assert "an apple" in make_caption(["apple"], None, "natural", rng)
     walking = make_caption(["hat", "holding objects"], None, "pedestrian", rng)
     assert walking.endswith(", holding objects.") and "a hat" in walking
-    assert mentions(make_caption(["water", "ship"], "harbour", "aerial", rng), "ship")
+    assert mentions(make_caption(["water", "ship"], "harbour", "remote_sensing", rng), "ship")
 
 
 # ----------------------------------------------------------------------------- domain rules
@@ -253,8 +278,8 @@ def test_pedestrian_attributes_are_consistent():
     assert 0.1 < t.mean(0).min() and t.mean(0).max() < 0.9  # every attribute varies
 
 
-def test_aerial_objects_sit_on_their_support():
-    scenes = SyntheticScenes("aerial", "train", num_images=200, image_size=SIZE)
+def test_remote_sensing_objects_sit_on_their_support():
+    scenes = SyntheticScenes("remote_sensing", "train", num_images=200, image_size=SIZE)
     for layout in scenes.layouts:
         labels = set(layout.labels)
         if "ship" in labels:
@@ -263,11 +288,11 @@ def test_aerial_objects_sit_on_their_support():
             assert labels & {"road", "parking lot"}
     t = scenes.targets
     assert t.sum(1).min() >= 1 and t.mean(0).min() > 0.03
-    assert len(set(scenes.scene_types)) == len(domain_scene_types("aerial"))
+    assert len(set(scenes.scene_types)) == len(domain_scene_types("remote_sensing"))
 
 
 def test_every_sprite_the_generators_use_is_in_the_atlas():
-    from sspa_core.data.synthetic import aerial, natural, pedestrian
+    from sspa_core.data.synthetic import natural, pedestrian, remote_sensing
 
     names = set(natural._INDOOR_CLUTTER) | set(natural._OUTDOOR_CLUTTER)
     names |= {n for held in pedestrian._HELD.values() for n in held}
@@ -277,7 +302,7 @@ def test_every_sprite_the_generators_use_is_in_the_atlas():
               "flat shoe", "pouch", "briefcase", "purse", "handbag", "backpack", "billed cap",
               "top hat", "sun hat", "airplane", "small airplane"}
     assert names <= set(load_atlas())
-    assert aerial.AERIAL_LABELS == tuple(domain_labels("aerial"))
+    assert remote_sensing.REMOTE_SENSING_LABELS == tuple(domain_labels("remote_sensing"))
 
 
 def test_atlas_rebuilds_from_the_font(tmp_path):

@@ -13,9 +13,9 @@ from sspa_core import features as features_module
 from sspa_core.backbone import load_backbone
 from sspa_core.baselines import build_model
 from sspa_core.config import DEFAULTS, merge
+from sspa_core.engine import Trainer, gather_scores
 from sspa_core.features import batch_loader, cached_features, dense_features
 from sspa_core.model import SSPAConfig, build_loss
-from sspa_core.training import Trainer, gather_scores
 
 LABELS = ["cat", "dog", "car", "person", "bus"]
 IMAGE_SIZE = 64  # 4×4 patches of the tiny ViT

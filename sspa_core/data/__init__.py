@@ -12,7 +12,7 @@ from pathlib import Path
 from sspa_core.data.base import MultiLabelDataset, Transform, resolve_inside
 from sspa_core.data.transforms import build_transform
 
-# name -> (module, class) of the real datasets (SPEC §3), imported on use
+# name -> (module, class) of the real datasets (docs/method.md §Datasets), imported on use
 REAL_DATASETS: dict[str, tuple[str, str]] = {
     "coco": ("sspa_core.data.coco", "COCO2014"),
     "voc": ("sspa_core.data.voc", "VOC2007"),
@@ -24,16 +24,16 @@ REAL_DATASETS: dict[str, tuple[str, str]] = {
     "mlrsnet": ("sspa_core.data.remote_sensing", "MLRSNet"),
     "aid": ("sspa_core.data.remote_sensing", "AIDMultiLabel"),
 }
-# name -> keyword arguments of sspa_core.data.synthetic.SyntheticScenes (SPEC §4)
+# name -> keyword arguments of sspa_core.data.synthetic.SyntheticScenes (docs/method.md §Offline world)
 SYNTHETIC_DATASETS: dict[str, dict[str, str]] = {
     "synthetic_natural": {"domain": "natural"},
     "synthetic_voc": {"domain": "natural", "label_set": "voc"},
     "synthetic_pedestrian": {"domain": "pedestrian"},
-    "synthetic_aerial": {"domain": "aerial"},
+    "synthetic_aerial": {"domain": "remote_sensing"},
 }
 
 
-# name -> (training split, evaluation split) of the paper's protocol (SPEC §3)
+# name -> (training split, evaluation split) of the paper's protocol (docs/method.md §Datasets)
 PROTOCOL_SPLITS: dict[str, tuple[str, str]] = {
     "coco": ("train", "val"), "voc": ("trainval", "test"), "nuswide": ("train", "test"),
     "pa100k": ("train", "test"), "rap": ("trainval", "test"), "peta": ("trainval", "test"),

@@ -7,8 +7,8 @@ label counts and 0 where it is ignored (VOC 2007 "difficult"), in both the loss 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

@@ -8,14 +8,13 @@ malformed, an image missing or unreadable), else 0.
 
 from __future__ import annotations
 
-import argparse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from sspa_core.data import REAL_DATASETS, dataset_class
+from sspa_core.data import dataset_class
 from sspa_core.data.image_files import image_problem, require_root
 from sspa_core.data.labels import load_label_names
 
@@ -104,21 +103,3 @@ def format_report(name: str, label_names: list[str], reports: list[SplitReport],
     lines.append("")
     lines.append("OK" if all(r.ok for r in reports) else "PROBLEMS FOUND")
     return "\n".join(lines)
-
-
-def configure_parser(parser: argparse.ArgumentParser, command: str) -> None:
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    check = actions.add_parser("check", help="validate a download: counts per split, label frequencies, "
-                                             "missing or unreadable files (exit code 1 on problems)")
-    check.add_argument("name", choices=list(REAL_DATASETS), help="dataset name")
-    check.add_argument("root", help="dataset root, in the layout of data/README.md")
-    check.add_argument("--splits", nargs="+", help="splits to check (default: all)")
-    check.add_argument("--no-decode", action="store_true", help="only check that image files exist")
-    check.add_argument("--workers", type=int, default=4, help="threads decoding images (default 4)")
-    check.add_argument("--max-listed", type=int, default=20, help="bad files listed (default 20)")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    label_names, reports = check_dataset(args.name, args.root, args.splits, not args.no_decode, args.workers)
-    print(format_report(args.name, label_names, reports, args.max_listed))
-    return 0 if all(r.ok for r in reports) else 1

@@ -1,4 +1,4 @@
-"""MS-COCO 2014 (80 labels): ``annotations/instances_{train,val}2014.json`` (SPEC §3).
+"""MS-COCO 2014 (80 labels): ``annotations/instances_{train,val}2014.json`` (docs/method.md §Datasets).
 
 Categories sorted by id give labels 0..79; an image's target is 1 for every category with at
 least one annotation on it; images without any annotation are left out (82,081 train /

@@ -1,4 +1,4 @@
-"""NUS-WIDE (81 concepts) in its official layout (SPEC §3).
+"""NUS-WIDE (81 concepts) in its official layout (docs/method.md §Datasets).
 
 ``Concepts81.txt`` (the label order), ``ImageList/{Train,Test}Imagelist.txt`` (one relative
 image path a line, with Windows ``\\`` separators) and ``TrainTestLabels/Labels_{c}_{Train,Test}.txt``

@@ -1,4 +1,4 @@
-"""Pedestrian-attribute datasets PA100K (26), RAPv1 (51 of 92) and PETA (35 of 105) (SPEC §3).
+"""Pedestrian-attribute datasets PA100K (26), RAPv1 (51 of 92) and PETA (35 of 105) (docs/method.md §Datasets).
 
 Each is read from its official ``.mat`` file, or else from the ``dataset_all.pkl`` that
 Rethinking_of_PAR's ``format_*.py`` scripts write, through a restricted unpickler (a pickle can

@@ -1,7 +1,7 @@
-"""PASCAL VOC 2007 (20 labels): ``VOCdevkit/VOC2007/ImageSets/Main/{cls}_{split}.txt`` (SPEC §3).
+"""PASCAL VOC 2007 (20 labels): ``VOCdevkit/VOC2007/ImageSets/Main/{cls}_{split}.txt`` (docs/method.md §Datasets).
 
 Each class file holds lines ``000005 -1|0|1``; 1 = present, -1 = absent, 0 = "difficult":
-target 0 and mask 0, so the entry is ignored by the loss and the metrics (SPEC §2). Splits
+target 0 and mask 0, so the entry is ignored by the loss and the metrics (docs/method.md §Metrics). Splits
 trainval (5,011 images) and test (4,952), plus train and val. Images: ``JPEGImages/{id}.jpg``.
 """
 

@@ -1,4 +1,4 @@
-"""Synthetic multi-label scenes of the offline world (SPEC §4), rendered from the sprite atlas.
+"""Synthetic multi-label scenes of the offline world (docs/method.md §Offline world), rendered from the sprite atlas.
 
 Three domains, each with scene types that set which labels co-occur and how the background
 looks:
@@ -10,14 +10,14 @@ looks:
 * ``pedestrian`` — upright pedestrian crops whose attributes (PA100K/PETA-like names: hat,
   glasses, long sleeves, shorts, skirt, boots, backpack, …) are worn or carried items drawn at
   the matching body positions;
-* ``aerial`` — remote-sensing tiles in the style of MultiScene/AID: procedural land cover
+* ``remote_sensing`` — aerial tiles in the style of MultiScene/AID: procedural land cover
   (water, sand, farmland, grass, roads, runways) and small objects seen from above.
 
 Every image is described by a :class:`Layout` drawn at dataset construction from its own random
 stream ``(seed, domain, label_set, split, i)``; pixels are rendered on demand from the layout, so
 index ``i`` gives the same image in any process and at any ``image_size`` (geometry is stored in
 coordinates normalised to [0, 1]). Each image has a caption that names every label verbatim and,
-in about half of the captions, the scene type (SPEC §4: dropping it in half of them keeps a
+in about half of the captions, the scene type (dropping it in half of them keeps a
 tiny CLIP from learning scene names instead of objects).
 """
 
@@ -27,8 +27,14 @@ from sspa_core.data.synthetic.atlas import load_atlas, sprite_aspect, sprite_ima
 from sspa_core.data.synthetic.canvas import Element, Layout, render_layout
 from sspa_core.data.synthetic.captions import SCENE_PHRASES, make_caption, with_article
 from sspa_core.data.synthetic.dataset import (
-    DOMAINS, LABEL_SETS, SPLIT_SIZES, SyntheticScenes, domain_labels, domain_scene_types,
-    make_layout)
+    DOMAINS,
+    LABEL_SETS,
+    SPLIT_SIZES,
+    SyntheticScenes,
+    domain_labels,
+    domain_scene_types,
+    make_layout,
+)
 from sspa_core.data.synthetic.natural import NATURAL_SCENES, VOC_TO_COCO
 
 __all__ = [

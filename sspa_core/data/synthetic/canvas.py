@@ -4,8 +4,8 @@ drawn in order; the drawing helpers and background cache the three domains share
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -42,7 +42,7 @@ class Layout:
     labels: tuple[str, ...]
     caption: str
 
-    def without(self, label: str) -> "Layout":
+    def without(self, label: str) -> Layout:
         """The same layout with every element that shows ``label`` removed."""
         return replace(self, elements=tuple(e for e in self.elements if label not in e.labels))
 

@@ -1,12 +1,13 @@
-"""Captions: every label verbatim, the scene type in about half of them (SPEC §4)."""
+"""Captions: every label verbatim, the scene type in about half of them (docs/method.md §Offline world)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from sspa_core.data.synthetic.aerial import AERIAL_PHRASES
 from sspa_core.data.synthetic.natural import NATURAL_PHRASES
 from sspa_core.data.synthetic.pedestrian import PEDESTRIAN_PHRASES
+from sspa_core.data.synthetic.remote_sensing import REMOTE_SENSING_PHRASES
+from sspa_core.domains import canonical_domain
 
 HOLDING = "holding objects"
 
@@ -26,14 +27,15 @@ _TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "a person walking {s}, with {o}."),
         ("a pedestrian with {o}.", "a photo of a person with {o}.",
          "a person walking, with {o}.", "someone with {o}.")),
-    "aerial": (
+    "remote_sensing": (
         ("an aerial image of {s} with {o}.", "a satellite view of {s} showing {o}.",
          "{s} seen from above, with {o}.", "a remote sensing image of {s}: {o}."),
         ("an aerial image with {o}.", "a satellite view showing {o}.",
          "seen from above: {o}.", "a remote sensing image of {o}.")),
 }
 # scene type -> the phrase a caption uses (default: "a/an <scene>")
-SCENE_PHRASES: dict[str, str] = {**NATURAL_PHRASES, **PEDESTRIAN_PHRASES, **AERIAL_PHRASES}
+SCENE_PHRASES: dict[str, str] = {
+    **NATURAL_PHRASES, **PEDESTRIAN_PHRASES, **REMOTE_SENSING_PHRASES}
 
 
 def with_article(label: str) -> str:
@@ -54,8 +56,7 @@ def make_caption(labels: list[str], scene: str | None = None, domain: str = "nat
                  rng: np.random.Generator | None = None) -> str:
     """A caption naming every label verbatim (in random order) and, if given, the scene type
     (e.g. ``"a photo of an office with a laptop, a keyboard and a cup."``)."""
-    if domain not in _TEMPLATES:
-        raise ValueError(f"unknown domain {domain!r}; valid: {', '.join(_TEMPLATES)}")
+    domain = canonical_domain(domain)
     if not labels:
         raise ValueError("a caption needs at least one label")
     rng = rng if rng is not None else np.random.default_rng(0)

@@ -8,22 +8,19 @@ import numpy as np
 from PIL import Image
 
 from sspa_core.data.base import MultiLabelDataset, Transform
-from sspa_core.data.synthetic.aerial import AERIAL_LABELS, AERIAL_SCENES, aerial_layout
 from sspa_core.data.synthetic.canvas import NUM_BACKGROUND_VARIANTS, Layout, render_layout
 from sspa_core.data.synthetic.captions import make_caption
-from sspa_core.data.synthetic.natural import (
-    NATURAL_SCENES, natural_context, natural_labels, natural_layout)
-from sspa_core.data.synthetic.pedestrian import (
-    PEDESTRIAN_ATTRIBUTES, PEDESTRIAN_SCENES, pedestrian_layout)
-
-DOMAINS: tuple[str, ...] = ("natural", "pedestrian", "aerial")
+from sspa_core.data.synthetic.natural import NATURAL_SCENES, natural_context, natural_labels, natural_layout
+from sspa_core.data.synthetic.pedestrian import PEDESTRIAN_ATTRIBUTES, PEDESTRIAN_SCENES, pedestrian_layout
+from sspa_core.data.synthetic.remote_sensing import REMOTE_SENSING_LABELS, REMOTE_SENSING_SCENES, remote_sensing_layout
+from sspa_core.domains import DOMAINS, canonical_domain
 
 LABEL_SETS: dict[str, tuple[str | None, ...]] = {
-    "natural": (None, "coco", "voc"), "pedestrian": (None,), "aerial": (None,)}
+    "natural": (None, "coco", "voc"), "pedestrian": (None,), "remote_sensing": (None,)}
 
 SPLIT_SIZES: dict[str, int] = {"train": 4000, "val": 500, "test": 1000}
 
-SCENE_NAME_PROBABILITY = 0.5  # share of captions that name the scene type (SPEC §4)
+SCENE_NAME_PROBABILITY = 0.5  # share of captions that name the scene type (docs/method.md §Offline world)
 
 _SPLIT_IDS = {split: k for k, split in enumerate(SPLIT_SIZES)}
 
@@ -33,34 +30,34 @@ def _check_split(split: str) -> None:
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLIT_SIZES)}")
 
 
-def _check_domain(domain: str, label_set: str | None) -> None:
-    if domain not in DOMAINS:
-        raise ValueError(f"unknown domain {domain!r}; valid: {', '.join(DOMAINS)}")
+def _check_domain(domain: str, label_set: str | None) -> str:
+    """The domain's current name (see :func:`sspa_core.domains.canonical_domain`)."""
+    domain = canonical_domain(domain)
     if label_set not in LABEL_SETS[domain]:
         valid = ", ".join(repr(v) for v in LABEL_SETS[domain])
         raise ValueError(f"unknown label_set {label_set!r} for domain {domain!r}; valid: {valid}")
+    return domain
 
 
 def domain_labels(domain: str, label_set: str | None = None) -> list[str]:
     """The label names of a domain (and label set), in their canonical order."""
-    _check_domain(domain, label_set)
+    domain = _check_domain(domain, label_set)
     if domain == "natural":
         return natural_labels(label_set)
-    return list(PEDESTRIAN_ATTRIBUTES if domain == "pedestrian" else AERIAL_LABELS)
+    return list(PEDESTRIAN_ATTRIBUTES if domain == "pedestrian" else REMOTE_SENSING_LABELS)
 
 
 def domain_scene_types(domain: str) -> list[str]:
     """The scene types of a domain."""
-    _check_domain(domain, None)
     return list({"natural": NATURAL_SCENES, "pedestrian": PEDESTRIAN_SCENES,
-                 "aerial": AERIAL_SCENES}[domain])
+                 "remote_sensing": REMOTE_SENSING_SCENES}[_check_domain(domain, None)])
 
 
 def make_layout(domain: str, index: int, split: str = "train", seed: int = 0,
                 label_set: str | None = None) -> Layout:
     """The layout of image ``index``, drawn from its own stream (seed, domain, label_set,
     split, index): independent of how many images a dataset holds."""
-    _check_domain(domain, label_set)
+    domain = _check_domain(domain, label_set)
     _check_split(split)
     set_id = 1 if label_set == "voc" else 0
     rng = np.random.default_rng(
@@ -70,7 +67,7 @@ def make_layout(domain: str, index: int, split: str = "train", seed: int = 0,
     elif domain == "pedestrian":
         scene, style, elements = pedestrian_layout(rng)
     else:
-        scene, style, elements = aerial_layout(rng)
+        scene, style, elements = remote_sensing_layout(rng)
     present: list[str] = []
     for el in elements:
         present += [label for label in el.labels if label not in present]
@@ -82,7 +79,8 @@ def make_layout(domain: str, index: int, split: str = "train", seed: int = 0,
 
 
 class SyntheticScenes(MultiLabelDataset):
-    """Synthetic multi-label scenes of one domain (``natural``, ``pedestrian``, ``aerial``).
+    """Synthetic multi-label scenes of one domain (``natural``, ``pedestrian``,
+    ``remote_sensing``; the former name ``aerial`` is read with a DeprecationWarning).
 
     Default sizes per split: :data:`SPLIT_SIZES` (train 4000, val 500, test 1000). Each split
     draws from its own random streams, so splits share no image. Attributes: ``label_names``,
@@ -96,7 +94,7 @@ class SyntheticScenes(MultiLabelDataset):
                  num_images: int | None = None, image_size: int = 224,
                  transform: Transform | None = None, seed: int = 0,
                  label_set: str | None = None):
-        _check_domain(domain, label_set)
+        domain = _check_domain(domain, label_set)
         _check_split(split)
         if num_images is not None and num_images < 0:
             raise ValueError(f"num_images must be >= 0, got {num_images}")

@@ -9,7 +9,7 @@ stands on the floor.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -17,8 +17,20 @@ from PIL import Image, ImageDraw
 from sspa_core.data.labels import load_label_names
 from sspa_core.data.synthetic.atlas import load_atlas, sprite_aspect
 from sspa_core.data.synthetic.canvas import (
-    BACKGROUNDS, Box, Element, box_area, clouds, clutter_shape, finish, gradient, jitter, overlap,
-    pick, sky, stripes)
+    BACKGROUNDS,
+    Box,
+    Element,
+    box_area,
+    clouds,
+    clutter_shape,
+    finish,
+    gradient,
+    jitter,
+    overlap,
+    pick,
+    sky,
+    stripes,
+)
 
 # VOC-20 name -> the COCO label whose sprite it uses.
 VOC_TO_COCO: dict[str, str] = {
@@ -127,7 +139,7 @@ def natural_labels(label_set: str | None = None) -> list[str]:
     return [name for name in load_label_names("coco") if name in atlas]
 
 
-@lru_cache(maxsize=None)
+@cache
 def natural_context(label_set: str | None) -> tuple[list[str], dict[str, str], list[str]]:
     """Labels, label -> sprite, and the scene types that can show at least one label."""
     labels = natural_labels(label_set)

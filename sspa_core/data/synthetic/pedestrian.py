@@ -18,8 +18,18 @@ from PIL import Image, ImageDraw
 
 from sspa_core.data.synthetic.atlas import sprite_aspect
 from sspa_core.data.synthetic.canvas import (
-    BACKGROUNDS, Element, Points, clutter_shape, finish, gradient, jitter, pick,
-    polygon_element, rect_points, stripes)
+    BACKGROUNDS,
+    Element,
+    Points,
+    clutter_shape,
+    finish,
+    gradient,
+    jitter,
+    pick,
+    polygon_element,
+    rect_points,
+    stripes,
+)
 
 PEDESTRIAN_ATTRIBUTES: tuple[str, ...] = (
     "hat", "glasses", "long hair", "scarf", "short sleeves", "long sleeves", "long coat",

@@ -1,4 +1,4 @@
-"""The aerial domain: remote-sensing tiles (MultiScene/AID style) with procedural land cover and
+"""The remote-sensing domain: aerial tiles (MultiScene/AID style) with procedural land cover and
 small objects seen from above, placed with a coarse occupancy grid.
 
 Emoji are drawn from the side, so only airplanes are sprites (rotated); water, sand, grass,
@@ -11,22 +11,33 @@ visible.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from sspa_core.data.synthetic.atlas import sprite_aspect
 from sspa_core.data.synthetic.canvas import (
-    BACKGROUNDS, DRAWERS, Color, Element, Points, bounds, clutter_shape, finish, jitter,
-    pixel_box, polygon_element, rect_points)
+    BACKGROUNDS,
+    DRAWERS,
+    Color,
+    Element,
+    Points,
+    bounds,
+    clutter_shape,
+    finish,
+    jitter,
+    pixel_box,
+    polygon_element,
+    rect_points,
+)
 
-AERIAL_LABELS: tuple[str, ...] = (
+REMOTE_SENSING_LABELS: tuple[str, ...] = (
     "water", "trees", "grass", "buildings", "road", "cars", "parking lot", "airplane", "runway",
     "ship", "farmland", "sand", "court", "swimming pool")
 
 # scene type -> (ground style, {label: probability})
-AERIAL_SCENES: dict[str, tuple[str, dict[str, float]]] = {
+REMOTE_SENSING_SCENES: dict[str, tuple[str, dict[str, float]]] = {
     "harbour": ("urban", {"water": 1, "ship": .95, "buildings": .7, "road": .6, "cars": .45,
                           "parking lot": .25, "trees": .3}),
     "airport": ("urban", {"runway": 1, "airplane": .85, "grass": .8, "buildings": .5,
@@ -50,8 +61,8 @@ AERIAL_SCENES: dict[str, tuple[str, dict[str, float]]] = {
                                   "water": .2}),
     "desert": ("dry", {"sand": 1, "road": .3, "buildings": .2, "cars": .2}),
 }
-AERIAL_PHRASES: dict[str, str] = {"agricultural land": "agricultural land", "desert": "a desert"}
-_GRID = 64  # occupancy grid of the aerial layouts (cells per side)
+REMOTE_SENSING_PHRASES: dict[str, str] = {"agricultural land": "agricultural land", "desert": "a desert"}
+_GRID = 64  # occupancy grid of the layouts (cells per side)
 
 _CELL = {"ground": 0, "water": 1, "sand": 2, "farmland": 3, "grass": 4, "road": 5,
          "runway": 6, "parking lot": 7, "buildings": 8, "court": 9, "swimming pool": 10,
@@ -78,7 +89,7 @@ def _mottled(size: int, color: Color, rng: np.random.Generator, low: float,
     return np.asarray(color, np.float32) + (blot + grain)[..., None]
 
 
-def _aerial_background(style: str, size: int, rng: np.random.Generator) -> Image.Image:
+def _remote_sensing_background(style: str, size: int, rng: np.random.Generator) -> Image.Image:
     """Bare ground seen from above: ``urban`` (concrete), ``soil`` or ``dry``."""
     color = {"urban": (175, 170, 160), "soil": (140, 120, 90), "dry": (165, 135, 110)}[style]
     return finish(_mottled(size, jitter(rng, color, 12), rng, 10, 4), rng, 2)
@@ -157,7 +168,7 @@ class _AerialCanvas:
         self.elements: list[Element] = []
 
     @staticmethod
-    @lru_cache(maxsize=None)
+    @cache
     def lut(allowed: tuple[str, ...]) -> np.ndarray:
         lut = np.zeros(len(_CELL), bool)
         lut[[_CELL[a] for a in allowed]] = True
@@ -471,11 +482,11 @@ def _vehicles(cv: _AerialCanvas, label: str) -> None:
         cv.add(polygon_element(polys, (label,)), cover, label)
 
 
-def aerial_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]]:
+def remote_sensing_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]]:
     """A remote-sensing tile: land cover first, then roads, structures, trees and vehicles."""
-    scenes = list(AERIAL_SCENES)
+    scenes = list(REMOTE_SENSING_SCENES)
     scene = scenes[rng.integers(len(scenes))]
-    style, probs = AERIAL_SCENES[scene]
+    style, probs = REMOTE_SENSING_SCENES[scene]
     on = {label for label, p in probs.items() if rng.random() < p}
     if "cars" in on and not on & {"road", "parking lot"}:
         on.add("road")
@@ -511,4 +522,4 @@ def aerial_layout(rng: np.random.Generator) -> tuple[str, str, list[Element]]:
     return scene, style, clutter + visible  # clutter lies on the ground, under everything
 
 
-BACKGROUNDS["aerial"] = _aerial_background
+BACKGROUNDS["remote_sensing"] = _remote_sensing_background

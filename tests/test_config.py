@@ -1,0 +1,44 @@
+"""Run configs: the ``key=value`` override parser and the domain vocabulary of ``dataset.domain``."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from sspa_core.config import load_config, parse_override, validate_config
+
+
+@pytest.mark.parametrize("text, tree", [
+    ("train.lr=3e-4", {"train": {"lr": 3e-4}}),
+    ("model.sspa.gate=false", {"model": {"sspa": {"gate": False}}}),
+    ("epochs=3", {"epochs": 3}),
+    (" backbone = RN101", {"backbone": "RN101"}),
+    ("dataset.kwargs={num_images: 8, seed: 2}", {"dataset": {"kwargs": {"num_images": 8, "seed": 2}}}),
+    ("pretrained=", {"pretrained": ""}),
+    ("expr=a=b", {"expr": "a=b"}),  # only the first = separates the key
+    ("warmup=-1.5E+2", {"warmup": -150.0}),  # a number, as in YAML 1.2
+    ("tag=v1e5", {"tag": "v1e5"}),
+])
+def test_override_values_are_read_as_yaml(text, tree):
+    assert parse_override(text) == tree
+
+
+@pytest.mark.parametrize("text", ["epochs", "=3", " =3", "train.=3", ".lr=3", "train..lr=3"])
+def test_override_without_a_key_or_equals_sign_is_refused(text):
+    with pytest.raises(ValueError, match="not of the form key=value"):
+        parse_override(text)
+
+
+def test_config_domain_takes_the_current_vocabulary(tmp_path):
+    assert load_config("synthetic_aerial")["dataset"]["domain"] == "remote_sensing"
+    with pytest.warns(DeprecationWarning, match="'remote' is deprecated.*'remote_sensing'"):
+        config = load_config("aid", ["dataset.domain=remote"])
+    assert config["dataset"]["domain"] == "remote_sensing"
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump({"dataset": {"name": "synthetic_aerial", "domain": "aerial"}}))
+    with pytest.warns(DeprecationWarning, match="'aerial' is deprecated"):
+        assert load_config(path)["dataset"]["domain"] == "remote_sensing"
+    with pytest.warns(DeprecationWarning):  # a run config read back from an older checkpoint
+        assert validate_config({"dataset": {"domain": "remote"}})["dataset"]["domain"] == "remote_sensing"
+    with pytest.raises(ValueError, match="'dataset.domain': unknown domain 'medical'.*remote_sensing"):
+        load_config("coco", ["dataset.domain=medical"])
