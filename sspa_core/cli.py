@@ -6,6 +6,10 @@ The flags agree across commands: ``--output-dir DIR`` is the folder a command wr
 ``--param``, and ``--model`` in ``describe`` and ``pretrain``) still work for one release: they are
 left out of the help and print a note. Only the chosen sub-command's modules are imported.
 ``python -m sspa_core.cli`` is the same command (``torchrun ... -m sspa_core.cli train ...``).
+
+A known failure (:mod:`sspa_core.errors`, and the standard exceptions of :func:`exit_code`) is
+reported as one line naming the file or key at fault, with exit code 2 for bad input and 1 for a
+run that cannot go on; ``sspa --debug COMMAND ...`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -93,14 +97,15 @@ def _configure_eval(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from sspa_core.engine import evaluate_checkpoint
+    from sspa_core.engine import evaluate_checkpoint, require_writable_dir
 
+    path = _output_path(args, f"eval_{args.split}.json" if args.split else "eval.json")
+    if path is not None:
+        require_writable_dir(path.parent, "--output-dir")
     metrics = evaluate_checkpoint(args.checkpoint, args.split, args.device, not args.no_ema, args.overrides)
     for key, value in metrics.items():
         print(f"{key:>28s}  {value:.4f}")
-    path = _output_path(args, f"eval_{args.split}.json" if args.split else "eval.json")
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(metrics, indent=1))
         print(f"metrics written to {path}")
     return 0
@@ -110,44 +115,65 @@ def _configure_predict(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", help="image files")
     _add_checkpoint_arguments(parser)
     parser.add_argument("--top-k", type=int, default=5)
-    parser.add_argument("--output-dir", help="write the top labels (predictions.json) and the patch-importance "
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="a label is predicted when its score is at least this (default 0.5)")
+    parser.add_argument("--output-dir", help="write the labels (predictions.json) and the patch-importance "
                                              "and gate maps of the images (maps.png) here")
     parser.add_argument("--figure", dest="figure_file", action=_OldSpelling, new="--output-dir")
 
 
-def _run_predict(args: argparse.Namespace) -> int:
-    from sspa_core.engine import load_trained_model, predict_images, resolve_device, top_labels
+def _trained_on(config: dict, ckpt: dict) -> str:
+    """What a checkpoint's model was trained on, in one line (a photo unlike it is out of domain)."""
+    ds, mc = config["dataset"], config["model"]
+    world = "; synthetic scenes: real photos are out of its domain" if ds["name"].startswith("synthetic") else ""
+    return (f"model {mc['name']} ({mc['backbone']}) trained on {ds['name']} ({ds['domain']} domain, "
+            f"{len(ckpt['label_names'])} labels) at {ds['image_size']}x{ds['image_size']} px{world}")
 
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from sspa_core.data.images import read_image
+    from sspa_core.engine import (
+        load_trained_model,
+        predict_images,
+        require_writable_dir,
+        resolve_device,
+        top_labels,
+    )
+
+    if not 0 <= args.threshold <= 1:
+        raise ValueError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    output_dir = require_writable_dir(args.output_dir, "--output-dir") if args.output_dir else None
+    photos = [read_image(path) for path in args.images]  # every file is checked before the model loads
     device = resolve_device(args.device)
     model, config, ckpt = load_trained_model(args.checkpoint, device, not args.no_ema, args.overrides)
-    scores, outputs = predict_images(model, config["dataset"]["image_size"], args.images, device)
+    scores, outputs = predict_images(model, config["dataset"]["image_size"], photos, device)
     label_names = list(ckpt["label_names"])
     rows = top_labels(scores, label_names, args.top_k)
-    for path, row in zip(args.images, rows):
-        print(path)
+    predicted = [[label_names[j] for j in row.argsort(descending=True).tolist() if row[j] >= args.threshold]
+                 for row in scores]  # the labels at or above the threshold, highest score first
+    print(_trained_on(config, ckpt))
+    for path, row, labels in zip(args.images, rows, predicted):
+        print(f"{path}: {', '.join(labels) or 'no label'} at score >= {args.threshold:g}")
         for label, score in row:
             print(f"  {score:.3f}  {label}")
-    output_dir = Path(args.output_dir) if args.output_dir else None
     if output_dir is not None:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        predictions = [{"image": str(p), "top": [{"label": label, "score": score} for label, score in row]}
-                       for p, row in zip(args.images, rows)]
-        (output_dir / "predictions.json").write_text(json.dumps(predictions, indent=1))
+        predictions = [{"image": str(p), "threshold": args.threshold, "labels": labels,
+                        "top": [{"label": label, "score": score} for label, score in row]}
+                       for p, row, labels in zip(args.images, rows, predicted)]
+        (output_dir / "predictions.json").write_text(json.dumps(
+            {"trained_on": _trained_on(config, ckpt), "predictions": predictions}, indent=1))
     figure_path = Path(args.figure_file) if args.figure_file else (output_dir / "maps.png" if output_dir else None)
     if figure_path is not None:
         import matplotlib
 
         matplotlib.use("Agg")
-        from PIL import Image
-
         from sspa_core.viz import prediction_figure
 
         size = config["dataset"]["image_size"]
-        images = [Image.open(p).convert("RGB").resize((size, size)) for p in args.images]
-        figure = prediction_figure(images, scores, label_names, outputs.get("patch_weights"),
-                                   outputs.get("gates", {}).get("visual"), top_k=min(args.top_k, 3))
+        figure = prediction_figure([photo.resize((size, size)) for photo in photos], scores, label_names,
+                                   outputs.get("patch_weights"), outputs.get("gates", {}).get("visual"),
+                                   top_k=min(args.top_k, 3))
         figure.savefig(figure_path, dpi=120, bbox_inches="tight")
-    if figure_path is not None:
         print(f"outputs written to {output_dir or figure_path}")
     return 0
 
@@ -315,23 +341,64 @@ COMMANDS: dict[str, tuple[str, Configure, Run]] = {
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``sspa`` parser, with the arguments of ``command`` (only its modules are imported)."""
     parser = argparse.ArgumentParser(prog="sspa", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, configure, run) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
         if name == command:
             configure(command_parser)
+            command_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                        help="show the full traceback of an error (also: sspa --debug COMMAND)")
             command_parser.set_defaults(run=run, output_file=None, figure_file=None)
     return parser
 
 
+def exit_code(err: BaseException) -> int | None:
+    """The exit code of a known failure, reported as one line: 2 for bad input (an
+    :class:`~sspa_core.errors.InputError`, a missing file, a bad value or key), 1 for a run that
+    cannot go on (any other :class:`~sspa_core.errors.SSPAError`, a file-system error such as a
+    full disk or a refused permission, CUDA out of memory). None for anything else: a bug, shown
+    with its traceback."""
+    from sspa_core.errors import SSPAError
+
+    if isinstance(err, SSPAError):
+        return err.exit_code
+    if isinstance(err, (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError, KeyError)):
+        return 2
+    if isinstance(err, OSError) or _out_of_gpu_memory(err):
+        return 1
+    return None
+
+
+def _out_of_gpu_memory(err: BaseException) -> bool:
+    torch = sys.modules.get("torch")  # imported by the command if it uses a GPU at all
+    return torch is not None and isinstance(err, torch.cuda.OutOfMemoryError)
+
+
+def _one_line(err: BaseException) -> str:
+    """The message of a known failure on one line, with the fix where the exception has none."""
+    if isinstance(err, KeyError):
+        return f"missing key {err} (sspa --debug ... shows where)"
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        hint = {PermissionError: "; check its permissions or choose another --output-dir"}.get(type(err), "")
+        return f"{err.strerror}: {err.filename}{hint}"
+    if _out_of_gpu_memory(err):
+        return "out of GPU memory; lower train.batch_size or train.eval_batch_size, or set train.amp=true"
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv[0] if argv else None).parse_args(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        print(f"sspa {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except Exception as err:
+        code = exit_code(err)
+        if code is None or args.debug:
+            raise
+        print(f"sspa {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

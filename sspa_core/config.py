@@ -142,11 +142,22 @@ def parse_override(text: str) -> dict:
     node = tree
     for part in parts[:-1]:
         node = node.setdefault(part, {})
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ValueError(f"override {text!r}: the value is not valid YAML ({_yaml_problem(err)}); "
+                         "quote text, e.g. key='a: b'") from None
     if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value):
         value = float(value)
     node[parts[-1]] = value
     return tree
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """What is wrong in a YAML text and where, in one line."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(err, 'problem', None) or type(err).__name__}{where}"
 
 
 def _check_domain(config: dict) -> dict:
@@ -167,8 +178,12 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
         raise FileNotFoundError(
             f"config {str(name_or_path)!r} not found; shipped configs: {', '.join(available_configs())}"
         )
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        problem = _yaml_problem(err) if isinstance(err, yaml.YAMLError) else "not UTF-8 text"
+        raise ValueError(f"config file {path} is not valid YAML ({problem})") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a mapping at top level")
     _check_keys(data, DEFAULTS)

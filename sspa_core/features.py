@@ -8,8 +8,12 @@ transform: train-time augmentation is off in this mode.
 A cache entry is a folder ``<cache_dir>/<dataset_id>/<key>/`` holding ``x0.npy`` ``[N, d]``,
 ``X.npy`` ``[N, M, d]`` (read back memory-mapped), ``targets.npy``, ``masks.npy`` and
 ``meta.json``. The key hashes the backbone name, a fingerprint of the image-encoder weights,
-the input size, the dataset id, the split and the number of images, so a change to any of them
-computes a new entry. Entries are written to a temporary folder and renamed into place.
+the input size, the dataset id, the split, the number of images and the dataset's content
+fingerprint (:meth:`~sspa_core.data.base.MultiLabelDataset.fingerprint`: its labels, annotation
+files and image files), so a change to any of them computes a new entry; an entry whose stored
+fields differ from the expected ones is rebuilt, never reused. Entries are written to a
+temporary folder ``.tmp-<pid>@<host>-*`` and renamed into place; the temporary folders of
+processes that died (killed while caching) are removed when caching starts next to them.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -28,9 +35,12 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from sspa_core.data.base import MultiLabelDataset, content_hash
 from sspa_core.paths import CACHE_DIR
 
 FEATURE_DTYPES = {"float16": np.float16, "float32": np.float32}
+STALE_TMP_SECONDS = 24 * 3600  # a temporary entry of another host (or unknown owner) this old is abandoned
+_TMP_NAME = re.compile(r"\.tmp-(\d+)@(.*)-[^-]*")
 
 
 def module_fingerprint(module: nn.Module) -> str:
@@ -39,15 +49,66 @@ def module_fingerprint(module: nn.Module) -> str:
     for name, tensor in sorted(module.state_dict().items()):
         data = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tuple(data.shape)}:{data.dtype}".encode())
-        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+        # reshape: a 0-dim tensor (e.g. BatchNorm's num_batches_tracked) cannot be viewed as bytes
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
     return digest.hexdigest()[:16]
 
 
 def feature_cache_key(backbone_name: str, fingerprint: str, image_size: int, dataset_id: str,
-                      split: str, num_images: int, dtype: str) -> str:
-    """The identity of one cache entry (a short hash of everything the features depend on)."""
-    fields = [backbone_name, fingerprint, image_size, dataset_id, split, num_images, dtype]
+                      split: str, num_images: int, dtype: str, content: str) -> str:
+    """The identity of one cache entry (a short hash of everything the features depend on;
+    ``content``: the dataset's content fingerprint)."""
+    fields = [backbone_name, fingerprint, image_size, dataset_id, split, num_images, dtype, content]
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:20]
+
+
+def content_fingerprint(dataset: Dataset) -> str:
+    """The dataset's :meth:`~sspa_core.data.base.MultiLabelDataset.fingerprint`; any other
+    dataset is identified by its class, label names, targets and masks (its images unseen)."""
+    if isinstance(dataset, MultiLabelDataset):
+        return dataset.fingerprint()
+    return content_hash([type(dataset).__name__, list(dataset.label_names)],
+                        np.asarray(dataset.targets), getattr(dataset, "masks", None))
+
+
+def _owner_is_gone(name: str, age: float) -> bool:
+    """Whether the temporary entry ``name`` belongs to a process that no longer runs (on this
+    host), or is older than :data:`STALE_TMP_SECONDS`."""
+    match = _TMP_NAME.fullmatch(name)
+    if match and match.group(2) == socket.gethostname():
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # exists, owned by another user
+            return False
+        return False
+    return age > STALE_TMP_SECONDS
+
+
+def sweep_stale_entries(folder: Path) -> list[Path]:
+    """Remove the ``.tmp-*`` folders in ``folder`` that a killed caching run left; returns them."""
+    removed = []
+    now = time.time()
+    for path in folder.glob(".tmp-*"):
+        try:
+            age = now - path.stat().st_mtime
+        except OSError:
+            continue
+        if path.is_dir() and _owner_is_gone(path.name, age):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _entry_matches(folder: Path, meta: dict) -> bool:
+    """Whether the cache entry in ``folder`` is complete and was computed for ``meta``."""
+    try:
+        stored = json.loads((folder / "meta.json").read_text())
+        complete = all((folder / n).is_file() for n in ("x0.npy", "X.npy", "targets.npy", "masks.npy"))
+    except (OSError, ValueError):
+        return False
+    return complete and all(stored.get(k) == v for k, v in meta.items())
 
 
 class CachedFeatures(Dataset):
@@ -161,25 +222,30 @@ def cached_features(backbone, dataset, *, backbone_name: str, dataset_id: str, s
                     batch_size: int = 64, num_workers: int = 0,
                     device: str | torch.device = "cpu", progress: bool = True) -> CachedFeatures:
     """Load the cached ``(x0, X)`` of ``dataset`` (a ``MultiLabelDataset`` built with the
-    evaluation transform), computing and storing them on the first call."""
+    evaluation transform), computing and storing them on the first call, and again whenever
+    the stored entry was made for other contents (see the module docstring)."""
     cache_dir = Path(cache_dir) if cache_dir else CACHE_DIR / "features"
     fingerprint = module_fingerprint(backbone.clip.visual)
     image_size = int(backbone.image_size)
-    key = feature_cache_key(backbone_name, fingerprint, image_size, dataset_id, split, len(dataset), dtype)
+    content = content_fingerprint(dataset)
+    key = feature_cache_key(backbone_name, fingerprint, image_size, dataset_id, split, len(dataset), dtype, content)
     folder = cache_dir / dataset_id.replace("/", "_") / split / key
-    if not (folder / "meta.json").is_file():
+    meta = {"backbone": backbone_name, "fingerprint": fingerprint, "image_size": image_size,
+            "dataset_id": dataset_id, "split": split, "num_images": len(dataset), "dtype": dtype,
+            "content": content, "label_names": list(dataset.label_names)}
+    if not _entry_matches(folder, meta):
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+        sweep_stale_entries(folder.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}@{socket.gethostname()}-", dir=folder.parent))
         try:
             extract_features(backbone, dataset, tmp, dtype, batch_size, num_workers, device, progress)
-            meta = {"backbone": backbone_name, "fingerprint": fingerprint, "image_size": image_size,
-                    "dataset_id": dataset_id, "split": split, "num_images": len(dataset),
-                    "dtype": dtype, "label_names": list(dataset.label_names)}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+            if folder.exists() and not _entry_matches(folder, meta):
+                shutil.rmtree(folder)  # an incomplete or foreign entry under this key
             try:
                 os.replace(tmp, folder)
             except OSError:  # another process stored the same entry first
-                if not (folder / "meta.json").is_file():
+                if not _entry_matches(folder, meta):
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -26,7 +26,7 @@ from sspa_core.alignment import CrossModalAttention, FeedForward
 from sspa_core.quaternion import QuaternionLinear
 
 if TYPE_CHECKING:
-    from sspa_core.backbone import PromptTextEncoder
+    from sspa_core.text_encoder import PromptTextEncoder
 
 TEMPLATE = "A photo of a {label}."
 SYNTHESIS_MODES = ("qsm", "sum", "concat", "mlp")

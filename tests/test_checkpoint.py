@@ -10,7 +10,16 @@ import torch
 from helpers import NoisyImages, PatchModel
 
 from sspa_core.config import DEFAULTS, merge
-from sspa_core.engine import Trainer, atomic_save, check_compatible, load_checkpoint, rng_state, set_rng_state
+from sspa_core.engine import (
+    Trainer,
+    atomic_save,
+    check_compatible,
+    load_checkpoint,
+    load_trainable_state,
+    rng_state,
+    set_rng_state,
+)
+from sspa_core.errors import CheckpointError
 from sspa_core.losses import SSPALoss
 
 CONFIG = merge(DEFAULTS, {"train": {"epochs": 3, "batch_size": 8, "lr": 1e-2, "encoder_lr": 1e-3,
@@ -134,3 +143,33 @@ def test_random_state_round_trip():
     assert torch.equal(torch.rand(3), expected[0])
     assert np.array_equal(np.random.standard_normal(3), expected[1])
     assert random.random() == expected[2]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda data: data[: len(data) // 2], "is truncated or not a checkpoint"),
+    (lambda data: b"", "is truncated or not a checkpoint"),
+])
+def test_damaged_checkpoint_is_refused_naming_the_file(tmp_path, damage, message):
+    trainer = make_trainer(tmp_path)
+    path = trainer.save("last.pt")
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(CheckpointError, match=f"checkpoint {path} {message}"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_of_another_shape_is_refused_before_loading(tmp_path):
+    trainer = make_trainer(tmp_path)
+    state = {k: v[:2] if k == "global_head.bias" else v for k, v in trainer.state_dict()["model"].items()}
+    before = trainer.model.global_head.weight.clone()
+    with pytest.raises(CheckpointError, match=r"1 tensors differ in shape, e\.g\. global_head\.bias \[2\] in the "
+                                              r"checkpoint, \[5\] here"):
+        load_trainable_state(trainer.model, {**state, "global_head.weight": torch.zeros_like(before)}, "ckpt")
+    assert torch.equal(trainer.model.global_head.weight, before)  # nothing was loaded
+
+
+def test_unknown_monitor_is_refused_when_the_trainer_is_built(tmp_path):
+    config = merge(CONFIG, {"train": {"monitor": "accuracy"}})
+    with pytest.raises(ValueError, match="train.monitor='accuracy' is not a metric of the natural domain"):
+        Trainer(PatchModel(), SSPALoss(), NoisyImages.label_names, "patch", config, tmp_path, torch.device("cpu"))
+    Trainer(PatchModel(), SSPALoss(), NoisyImages.label_names, "patch", config, tmp_path, torch.device("cpu"),
+            domain="pedestrian")  # the pedestrian metric set has an accuracy

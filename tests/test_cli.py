@@ -74,3 +74,9 @@ def test_library_modules_hold_no_argument_parsing():
     package = Path(sspa_core.__file__).parent
     users = sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if "argparse" in p.read_text())
     assert users == ["cli.py"]
+
+
+def test_debug_is_a_global_flag_and_a_flag_of_each_command():
+    assert build_parser("eval").parse_args(["--debug", "eval", "--checkpoint", "c.pt"]).debug is True
+    assert build_parser("eval").parse_args(["eval", "--checkpoint", "c.pt", "--debug"]).debug is True
+    assert parse(["eval", "--checkpoint", "c.pt"]).debug is False

@@ -76,12 +76,16 @@ def test_predict_prints_top_labels_and_saves_a_figure(trained_run, tmp_path, cap
     assert main(["predict", *map(str, paths), "--checkpoint", str(out / "checkpoints" / "best.pt"),
                  "--top-k", "3", "--output-dir", str(outputs), "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == str(paths[0]) and len(lines) >= 2 * (1 + 3)
-    score, label = lines[1].split(maxsplit=1)
+    assert lines[0].startswith("model sspa (sspa-tiny-vit) trained on synthetic_natural") and len(lines) >= 1 + 2 * 4
+    assert lines[1].startswith(f"{paths[0]}: ") and lines[1].endswith(" at score >= 0.5")
+    score, label = lines[2].split(maxsplit=1)
     assert 0 <= float(score) <= 1 and label in scenes.label_names
-    predictions = json.loads((outputs / "predictions.json").read_text())
+    saved = json.loads((outputs / "predictions.json").read_text())
+    predictions = saved["predictions"]
+    assert saved["trained_on"] == lines[0] and predictions[0]["threshold"] == 0.5
     assert [p["image"] for p in predictions] == list(map(str, paths)) and len(predictions[0]["top"]) == 3
     assert predictions[0]["top"][0] == {"label": label, "score": pytest.approx(float(score), abs=5e-4)}
+    assert (label in predictions[0]["labels"]) == (float(score) >= 0.5)
     assert (outputs / "maps.png").stat().st_size > 0
     figure = tmp_path / "old.png"  # the previous release's --figure FILE still writes the figure alone
     assert main(["predict", str(paths[0]), "--checkpoint", str(out / "checkpoints" / "best.pt"),
@@ -95,6 +99,7 @@ def test_predict_prints_top_labels_and_saves_a_figure(trained_run, tmp_path, cap
     ("model.name=resnet", "unknown model 'resnet'"),
     ("model.sspa.aggregator=median", "aggregator"),
     ("train.batch_size=0", "train.batch_size must be >= 1"),
+    ("train.monitor=accuracy", "train.monitor='accuracy' is not a metric of the natural domain"),
     ("train.amp_dtype=half", "unknown train.amp_dtype 'half'"),
 ])
 def test_bad_configuration_gives_a_clear_error_before_loading_anything(override, message, tmp_path, capsys):

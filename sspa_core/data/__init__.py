@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+import typing
 from pathlib import Path
 
 from sspa_core.data.base import MultiLabelDataset, Transform, resolve_inside
@@ -63,6 +65,37 @@ def dataset_class(name: str) -> type[MultiLabelDataset]:
     return getattr(importlib.import_module(module), cls)
 
 
+def check_dataset_kwargs(name: str, kwargs: dict, key: str = "dataset.kwargs") -> None:
+    """Refuse, before any file is read, ``kwargs`` that the loader of dataset ``name`` does not
+    take or whose value has the wrong type (``key`` names the config section in the message)."""
+    if name in SYNTHETIC_DATASETS:
+        from sspa_core.data.synthetic import SyntheticScenes
+
+        cls, fixed = SyntheticScenes, set(SYNTHETIC_DATASETS[name])
+    else:
+        cls, fixed = dataset_class(name), {"root"}
+    fixed |= {"self", "split", "transform", "image_size"}
+    hints = typing.get_type_hints(cls.__init__)
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in fixed]
+    for arg, value in kwargs.items():
+        if arg not in accepted:
+            raise ValueError(f"{key}.{arg}: dataset {name!r} takes no argument {arg!r}; valid: {', '.join(accepted)}")
+        options = typing.get_args(hints[arg]) or (hints[arg],) if arg in hints else ()
+        if options and set(options) <= _PLAIN_TYPES and not _fits(value, options):
+            expected = " or ".join(t.__name__ for t in options if t is not type(None))
+            raise ValueError(f"{key}.{arg} expects {expected}, got {value!r}")
+
+
+_PLAIN_TYPES = {int, float, bool, str, type(None)}
+
+
+def _fits(value, options: tuple[type, ...]) -> bool:
+    """Whether a config value suits an argument annotated with ``options`` (no bool for an int)."""
+    if isinstance(value, bool):
+        return bool in options
+    return isinstance(value, options) or (type(value) is int and float in options)
+
+
 def get_dataset(name: str, root: str | Path | None, split: str, transform: Transform | None = None,
                 image_size: int = 224, **kwargs) -> MultiLabelDataset:
     """Dataset ``name`` (see :func:`available_datasets`), split ``split``.
@@ -82,5 +115,5 @@ def get_dataset(name: str, root: str | Path | None, split: str, transform: Trans
                                image_size=image_size, **kwargs)
 
 
-__all__ = ["MultiLabelDataset", "available_datasets", "build_transform", "dataset_class", "protocol_splits",
-           "get_dataset", "resolve_inside"]
+__all__ = ["MultiLabelDataset", "available_datasets", "build_transform", "check_dataset_kwargs", "dataset_class",
+           "get_dataset", "protocol_splits", "resolve_inside"]

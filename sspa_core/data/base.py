@@ -3,12 +3,15 @@
 Every dataset item is a dict ``{"image": Tensor[3,H,W], "target": Tensor[C], "mask": Tensor[C],
 "index": int}``: ``target`` is the multi-hot label vector (float 0/1) and ``mask`` is 1 where a
 label counts and 0 where it is ignored (VOC 2007 "difficult"), in both the loss and the metrics.
+:meth:`MultiLabelDataset.fingerprint` identifies a dataset's content (the feature cache's key).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 import torch
@@ -52,16 +55,43 @@ class MultiLabelDataset(Dataset):
             mask = torch.as_tensor(self.masks[i], dtype=torch.float32)
         return {"image": image, "target": target, "mask": mask, "index": i}
 
+    def source_state(self) -> list:
+        """What the items are made from besides their labels, as JSON-able values (files and
+        their sizes, generation parameters); part of :meth:`fingerprint`."""
+        return []
+
+    def fingerprint(self) -> str:
+        """A short SHA-256 of the dataset's content: its class, split, label names, targets,
+        masks and :meth:`source_state`. Computed once per dataset object."""
+        if getattr(self, "_fingerprint", None) is None:
+            self._fingerprint = content_hash(
+                [type(self).__name__, self.split, list(self.label_names), self.source_state()],
+                self.targets, self.masks)
+        return self._fingerprint
+
     def label_frequencies(self) -> np.ndarray:
         """Fraction of (counted) images that carry each label."""
         masks = np.ones_like(self.targets) if self.masks is None else self.masks
         return (self.targets * masks).sum(0) / np.maximum(masks.sum(0), 1)
 
 
-def resolve_inside(root: str | Path, relative: str) -> Path:
-    """Join an annotation's file name to ``root`` and refuse any path that escapes it."""
-    root = Path(root).resolve()
-    path = (root / relative.replace("\\", "/")).resolve()
-    if root != path and root not in path.parents:
-        raise ValueError(f"annotation path {relative!r} resolves outside the dataset root {root}")
-    return path
+def content_hash(fields: list, *arrays: np.ndarray | None) -> str:
+    """A short SHA-256 of JSON-able ``fields`` and the float32 values of ``arrays`` (None skipped)."""
+    digest = hashlib.sha256(json.dumps(fields).encode())
+    for array in arrays:
+        if array is not None:
+            digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def resolve_inside(root: str | Path, name: str, folder: str = "") -> Path:
+    """``root / folder / name`` for a ``name`` read from an annotation file (``folder``: the
+    loader's own sub-folder), refusing a name that could escape: an absolute path, a drive or
+    a ``..`` component (``\\`` counts as ``/``). Links are followed: where the user's own
+    folders point is their choice."""
+    posix = name.replace("\\", "/")
+    parts = PurePosixPath(posix).parts
+    if posix.startswith("/") or PureWindowsPath(name).drive or ".." in parts:
+        raise ValueError(f"annotation path {name!r} resolves outside the dataset root {root} "
+                         "(absolute paths and '..' are refused)")
+    return Path(root).joinpath(*PurePosixPath(folder).parts, *parts)

@@ -18,6 +18,8 @@ from sspa_core.data import dataset_class
 from sspa_core.data.image_files import image_problem, require_root
 from sspa_core.data.labels import load_label_names
 
+CELL_WIDTH = 19  # one split's column of the label table: "<count> (<100.0>%)"
+
 
 @dataclass
 class SplitReport:
@@ -41,7 +43,7 @@ def check_split(name: str, root: str | Path, split: str, decode: bool = True, wo
     report = SplitReport(split)
     try:
         dataset = dataset_class(name)(root, split)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # the loaders' errors name the file and the entries
         report.error = str(err)
         return report
     report.n_images = len(dataset)
@@ -70,12 +72,18 @@ def check_dataset(name: str, root: str | Path, splits: list[str] | None = None, 
     return load_label_names(name), [check_split(name, root, s, decode, workers) for s in splits or cls.SPLITS]
 
 
+def _cell(count: int, total: int) -> str:
+    """``count`` and its share of ``total``, right-aligned in :data:`CELL_WIDTH` characters."""
+    share = f"({100 * count / max(total, 1):.1f}%)"
+    return f"{count:>{CELL_WIDTH - 9}d} {share:>8s}"
+
+
 def format_report(name: str, label_names: list[str], reports: list[SplitReport], max_listed: int = 20) -> str:
     """The report printed by ``sspa data check``."""
     lines = [f"{dataset_class(name).dataset_name}: {len(label_names)} labels"]
     for r in reports:
         if r.error:
-            lines.append(f"  {r.split}: cannot load: {r.error}")
+            lines.append(f"  {r.split}: cannot load: " + r.error.replace("\n", "\n      "))
         else:
             n_missing = sum(why == "missing" for _, why in r.bad_images)
             lines.append(f"  {r.split}: {r.n_images} images, {n_missing} missing, "
@@ -85,10 +93,9 @@ def format_report(name: str, label_names: list[str], reports: list[SplitReport],
         lines.append("")
         lines.append("label frequencies (images with the label, % of the split):")
         width = max(len(n) for n in label_names)
-        lines.append("  " + "label".ljust(width) + "".join(f"{r.split:>18s}" for r in loaded))
+        lines.append("  " + "label".ljust(width) + "".join(f"{r.split:>{CELL_WIDTH}s}" for r in loaded))
         for j, label in enumerate(label_names):
-            cells = "".join(f"{r.label_counts[j]:>10d} ({100 * r.label_counts[j] / max(r.n_images, 1):4.1f}%)"
-                            for r in loaded)
+            cells = "".join(_cell(r.label_counts[j], r.n_images) for r in loaded)
             lines.append("  " + label.ljust(width) + cells)
         never = [label_names[j] for j in range(len(label_names)) if all(r.label_counts[j] == 0 for r in loaded)]
         if never:

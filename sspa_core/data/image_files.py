@@ -1,15 +1,19 @@
 """Datasets whose images are files on disk: clear errors for a missing root, a missing
-annotation file or an unreadable image, and an opt-in mode that skips corrupt images."""
+annotation file, an empty or repeated image list or an unreadable image, and an opt-in mode
+that skips corrupt images. Images are read by :func:`sspa_core.data.images.read_image`."""
 
 from __future__ import annotations
 
+import hashlib
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from sspa_core.data.base import MultiLabelDataset, Transform, resolve_inside
+from sspa_core.data.images import ImageError, read_image
 
 
 def require_root(root: str | Path, dataset: str) -> Path:
@@ -36,19 +40,30 @@ def check_split(split: str, splits: tuple[str, ...], dataset: str) -> None:
 
 
 def image_problem(path: Path) -> str | None:
-    """Why the image at ``path`` cannot be used (missing, truncated, not an image), or None.
-
-    The whole file is decoded (JPEGs at a reduced DCT scale, which still reads every byte), so
-    truncation is caught, not only a bad header."""
-    if not path.is_file():
-        return "missing"
+    """Why the image at ``path`` cannot be used (missing, truncated, not an image, over the
+    pixel limit), or None. The whole file is decoded (JPEGs at a reduced DCT scale, which still
+    reads every byte), so truncation is caught, not only a bad header."""
     try:
-        with Image.open(path) as image:
-            image.draft("RGB", (64, 64))
-            image.load()
-    except (OSError, SyntaxError, ValueError) as err:  # PIL reports bad files with these
+        read_image(path, min_size=(64, 64))
+    except FileNotFoundError:
+        return "missing"
+    except ImageError as err:
         return f"unreadable ({err})"
     return None
+
+
+def repeated(values: list) -> list:
+    """The values that occur more than once in ``values``, in order of first occurrence."""
+    return [v for v, n in Counter(values).items() if n > 1]
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class ImageFileDataset(MultiLabelDataset):
@@ -57,7 +72,9 @@ class ImageFileDataset(MultiLabelDataset):
     ``skip_corrupt=True`` decodes every image once at construction, drops the missing or
     unreadable ones (listed in ``skipped`` as ``(path, reason)``) and warns with their count;
     by default nothing is checked up front and :meth:`load_image` raises naming the file.
-    ``image_ids`` are the images' identifiers in the annotation files (default: file names).
+    ``image_ids`` are the images' identifiers in the annotation files (default: file names);
+    ``annotation_files`` the files the labels were read from. An empty image list, or a file or
+    identifier listed twice, is a ValueError naming them.
     """
 
     dataset_name = "dataset"
@@ -73,8 +90,15 @@ class ImageFileDataset(MultiLabelDataset):
         image_size: int = 224,
         skip_corrupt: bool = False,
         image_ids: list | None = None,
+        annotation_files: list[Path] = (),
     ):
         super().__init__(split, transform, image_size)
+        self.annotation_files = [Path(p) for p in annotation_files]
+        files = self.annotation_files
+        source = (f"{files[0]}" + (f" (and {len(files) - 1} more files)" if len(files) > 1 else "")
+                  if files else self.dataset_name)
+        if not image_paths:
+            raise ValueError(f"{self.dataset_name} {split}: {source} lists no (labelled) image")
         if len(image_paths) != len(targets):
             raise ValueError(
                 f"{self.dataset_name}: {len(image_paths)} images but {len(targets)} label rows"
@@ -87,6 +111,11 @@ class ImageFileDataset(MultiLabelDataset):
         self.label_names = list(label_names)
         self.image_paths = list(image_paths)
         self.image_ids = [p.name for p in self.image_paths] if image_ids is None else list(image_ids)
+        for what, values in (("image file", self.image_paths), ("image id", image_ids or [])):
+            twice = repeated(values)
+            if twice:
+                raise ValueError(f"{self.dataset_name} {split}: {source} lists {len(twice)} "
+                                 f"{what}(s) more than once: {', '.join(map(str, twice[:5]))}")
         self.targets = targets.astype(np.float32)
         self.masks = None if masks is None else masks.astype(np.float32)
         self.skipped: list[tuple[Path, str]] = []
@@ -110,15 +139,23 @@ class ImageFileDataset(MultiLabelDataset):
         if self.masks is not None:
             self.masks = self.masks[keep]
 
+    def source_state(self) -> list:
+        """The annotation files' SHA-256 and each image's path, size and modification time."""
+        def stat(path: Path) -> list:
+            try:
+                info = path.stat()
+            except OSError:
+                return [str(path), None, None]
+            return [str(path), info.st_size, info.st_mtime_ns]
+
+        return [[str(p), file_digest(p)] for p in self.annotation_files] + [stat(p) for p in self.image_paths]
+
     def load_image(self, i: int) -> Image.Image:
         path = self.image_paths[i]
         if not path.is_file():
             raise FileNotFoundError(f"{self.dataset_name}: image file {path} is missing")
         try:
-            with Image.open(path) as image:
-                return image.convert("RGB")
-        except (OSError, SyntaxError, ValueError) as err:
-            raise ValueError(
-                f"{self.dataset_name}: cannot decode image {path} ({err}); pass skip_corrupt=True "
-                "to leave such images out"
-            ) from err
+            return read_image(path)
+        except ImageError as err:
+            raise ImageError(f"{self.dataset_name}: {err}; pass skip_corrupt=True to leave such "
+                             "images out") from err

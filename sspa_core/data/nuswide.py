@@ -34,9 +34,10 @@ class NUSWIDE(ImageFileDataset):
                              "data/labels/nuswide.txt")
         list_file = require_file(root, f"ImageList/{part}Imagelist.txt", self.dataset_name)
         names = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
-        columns = []
+        columns, label_files = [], []
         for concept in concepts:
             path = require_file(root, f"TrainTestLabels/Labels_{concept}_{part}.txt", self.dataset_name)
+            label_files.append(path)
             column = [line.strip() for line in path.read_text().splitlines() if line.strip()]
             if len(column) != len(names):
                 raise ValueError(f"{path} has {len(column)} labels but {list_file} lists "
@@ -47,6 +48,7 @@ class NUSWIDE(ImageFileDataset):
         targets = np.stack(columns, axis=1) if names else np.zeros((0, len(concepts)), bool)
         labelled = targets.any(1)
         kept = [n for n, keep in zip(names, labelled) if keep]
-        paths = [resolve_inside(root, f"{image_dir}/{name}") for name in kept]
+        paths = [resolve_inside(root, name, image_dir) for name in kept]
         super().__init__(split, paths, targets[labelled], None, label_names, transform, image_size,
-                         skip_corrupt, image_ids=kept)
+                         skip_corrupt, image_ids=kept,
+                         annotation_files=[concepts_file, list_file, *label_files])

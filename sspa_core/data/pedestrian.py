@@ -112,9 +112,9 @@ class PedestrianAttributes(ImageFileDataset):
             raise ValueError(f"{source}: partition {split!r} indexes images outside 0..{len(names) - 1}")
         targets = (labels[np.ix_(index, self.eval_columns)] == 1)
         chosen = [names[i] for i in index]
-        paths = [resolve_inside(root, f"{self.image_dir}/{n}") for n in chosen]
+        paths = [resolve_inside(root, n, self.image_dir) for n in chosen]
         super().__init__(split, paths, targets, None, label_names, transform, image_size, skip_corrupt,
-                         image_ids=chosen)
+                         image_ids=chosen, annotation_files=[source])
 
     def read_mat(self, path: Path) -> tuple[list[str], np.ndarray, list[str], dict]:
         raise NotImplementedError

@@ -67,9 +67,9 @@ class MultiSceneClean(ImageFileDataset):
             rows = [row for row in csv.reader(f) if row]
         targets = _binary_rows(rows[1:], len(label_names), source)
         names = [row[0].strip() for row in rows[1:]]
-        paths = [resolve_inside(root, f"images/{name}.jpg") for name in names]
+        paths = [resolve_inside(root, f"{name}.jpg", "images") for name in names]
         super().__init__(split, paths, targets, None, label_names, transform, image_size, skip_corrupt,
-                         image_ids=names)
+                         image_ids=names, annotation_files=[source])
 
 
 class MLRSNet(ImageFileDataset):
@@ -92,6 +92,8 @@ class MLRSNet(ImageFileDataset):
         for source in label_files:
             with open(source, newline="", encoding="utf-8-sig") as f:
                 rows = [row for row in csv.reader(f) if row]
+            if not rows:
+                raise ValueError(f"{source} is empty (expected a header image,<60 label names>)")
             columns = _columns_from_header(rows[0], label_names, source)
             block = np.zeros((len(rows) - 1, len(label_names)), bool)
             block[:, columns] = _binary_rows(rows[1:], len(label_names), source)
@@ -100,9 +102,9 @@ class MLRSNet(ImageFileDataset):
             n_train = int(round(train_fraction * len(block)))
             chosen = np.sort(order[:n_train] if split == "train" else order[n_train:])
             blocks.append(block[chosen])
-            paths += [resolve_inside(root, f"Images/{source.stem}/{rows[1 + i][0].strip()}") for i in chosen]
+            paths += [resolve_inside(root, rows[1 + i][0].strip(), f"Images/{source.stem}") for i in chosen]
         super().__init__(split, paths, np.concatenate(blocks), None, label_names, transform,
-                         image_size, skip_corrupt)
+                         image_size, skip_corrupt, annotation_files=label_files)
 
 
 class AIDMultiLabel(ImageFileDataset):
@@ -117,19 +119,28 @@ class AIDMultiLabel(ImageFileDataset):
         source = require_file(root, "multilabels.txt", self.dataset_name)
         label_names = load_label_names("aid")
         rows = [line.split("\t") for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not rows:
+            raise ValueError(f"{source} is empty (expected a header IMAGE<TAB><17 label names>)")
         columns = _columns_from_header(rows[0], label_names, source)
         table = np.zeros((len(rows) - 1, len(label_names)), bool)
         table[:, columns] = _binary_rows(rows[1:], len(label_names), source)
         names = [row[0].strip() for row in rows[1:]]
 
         found: dict[str, tuple[str, Path]] = {}
+        twice: list[str] = []
         for name, folder in self.SPLIT_DIRS.items():
             directory = resolve_inside(root, folder)
             if not directory.is_dir():
                 raise FileNotFoundError(f"{self.dataset_name}: image folder {directory} is missing")
             for path in directory.rglob("*"):
                 if path.suffix.lower() in IMAGE_SUFFIXES:
+                    twice += [path.stem] if path.stem in found else []
                     found[path.stem] = (name, resolve_inside(root, str(path.relative_to(root))))
+        listed = set(names)
+        twice = [n for n in twice if n in listed]
+        if twice:
+            raise ValueError(f"{self.dataset_name}: {len(twice)} images of {source.name} are found more than "
+                             f"once under images_tr/ and images_test/, first: {twice[0]}")
         missing = [n for n in names if n not in found]
         if missing:
             raise FileNotFoundError(
@@ -139,4 +150,4 @@ class AIDMultiLabel(ImageFileDataset):
         keep = np.array([found[n][0] == split for n in names], dtype=bool)
         chosen = [n for n, k in zip(names, keep) if k]
         super().__init__(split, [found[n][1] for n in chosen], table[keep], None, label_names, transform,
-                         image_size, skip_corrupt, image_ids=chosen)
+                         image_size, skip_corrupt, image_ids=chosen, annotation_files=[source])

@@ -27,9 +27,10 @@ class VOC2007(ImageFileDataset):
         base = "VOCdevkit/VOC2007/" if (root / "VOCdevkit").is_dir() else ""
         label_names = load_label_names("voc")
         ids: list[str] | None = None
-        values = []
+        values, files = [], []
         for name in label_names:
             path = require_file(root, f"{base}ImageSets/Main/{name}_{split}.txt", self.dataset_name)
+            files.append(path)
             rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
             if any(len(r) != 2 or r[1] not in ("-1", "0", "1") for r in rows):
                 raise ValueError(f"{path}: every line must be '<image id> -1|0|1'")
@@ -43,6 +44,6 @@ class VOC2007(ImageFileDataset):
                 )
             values.append([int(r[1]) for r in rows])
         table = np.array(values, dtype=np.int8).T.reshape(len(ids), len(label_names))
-        paths = [resolve_inside(root, f"{base}JPEGImages/{i}.jpg") for i in ids]
+        paths = [resolve_inside(root, f"{i}.jpg", f"{base}JPEGImages") for i in ids]
         super().__init__(split, paths, (table == 1), (table != 0), label_names, transform,
-                         image_size, skip_corrupt, image_ids=ids)
+                         image_size, skip_corrupt, image_ids=ids, annotation_files=files)

@@ -15,9 +15,10 @@ from sspa_core.engine.checkpoint import (
     check_compatible,
     load_checkpoint,
     load_trainable_state,
+    require_writable_dir,
     trainable_state,
 )
-from sspa_core.engine.evaluation import compute_metrics, gather_scores
+from sspa_core.engine.evaluation import check_monitor, compute_metrics, gather_scores, metric_names
 from sspa_core.engine.runs import (
     CONFIG_PROTOCOL,
     PAPER_PROTOCOL,
@@ -48,9 +49,10 @@ from sspa_core.engine.trainer import Trainer
 
 __all__ = [
     "AMP_DTYPES", "CHECKPOINT_FORMAT", "CONFIG_PROTOCOL", "PAPER_PROTOCOL", "DistInfo", "Precision", "SeededItems",
-    "Trainer", "atomic_save", "build_dataset", "build_model_from_config", "check_compatible", "check_run_config",
-    "compare_models", "compute_metrics", "default_output_dir", "evaluate_checkpoint", "gather_scores",
-    "init_distributed", "load_checkpoint", "load_trainable_state", "load_trained_model", "optimisation_step",
-    "predict_images", "resolve_device", "rng_state", "seed_everything", "seed_worker", "set_rng_state",
-    "to_float", "top_labels", "train_from_config", "trainable_state", "warmup_cosine",
+    "Trainer", "atomic_save", "build_dataset", "build_model_from_config", "check_compatible", "check_monitor",
+    "check_run_config", "compare_models", "compute_metrics", "default_output_dir", "evaluate_checkpoint",
+    "gather_scores", "init_distributed", "load_checkpoint", "load_trainable_state", "load_trained_model",
+    "metric_names", "optimisation_step", "predict_images", "require_writable_dir", "resolve_device", "rng_state",
+    "seed_everything", "seed_worker", "set_rng_state", "to_float", "top_labels", "train_from_config",
+    "trainable_state", "warmup_cosine",
 ]

@@ -13,6 +13,8 @@ the batches of an uninterrupted run.
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from sspa_core.errors import CheckpointError, InputError
+
 CHECKPOINT_FORMAT = 1
+#: what a checkpoint written by :class:`~sspa_core.engine.Trainer` holds at least
+CHECKPOINT_KEYS = ("model_name", "label_names", "config", "model", "ema")
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
@@ -48,23 +54,62 @@ def atomic_write_text(text: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def require_writable_dir(path: str | Path, what: str) -> Path:
+    """Create folder ``path`` and write a probe file in it, so that a run fails before it builds
+    any data when it could not save its outputs (``what`` names the setting, e.g. ``--output-dir``)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        reason = err.strerror or err
+        raise InputError(f"cannot write to {path} ({reason}): choose a writable folder with {what}") from err
+    return path
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a training checkpoint (``torch.load(weights_only=True)``)."""
+    """Read a training checkpoint with ``torch.load(weights_only=True)``: a file that is not one
+    (truncated, empty, another format) or that holds anything but tensors and plain containers (a
+    pickle that could run code) is refused with a :class:`CheckpointError` naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an sspa training checkpoint (format {CHECKPOINT_FORMAT})")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:  # torch's message would suggest the unsafe weights_only=False
+        found = re.search(r"GLOBAL (\S+)", str(err))
+        if found is not None:
+            raise CheckpointError(f"checkpoint {path} was refused: it would load {found.group(1)}, which could run "
+                                  "code; only files written by sspa train are read") from err
+        raise CheckpointError(f"checkpoint {path} is truncated or not a checkpoint: not a pickle of tensors and "
+                              "plain containers (anything else could run code when loaded); use a last.pt or "
+                              "best.pt written by sspa train") from err
+    except (RuntimeError, EOFError, KeyError, IndexError, ValueError, OSError) as err:  # a damaged file
+        if isinstance(err, PermissionError):
+            raise
+        reason = " ".join(str(err).split()).split(". ")[0][:120] or type(err).__name__
+        raise CheckpointError(f"checkpoint {path} is truncated or not a checkpoint ({reason}); "
+                              "use a last.pt or best.pt written by sspa train") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or not set(CHECKPOINT_KEYS) <= set(ckpt):
+        raise CheckpointError(f"{path} is not an sspa training checkpoint (format {CHECKPOINT_FORMAT}); "
+                              "use a last.pt or best.pt written by sspa train")
     return ckpt
 
 
-def check_compatible(ckpt: dict[str, Any], model_name: str, label_names: list[str], source: str = "checkpoint") -> None:
-    """Refuse a checkpoint made for another model or another label set, saying what differs."""
+def check_compatible(ckpt: dict[str, Any], model_name: str, label_names: list[str] | None,
+                     source: str = "checkpoint", backbone: str | None = None) -> None:
+    """Refuse a checkpoint made for another model, backbone (when ``backbone`` is given) or label
+    set (when ``label_names`` is given), saying what differs and how to match it."""
     if ckpt["model_name"] != model_name:
-        raise ValueError(f"{source} was trained for model {ckpt['model_name']!r}, not {model_name!r}")
+        raise CheckpointError(f"{source} was trained for model {ckpt['model_name']!r}, not {model_name!r} "
+                              f"(set model.name={ckpt['model_name']}, or use another checkpoint)")
+    saved_backbone = ckpt["config"].get("model", {}).get("backbone")
+    if backbone is not None and saved_backbone != backbone:
+        raise CheckpointError(f"{source} was trained with backbone {saved_backbone!r}, not {backbone!r} "
+                              f"(set model.backbone={saved_backbone}, or train into another --output-dir)")
     saved = list(ckpt["label_names"])
-    if saved != list(label_names):
+    if label_names is not None and saved != list(label_names):
         if len(saved) != len(label_names):
             detail = f"{len(saved)} labels in the checkpoint, {len(label_names)} here"
         elif sorted(saved) == sorted(label_names):
@@ -72,7 +117,8 @@ def check_compatible(ckpt: dict[str, Any], model_name: str, label_names: list[st
         else:
             missing = sorted(set(saved) ^ set(label_names))[:5]
             detail = f"labels differ, e.g. {missing}"
-        raise ValueError(f"{source} was trained for another label set ({detail})")
+        raise CheckpointError(f"{source} was trained for another label set ({detail}); "
+                              "use the dataset it was trained on, or another checkpoint")
 
 
 def _frozen_names(model: nn.Module) -> set[str]:
@@ -86,10 +132,18 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """Load :func:`trainable_state` output; anything else missing or unexpected is an error."""
+    """Load :func:`trainable_state` output; a tensor of another shape, or anything else missing
+    or unexpected, is a :class:`CheckpointError` (before the model is touched)."""
+    own = model.state_dict()
+    wrong = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if wrong:
+        name, theirs, ours = wrong[0]
+        raise CheckpointError(
+            f"{source} does not fit this model: {len(wrong)} tensors differ in shape, e.g. {name} {list(theirs)} "
+            f"in the checkpoint, {list(ours)} here (trained with other model.sspa or dataset.image_size settings?)")
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = sorted(set(missing) - _frozen_names(model))
     if missing or unexpected:
-        raise ValueError(
+        raise CheckpointError(
             f"{source} does not fit this model: missing {missing[:5]}, unexpected {sorted(unexpected)[:5]}"
         )

@@ -84,6 +84,18 @@ def compute_metrics(scores: np.ndarray, targets: np.ndarray, masks: np.ndarray |
     return _flat_metrics(evaluate(scores, targets, masks, metric_set=metric_set_for(domain)))
 
 
+def metric_names(domain: str) -> list[str]:
+    """The names :func:`compute_metrics` reports for ``domain`` (what ``train.monitor`` may be)."""
+    return list(compute_metrics(np.eye(2), np.eye(2), None, domain))
+
+
+def check_monitor(monitor: str, domain: str) -> None:
+    """Refuse a ``train.monitor`` that the metric set of ``domain`` does not produce."""
+    names = metric_names(domain)
+    if monitor not in names:
+        raise ValueError(f"train.monitor={monitor!r} is not a metric of the {domain} domain; valid: {', '.join(names)}")
+
+
 def _flat_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in metrics.items():

@@ -15,16 +15,17 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
 from sspa_core.config import merge, parse_override, validate_config
-from sspa_core.engine.checkpoint import check_compatible, load_checkpoint, load_trainable_state
-from sspa_core.engine.evaluation import compute_metrics, gather_scores
+from sspa_core.engine.checkpoint import check_compatible, load_checkpoint, load_trainable_state, require_writable_dir
+from sspa_core.engine.evaluation import check_monitor, compute_metrics, gather_scores
 from sspa_core.engine.runtime import DistInfo, init_distributed, resolve_device, seed_everything
 from sspa_core.engine.step import Precision, check_amp_dtype
 from sspa_core.engine.trainer import Trainer
-from sspa_core.paths import OUTPUT_DIR
+from sspa_core.paths import CACHE_DIR, OUTPUT_DIR
 
 
 def _dataset_id(config: dict[str, Any], split: str) -> str:
@@ -49,10 +50,22 @@ def build_dataset(config: dict[str, Any], split: str, augment: bool) -> Dataset:
     return get_dataset(ds["name"], ds["root"], split, transform=transform, image_size=ds["image_size"], **kwargs)
 
 
+#: settings that must lie in a range: key -> (lowest, highest or None), both allowed
+RANGES: dict[str, tuple[float, float | None]] = {
+    "dataset.image_size": (1, None), "train.epochs": (1, None), "train.batch_size": (1, None),
+    "train.eval_batch_size": (1, None), "train.lr": (0, None), "train.encoder_lr": (0, None),
+    "train.weight_decay": (0, None), "train.warmup_epochs": (0, None), "train.grad_clip": (0, None),
+    "train.ema_decay": (0, 1), "train.num_workers": (0, None), "train.checkpoint_every": (0, None),
+}
+
+
 def check_run_config(config: dict[str, Any]) -> None:
-    """Fail fast (before any weights or images load) on values no run can use."""
+    """Fail fast (before any weights or images load) on values no run can use: names, ranges,
+    ``train.monitor`` (a metric of the domain's metric set) and the dataset's keyword arguments."""
     from sspa_core.baselines import MODEL_NAMES
+    from sspa_core.data import available_datasets, check_dataset_kwargs
     from sspa_core.domains import DOMAINS
+    from sspa_core.features import FEATURE_DTYPES
     from sspa_core.model import SSPAConfig
 
     if config["model"]["name"] not in MODEL_NAMES:
@@ -60,11 +73,21 @@ def check_run_config(config: dict[str, Any]) -> None:
     if config["dataset"]["domain"] not in DOMAINS:
         raise ValueError(f"unknown domain {config['dataset']['domain']!r} (dataset.domain); valid: {DOMAINS}")
     SSPAConfig.from_dict(config["model"]["sspa"])
-    tc = config["train"]
-    for key in ("epochs", "batch_size", "eval_batch_size"):
-        if tc[key] < 1:
-            raise ValueError(f"train.{key} must be >= 1, got {tc[key]}")
+    ds, tc = config["dataset"], config["train"]
+    if ds["name"] not in available_datasets():
+        raise ValueError(f"unknown dataset {ds['name']!r} (dataset.name); valid: {', '.join(available_datasets())}")
+    check_dataset_kwargs(ds["name"], ds["kwargs"], "dataset.kwargs")
+    check_dataset_kwargs(ds["name"], ds["eval_kwargs"], "dataset.eval_kwargs")
+    for key, (low, high) in RANGES.items():
+        section, name = key.split(".")
+        value = config[section][name]
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"between {low} and {high}"
+            raise ValueError(f"{key} must be {bound}, got {value}")
     check_amp_dtype(tc["amp_dtype"])
+    if tc["feature_dtype"] not in FEATURE_DTYPES:
+        raise ValueError(f"unknown train.feature_dtype {tc['feature_dtype']!r}; valid: {', '.join(FEATURE_DTYPES)}")
+    check_monitor(tc["monitor"], ds["domain"])
     if tc["cache_features"] and config["model"]["name"] == "clip_ft":
         raise ValueError("model clip_ft fine-tunes the image encoder: it cannot train on cached features "
                          "(use model.name=unid for a linear probe, or train.cache_features=false)")
@@ -106,22 +129,32 @@ def train_from_config(config: dict[str, Any], resume: str | Path | None = None,
 
     ``resume="auto"`` continues from ``<output_dir>/checkpoints/last.pt`` when it exists.
     """
+    from sspa_core.backbone import fetch_pretrained
+
     config = validate_config(config)
     check_run_config(config)
-    tc, ds = config["train"], config["dataset"]
+    tc, ds, mc = config["train"], config["dataset"], config["model"]
     device = resolve_device(tc["device"], int(os.environ.get("LOCAL_RANK", "0")))
     dist_info = dist_info or init_distributed(device)
-    output_dir = default_output_dir(config)
+    output_dir = require_writable_dir(default_output_dir(config), "--output-dir")
+    if tc["cache_features"]:
+        require_writable_dir(tc["feature_cache_dir"] or CACHE_DIR / "features", "train.feature_cache_dir")
     config = {**config, "output_dir": str(output_dir)}
     if resume == "auto":
         last = output_dir / "checkpoints" / "last.pt"
         resume = last if last.is_file() else None
+    if resume is not None:  # a checkpoint of another run is refused before any data is built
+        source, resume = str(resume), load_checkpoint(resume)
+        check_compatible(resume, mc["name"], None, source, backbone=mc["backbone"])
+    fetch_pretrained(mc["backbone"], mc["pretrained"] or None)
     seed_everything(tc["seed"])
     train_set = build_dataset(config, ds["train_split"], augment=not tc["cache_features"])
     eval_set = build_dataset(config, ds["eval_split"], augment=False)
     label_names = list(train_set.label_names)
     if list(eval_set.label_names) != label_names:
         raise ValueError(f"splits {ds['train_split']!r} and {ds['eval_split']!r} have different label sets")
+    if resume is not None:
+        check_compatible(resume, mc["name"], label_names, source)
     backbone, model, loss_fn = build_model_from_config(config, label_names, device)
     if tc["cache_features"]:
         train_set, eval_set = (_features(config, backbone, s, split, device, dist_info)
@@ -205,6 +238,7 @@ def load_trained_model(checkpoint: str | Path, device: str | torch.device = "cpu
     config = validate_config(ckpt["config"])
     for text in overrides:
         config = validate_config(merge(config, parse_override(text)))
+    check_compatible(ckpt, config["model"]["name"], None, str(checkpoint), backbone=config["model"]["backbone"])
     device = torch.device(device) if not isinstance(device, torch.device) else device
     _, model, _ = build_model_from_config(config, list(ckpt["label_names"]), device)
     state = ckpt["ema"]["model"] if (use_ema and ckpt["ema"] is not None) else ckpt["model"]
@@ -229,21 +263,16 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str | None = None, device
 
 
 @torch.no_grad()
-def predict_images(model: nn.Module, image_size: int, paths: list[str | Path],
+def predict_images(model: nn.Module, image_size: int, images: list[str | Path | Image.Image],
                    device: str | torch.device = "cpu") -> tuple[torch.Tensor, dict[str, Any]]:
-    """Scores ŷ [N, C] (eq. 18) of image files and the model's raw outputs (patch weights, gates)."""
-    from PIL import Image
-
+    """Scores ŷ [N, C] (eq. 18) of images (PIL images, or files read by
+    :func:`sspa_core.data.images.read_image`) and the model's raw outputs (patch weights, gates)."""
     from sspa_core.data import build_transform
+    from sspa_core.data.images import read_image
 
     transform = build_transform(image_size, train=False, preprocess=model.backbone.preprocess_cfg)
-    images = []
-    for path in paths:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"image {path} does not exist")
-        with Image.open(path) as image:
-            images.append(transform(image.convert("RGB")))
-    outputs = model(torch.stack(images).to(device))
+    pixels = [transform(image if isinstance(image, Image.Image) else read_image(image)) for image in images]
+    outputs = model(torch.stack(pixels).to(device))
     return outputs["score"].float().cpu(), outputs
 
 

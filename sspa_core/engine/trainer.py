@@ -50,7 +50,7 @@ from sspa_core.engine.checkpoint import (
     load_trainable_state,
     trainable_state,
 )
-from sspa_core.engine.evaluation import Forward, compute_metrics, gather_scores, to_device
+from sspa_core.engine.evaluation import Forward, check_monitor, compute_metrics, gather_scores, to_device
 from sspa_core.engine.runtime import DistInfo, SeededItems, rng_state, seed_worker, set_rng_state
 from sspa_core.engine.schedule import warmup_cosine
 from sspa_core.engine.step import Precision, optimisation_step
@@ -79,6 +79,7 @@ class Trainer:
         self.device = device
         self.dist = dist_info or DistInfo()
         self.domain = domain
+        check_monitor(tc["monitor"], domain)
         groups = model.param_groups()
         param_groups = [
             {"params": groups["head"], "lr": tc["lr"], "name": "head"},
@@ -218,8 +219,10 @@ class Trainer:
     def _progress(self) -> bool:
         return bool(self.train_cfg["progress"]) and self.dist.is_main
 
-    def fit(self, train_set: Dataset, eval_set: Dataset, resume: str | Path | None = None) -> list[dict[str, float]]:
-        """Train ``train.epochs`` epochs (from ``resume``'s state when given), evaluating after each."""
+    def fit(self, train_set: Dataset, eval_set: Dataset,
+            resume: str | Path | dict[str, Any] | None = None) -> list[dict[str, float]]:
+        """Train ``train.epochs`` epochs (from the state of ``resume``, a checkpoint file or one
+        already read by :func:`load_checkpoint`, when given), evaluating after each."""
         tc = self.train_cfg
         self.eval_set = eval_set
         if not isinstance(train_set, (SeededItems, CachedFeatures)):  # cached features draw no augmentation
@@ -227,7 +230,9 @@ class Trainer:
         steps = self.steps_per_epoch(train_set)
         if self.optimizer is not None:
             self.build_scheduler(steps)
-        if resume is not None:
+        if isinstance(resume, dict):
+            self.load_state_dict(resume, source="the checkpoint to resume")
+        elif resume is not None:
             self.load_state_dict(load_checkpoint(resume), source=str(resume))
         if self.dist.is_main:
             save_config(self.config, self.output_dir / "config.yaml")
@@ -271,8 +276,6 @@ class Trainer:
                   **metrics}
         self.history.append(record)
         monitor = self.train_cfg["monitor"]
-        if monitor not in metrics:
-            raise ValueError(f"train.monitor={monitor!r} is not among the metrics: {sorted(metrics)}")
         improved = metrics[monitor] > self.best["value"]
         if improved:
             self.best = {"value": metrics[monitor], "epoch": epoch}

@@ -120,6 +120,10 @@ class SyntheticScenes(MultiLabelDataset):
         self.captions = [layout.caption for layout in self.layouts]
         self.scene_types = [layout.scene for layout in self.layouts]
 
+    def source_state(self) -> list:
+        """The generation parameters (the layouts and pixels follow from them)."""
+        return [self.domain, self.label_set, self.seed, len(self), self.image_size]
+
     def render(self, i: int) -> Image.Image:
         """Image ``i`` as an RGB PIL image of ``image_size``² px."""
         return render_layout(self.layouts[i], self.image_size)
