@@ -53,17 +53,26 @@ class ZeroShotCLIP(MultiLabelCLIPHead):
 def zero_shot_scores(backbone: CLIPBackbone, dataset: MultiLabelDataset,
                      batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """:class:`ZeroShotCLIP`'s ``"global"`` logits ``τ · cos(x0, E_t(TEMPLATE(label)))`` over
-    ``dataset`` (N×C) and its targets (N×C). Like the model, it freezes ``backbone``."""
-    model = ZeroShotCLIP(backbone, dataset.label_names).eval()
+    ``dataset`` (N×C) and its targets (N×C). ``backbone`` is left as it was found (its
+    ``requires_grad`` flags and training mode), so a model being trained can be scored."""
+    flags = [p.requires_grad for p in backbone.parameters()]
+    was_training = backbone.training
     device = next(backbone.parameters()).device
     scores, targets = [], []
-    for batch in DataLoader(dataset, batch_size=batch_size):
-        images = batch["image"].to(device)
-        if images.shape[-1] != backbone.image_size:
-            raise ValueError(f"dataset images are {images.shape[-1]} px but the backbone expects "
-                             f"{backbone.image_size} px (pass image_size to load_backbone)")
-        scores.append(model(images)["global"].float().cpu())
-        targets.append(batch["target"])
+    try:
+        model = ZeroShotCLIP(backbone, dataset.label_names).eval()
+        with torch.no_grad():
+            for batch in DataLoader(dataset, batch_size=batch_size):
+                images = batch["image"].to(device)
+                if images.shape[-1] != backbone.image_size:
+                    raise ValueError(f"dataset images are {images.shape[-1]} px but the backbone expects "
+                                     f"{backbone.image_size} px (pass image_size to load_backbone)")
+                scores.append(model(images)["global"].float().cpu())
+                targets.append(batch["target"])
+    finally:
+        for param, flag in zip(backbone.parameters(), flags):
+            param.requires_grad_(flag)
+        backbone.train(was_training)
     return torch.cat(scores).numpy(), torch.cat(targets).numpy()
 
 
