@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+DESCRIPTION = "sspa: train, evaluate and explain SSPA and its baselines; run the notebooks; check datasets."
 OVERRIDE_HELP = "override a value (read as YAML), e.g. --set {example} (repeatable)"
 
 
@@ -340,7 +341,7 @@ COMMANDS: dict[str, tuple[str, Configure, Run]] = {
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``sspa`` parser, with the arguments of ``command`` (only its modules are imported)."""
-    parser = argparse.ArgumentParser(prog="sspa", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="sspa", description=DESCRIPTION)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, configure, run) in COMMANDS.items():
