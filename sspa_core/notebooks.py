@@ -4,8 +4,11 @@ Parameters come from YAML files in ``notebooks/params/``: a *profile* (``smoke.y
 ``full.yaml`` for a GPU and real data, ``gpu.yaml`` for a GPU without internet) and optionally a
 *dataset* file (``coco.yaml``, ...). Each file has a ``parameters`` mapping (for every notebook
 that declares the name) and a ``notebooks`` mapping of per-notebook values; an optional ``only``
-list in a dataset file restricts the run to the notebooks that make sense for it. Later sources
-win: profile < dataset < profile's per-notebook < dataset's per-notebook < command line.
+list in a dataset file restricts the run to the notebooks that make sense for it, and an
+optional ``profiles`` mapping holds parameters for one profile only (e.g. the paper's input
+size under ``full``, while ``smoke`` keeps the notebooks' small CPU sizes). Later sources win:
+profile < dataset < dataset's for this profile < profile's per-notebook < dataset's
+per-notebook < command line.
 An optional ``timeout_s`` limits the seconds each notebook may run (the dataset file's wins over
 the profile's; :data:`DEFAULT_TIMEOUT_S` if neither sets it; 0 = no limit).
 A notebook receives only the names its ``parameters`` cell declares; a name in a parameter file
@@ -31,7 +34,7 @@ PARAMS_DIR = NOTEBOOKS_DIR / "params"
 PROFILES = ("smoke", "full", "gpu")
 KERNEL = "python3"
 DEFAULT_TIMEOUT_S = 3600.0  # seconds a notebook may run when no parameter file sets timeout_s
-PARAMS_FILE_KEYS = ("parameters", "notebooks", "only", "description", "timeout_s")
+PARAMS_FILE_KEYS = ("parameters", "notebooks", "only", "description", "timeout_s", "profiles")
 
 
 class NotebookError(RuntimeError):
@@ -68,6 +71,11 @@ def _read_params_file(path: Path) -> dict[str, Any]:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
         raise ValueError(f"{path}: timeout_s must be a number of seconds >= 0 (0 = no limit), "
                          f"got {timeout!r}")
+    profiles = content.get("profiles") or {}
+    if not isinstance(profiles, dict) or set(profiles) - set(PROFILES) or not all(
+            isinstance(values, dict) for values in profiles.values()):
+        raise ValueError(f"{path}: profiles must map profile names ({', '.join(PROFILES)}) to "
+                         f"parameters, got {profiles!r}")
     return content
 
 
@@ -81,7 +89,9 @@ def _read_sources(profile: str, dataset: str | None, params_dir: Path) -> list[d
         if dataset in PROFILES or not path.is_file():
             raise ValueError(f"unknown dataset {dataset!r}; parameter files exist for "
                              f"{dataset_parameter_files(params_dir)}")
-        sources.append(_read_params_file(path))
+        source = _read_params_file(path)
+        for_profile = (source.get("profiles") or {}).get(profile) or {}
+        sources.append({**source, "parameters": {**(source.get("parameters") or {}), **for_profile}})
     return sources
 
 
@@ -191,6 +201,21 @@ def export_html(executed: Path) -> Path:
     return html
 
 
+def fetch_weights(plan: dict[Path, dict[str, Any]]) -> None:
+    """Find or download, once and before any kernel starts, the CLIP weights (``backbone``,
+    ``pretrained``) the notebooks of ``plan`` load; offline, a download that fails stops the run
+    with one :class:`~sspa_core.errors.WeightsUnavailable` line saying how to pass a local file."""
+    from sspa_core.backbone import fetch_pretrained
+    from sspa_core.errors import WeightsUnavailable
+
+    for backbone, pretrained in sorted({(p["backbone"], p.get("pretrained") or "")
+                                        for p in plan.values() if "backbone" in p}):
+        try:
+            fetch_pretrained(backbone, pretrained or None)
+        except WeightsUnavailable as err:
+            raise WeightsUnavailable(f"{err}; for the notebooks: --set pretrained=/path/to/file.pt") from None
+
+
 def run_notebooks(
     profile: str = "smoke",
     dataset: str | None = None,
@@ -205,13 +230,14 @@ def run_notebooks(
 ) -> list[NotebookResult]:
     """Execute the selected notebooks in order; executed copies and HTML go to ``output_dir``
     (default ``outputs/notebooks/<profile>[-<dataset>]``). Each notebook may run ``timeout_s``
-    seconds (default: :func:`resolve_timeout`; 0 = no limit). Raises :class:`NotebookError` naming
-    the notebook and cell at the first failure or time-out (its executed copy and HTML are still
-    written)."""
+    seconds (default: :func:`resolve_timeout`; 0 = no limit). The CLIP weights are fetched first
+    (:func:`fetch_weights`). Raises :class:`NotebookError` naming the notebook and cell at the
+    first failure or time-out (its executed copy and HTML are still written)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     plan = resolve_parameters(profile, dataset, only, overrides, notebooks_dir, params_dir)
+    fetch_weights(plan)
     if timeout_s is None:
         timeout_s = resolve_timeout(profile, dataset, params_dir)
     run_name = profile if dataset is None else f"{profile}-{dataset}"

@@ -11,7 +11,7 @@ import inspect
 import typing
 from pathlib import Path
 
-from sspa_core.data.base import MultiLabelDataset, Transform, resolve_inside
+from sspa_core.data.base import MultiLabelDataset, SubsetView, Transform, resolve_inside
 from sspa_core.data.transforms import build_transform
 
 # name -> (module, class) of the real datasets (docs/method.md §Datasets), imported on use
@@ -65,18 +65,24 @@ def dataset_class(name: str) -> type[MultiLabelDataset]:
     return getattr(importlib.import_module(module), cls)
 
 
+#: the subset arguments every dataset takes (applied by get_dataset) and their types
+SUBSET_KWARGS: dict[str, object] = {"max_images": int | None, "subset_seed": int}
+
+
 def check_dataset_kwargs(name: str, kwargs: dict, key: str = "dataset.kwargs") -> None:
     """Refuse, before any file is read, ``kwargs`` that the loader of dataset ``name`` does not
-    take or whose value has the wrong type (``key`` names the config section in the message)."""
+    take or whose value has the wrong type (``key`` names the config section in the message).
+    The subset arguments of :func:`get_dataset` (``max_images``, ``subset_seed``) count as taken;
+    the synthetic scenes take ``max_images`` but draw with their own ``seed``."""
     if name in SYNTHETIC_DATASETS:
         from sspa_core.data.synthetic import SyntheticScenes
 
-        cls, fixed = SyntheticScenes, set(SYNTHETIC_DATASETS[name])
+        cls, fixed, subset = SyntheticScenes, set(SYNTHETIC_DATASETS[name]), ["max_images"]
     else:
-        cls, fixed = dataset_class(name), {"root"}
+        cls, fixed, subset = dataset_class(name), {"root"}, list(SUBSET_KWARGS)
     fixed |= {"self", "split", "transform", "image_size"}
-    hints = typing.get_type_hints(cls.__init__)
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in fixed]
+    hints = {**typing.get_type_hints(cls.__init__), **{arg: SUBSET_KWARGS[arg] for arg in subset}}
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in fixed] + subset
     for arg, value in kwargs.items():
         if arg not in accepted:
             raise ValueError(f"{key}.{arg}: dataset {name!r} takes no argument {arg!r}; valid: {', '.join(accepted)}")
@@ -84,6 +90,8 @@ def check_dataset_kwargs(name: str, kwargs: dict, key: str = "dataset.kwargs") -
         if options and set(options) <= _PLAIN_TYPES and not _fits(value, options):
             expected = " or ".join(t.__name__ for t in options if t is not type(None))
             raise ValueError(f"{key}.{arg} expects {expected}, got {value!r}")
+    if kwargs.get("max_images") is not None and kwargs["max_images"] < 1:
+        raise ValueError(f"{key}.max_images must be >= 1 (or null for every image), got {kwargs['max_images']}")
 
 
 _PLAIN_TYPES = {int, float, bool, str, type(None)}
@@ -97,23 +105,36 @@ def _fits(value, options: tuple[type, ...]) -> bool:
 
 
 def get_dataset(name: str, root: str | Path | None, split: str, transform: Transform | None = None,
-                image_size: int = 224, **kwargs) -> MultiLabelDataset:
+                image_size: int = 224, max_images: int | None = None, subset_seed: int = 0,
+                **kwargs) -> MultiLabelDataset:
     """Dataset ``name`` (see :func:`available_datasets`), split ``split``.
 
     Real datasets read ``root`` in their official layout (data/README.md); extra ``kwargs``
     go to their loader (e.g. ``skip_corrupt=True``, ``partition=1``). Synthetic ones ignore
     ``root`` and pass ``kwargs`` (e.g. ``num_images``, ``seed``) to ``SyntheticScenes``.
-    """
-    if name in SYNTHETIC_DATASETS:
-        from sspa_core.data.synthetic import SyntheticScenes
 
+    ``max_images`` keeps at most that many images of the split, for every dataset: a seeded
+    random choice (``subset_seed``) in the split's order (:class:`SubsetView`); the synthetic
+    scenes, independent draws of their ``seed``, render only their first ``max_images``.
+    """
+    if max_images is not None and (type(max_images) is not int or max_images < 1):
+        raise ValueError(f"max_images must be an int >= 1 (None: every image), got {max_images!r}")
+    if name in SYNTHETIC_DATASETS:
+        from sspa_core.data.synthetic import SPLIT_SIZES, SyntheticScenes
+
+        if subset_seed:
+            raise ValueError("the synthetic scenes are drawn with their own seed: pass seed=..., not subset_seed")
+        if max_images is not None and split in SPLIT_SIZES:
+            n = kwargs.get("num_images")
+            kwargs["num_images"] = min(max_images, SPLIT_SIZES[split] if n is None else n)
         return SyntheticScenes(split=split, transform=transform, image_size=image_size,
                                **SYNTHETIC_DATASETS[name], **kwargs)
     if name not in REAL_DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(available_datasets())}")
-    return dataset_class(name)(root if root is not None else "", split, transform=transform,
-                               image_size=image_size, **kwargs)
+    dataset = dataset_class(name)(root if root is not None else "", split, transform=transform,
+                                  image_size=image_size, **kwargs)
+    return dataset if max_images is None else SubsetView(dataset, max_images, subset_seed)
 
 
-__all__ = ["MultiLabelDataset", "available_datasets", "build_transform", "check_dataset_kwargs", "dataset_class",
-           "get_dataset", "protocol_splits", "resolve_inside"]
+__all__ = ["MultiLabelDataset", "SubsetView", "available_datasets", "build_transform", "check_dataset_kwargs",
+           "dataset_class", "get_dataset", "protocol_splits", "resolve_inside"]

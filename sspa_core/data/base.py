@@ -95,3 +95,25 @@ def resolve_inside(root: str | Path, name: str, folder: str = "") -> Path:
         raise ValueError(f"annotation path {name!r} resolves outside the dataset root {root} "
                          "(absolute paths and '..' are refused)")
     return Path(root).joinpath(*PurePosixPath(folder).parts, *parts)
+
+
+class SubsetView(MultiLabelDataset):
+    """At most ``max_images`` items of ``dataset``: a seeded random choice (``seed``), kept in the
+    dataset's own order, so the same arguments always give the same images. Labels, masks and
+    images are read from ``dataset``; :meth:`source_state` records the chosen indices."""
+
+    def __init__(self, dataset: MultiLabelDataset, max_images: int, seed: int = 0):
+        if max_images < 1:
+            raise ValueError(f"max_images must be >= 1, got {max_images}")
+        self.dataset = dataset
+        chosen = np.random.default_rng(seed).permutation(len(dataset))[:max_images]
+        self.indices = np.sort(chosen)
+        self.split, self.transform, self.label_names = dataset.split, dataset.transform, dataset.label_names
+        self.targets = dataset.targets[self.indices]
+        self.masks = None if dataset.masks is None else dataset.masks[self.indices]
+
+    def load_image(self, i: int) -> Image.Image:
+        return self.dataset.load_image(int(self.indices[i]))
+
+    def source_state(self) -> list:
+        return [type(self.dataset).__name__, self.dataset.source_state(), self.indices.tolist()]

@@ -1,0 +1,118 @@
+"""The notebooks on the nine datasets' official layouts (tests/fixtures) and on real CLIP
+architectures: ``sspa notebooks --profile smoke --dataset NAME -p data_root=...`` as a user runs it.
+
+:data:`RUNS` is the table CI runs (a few minutes on a 2-core CPU); :func:`full_matrix` is every
+notebook that a dataset file selects x the nine dataset files with the tiny CLIP, plus every
+such notebook on COCO with ViT-B-16 and RN50. ``SSPA_NOTEBOOK_MATRIX=full`` runs that instead.
+Real architectures carry random weights written to a local file (``pretrained=<path>``), at a
+small input size, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sspa_core import notebooks as runner
+
+REAL_BACKBONES = ("ViT-B-16", "RN50")
+IMAGE_SIZE = {"ViT-B-16": 64, "RN50": 64}  # small inputs keep a CPU run short (4 x 4 and 2 x 2 patches)
+
+# (notebook number, dataset parameter file, backbone: "tiny" = the smoke profile's tiny CLIP): each
+# domain, and VOC's masked labels; about 4-6 minutes on a 2-core CPU. 06 with ViT-B-16 (about 4
+# minutes alone) is left to the full matrix.
+RUNS = [
+    ("06", "coco", "tiny"), ("06", "voc", "tiny"), ("06", "pa100k", "tiny"), ("06", "multiscene", "tiny"),
+    ("05", "pa100k", "tiny"), ("03", "coco", "ViT-B-16"), ("05", "coco", "ViT-B-16"),
+]
+
+
+def selected(dataset: str) -> list[str]:
+    """Numbers of the notebooks that the parameter file of ``dataset`` runs."""
+    return [path.stem.split("_")[0] for path in runner.resolve_parameters("smoke", dataset)]
+
+
+def full_matrix() -> list[tuple[str, str, str]]:
+    """Every notebook x every dataset file (tiny CLIP), and every notebook on COCO per real backbone."""
+    tiny = [(nb, ds, "tiny") for ds in runner.dataset_parameter_files() for nb in selected(ds)]
+    return tiny + [(nb, "coco", bb) for bb in REAL_BACKBONES for nb in selected("coco")]
+
+
+MATRIX = full_matrix() if os.environ.get("SSPA_NOTEBOOK_MATRIX") == "full" else RUNS
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory):
+    """``{architecture: file}``: open_clip models with random weights saved as local checkpoints."""
+    import open_clip
+    import torch
+
+    folder, files = tmp_path_factory.mktemp("real-architectures"), {}
+
+    def weights(name: str):
+        if name not in files:
+            torch.manual_seed(0)
+            files[name] = folder / f"{name}.pt"
+            torch.save(open_clip.create_model(name).state_dict(), files[name])
+        return files[name]
+
+    return weights
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number, dataset, backbone", MATRIX, ids=["-".join(run) for run in MATRIX])
+def test_notebook_on_dataset_layout(number, dataset, backbone, dataset_roots, random_weights, tmp_path):
+    [notebook] = runner.resolve_parameters("smoke", dataset, only=[number])
+    wanted = {"data_root": str(dataset_roots[dataset])}
+    if backbone != "tiny":
+        wanted.update(backbone=backbone, pretrained=str(random_weights(backbone)), image_size=IMAGE_SIZE[backbone])
+    overrides = {k: v for k, v in wanted.items() if k in runner.declared_parameters(notebook)}
+    [result] = runner.run_notebooks("smoke", dataset, only=[number], overrides=overrides, output_dir=tmp_path)
+    assert result.parameters["dataset"] == dataset
+    assert {k: result.parameters[k] for k in overrides} == overrides
+    assert (tmp_path / f"{notebook.stem}.html").stat().st_size > 0
+
+
+def test_full_matrix_covers_every_notebook_and_dataset_file():
+    matrix = full_matrix()
+    assert {ds for _, ds, bb in matrix if bb == "tiny"} == set(runner.dataset_parameter_files())
+    assert {bb for *_, bb in matrix} == {"tiny", *REAL_BACKBONES}
+    assert set(RUNS) <= set(matrix)
+
+
+def test_smoke_keeps_the_notebooks_sizes_and_full_takes_the_papers():
+    smoke = runner.resolve_parameters("smoke", "coco", only=["03"])
+    full = runner.resolve_parameters("full", "coco", only=["03"])
+    [notebook] = smoke
+    assert "image_size" not in smoke[notebook] and full[notebook]["image_size"] == 448
+    assert runner.resolve_parameters("full", "pa100k", only=["03"])[notebook]["image_size"] == 224
+
+
+def test_profiles_section_is_checked(tmp_path):
+    params = tmp_path / "params"
+    params.mkdir()
+    for profile in runner.PROFILES:
+        (params / f"{profile}.yaml").write_text("parameters: {}\n")
+    (params / "toy.yaml").write_text("profiles: {fast: {image_size: 8}}\n")
+    with pytest.raises(ValueError, match="profiles must map profile names"):
+        runner.resolve_timeout("smoke", "toy", params)
+
+
+def test_offline_weights_stop_the_run_before_any_notebook_with_one_line(monkeypatch, capsys, tmp_path):
+    import open_clip
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from sspa_core.cli import main
+
+    def offline(*args, **kwargs):  # what the hub raises without a connection
+        raise LocalEntryNotFoundError("An error happened while trying to locate the file on the Hub")
+
+    monkeypatch.setattr(open_clip.pretrained, "hf_hub_download", offline)
+    argv = ["notebooks", "--only", "05", "--set", "backbone=ViT-B-16", "--set", "pretrained=openai",
+            "--output-dir", str(tmp_path)]
+    assert main(argv) == 1
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and line.startswith("sspa notebooks: error: could not download the pretrained weights")
+    assert line.endswith("for the notebooks: --set pretrained=/path/to/file.pt")
+    assert not list(tmp_path.iterdir())  # no notebook started
