@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.image import AxesImage
 from PIL import Image
 
 
@@ -37,20 +38,27 @@ def heatmap_over_image(
     values: torch.Tensor | np.ndarray,
     title: str | None = None,
     alpha: float = 0.5,
-    cmap: str = "jet",
-) -> None:
-    """Draw ``image`` with patch ``values`` ([M] or [h, w]) stretched over it (bilinear)."""
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorbar: bool = True,
+) -> AxesImage:
+    """Draw ``image`` with patch ``values`` ([M] or [h, w]) over it: one flat cell per patch (no
+    smoothing, so the grid the model sees stays visible), coloured in the values' own units between
+    ``vmin`` and ``vmax`` (default: their range), with a colour bar that reads them off."""
     picture = np.asarray(image)
     grid = patch_grid(values)
     height, width = picture.shape[:2]
-    span = float(grid.max() - grid.min())
-    scaled = (grid - grid.min()) / span if span > 0 else np.zeros_like(grid)
-    heat = Image.fromarray(np.uint8(scaled * 255)).resize((width, height), Image.BILINEAR)
     ax.imshow(picture)
-    ax.imshow(np.asarray(heat) / 255.0, cmap=cmap, alpha=alpha, vmin=0, vmax=1)
+    heat = ax.imshow(grid, cmap=cmap, alpha=alpha, interpolation="nearest", extent=(0, width, height, 0),
+                     vmin=float(grid.min()) if vmin is None else vmin,
+                     vmax=float(grid.max()) if vmax is None else vmax)
     ax.set_axis_off()
+    if colorbar:
+        ax.figure.colorbar(heat, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
     if title:
         ax.set_title(title, fontsize=9)
+    return heat
 
 
 def cosine_similarity_matrix(features: torch.Tensor | np.ndarray) -> np.ndarray:
