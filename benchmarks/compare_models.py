@@ -1,17 +1,18 @@
-"""SSPA against its peers on the synthetic natural scenes with the tiny CLIP, on an equal budget.
+"""SSPA against its peers on a synthetic domain with the tiny CLIP, on an equal budget.
 
-Run: ``python benchmarks/compare_models.py [--images N] [--eval-images N] [--epochs N]
-[--batch N] [--seeds 0 1 2] [--protocol paper|config] [--pretrained PATH] [--set KEY=VALUE]``.
+Run: ``python benchmarks/compare_models.py [--config synthetic_natural|synthetic_pedestrian|
+synthetic_aerial] [--images N] [--eval-images N] [--epochs N] [--batch N] [--seeds 0 1 2]
+[--protocol paper|config] [--pretrained PATH] [--set KEY=VALUE]``.
 
 Every model sees the same training images, epochs, batch size and learning rates: those of
-``sspa_core/configs/synthetic_natural.yaml`` unless an option here changes them. With
+``sspa_core/configs/<config>.yaml`` unless an option here changes them. With
 ``--protocol paper`` (the default) each model trains as its paper does
 (``sspa_core.engine.PAPER_PROTOCOL``): SSPA, its Uni-D ablation and CLIP-FT train the image
 encoder (at ``train.encoder_lr``) with the text encoder frozen, the DualCoOp-style head keeps
 CLIP frozen and trains on cached features, zero-shot CLIP trains nothing. ``--protocol config``
 trains every head on cached features of the frozen encoder (CLIP-FT still fine-tunes). Printed:
-the mAP, CF1 and OF1 (%) on the validation split after the last epoch, mean ± standard
-deviation over the seeds (the seed sets the model initialisation and the training order; the
+the domain's metrics (%) on the validation split after the last epoch (mAP, CF1, OF1; for
+pedestrian attributes mA, instance F1 and mAP), mean ± standard deviation over the seeds (the seed sets the model initialisation and the training order; the
 scenes are the same).
 """
 
@@ -28,10 +29,15 @@ from sspa_core.config import load_config
 from sspa_core.engine import compare_models
 
 MODELS = ("zeroshot", "unid", "dualcoop", "clip_ft", "sspa")
+CONFIGS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_aerial")
+#: the columns printed per domain (the first is the domain's monitored metric)
+COLUMNS = {"natural": ("mAP", "CF1", "OF1"), "pedestrian": ("mA", "F1", "mAP"),
+           "remote_sensing": ("mAP", "CF1", "OF1")}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="synthetic_natural", choices=CONFIGS)
     parser.add_argument("--images", type=int, help="training images (default: the config's)")
     parser.add_argument("--eval-images", type=int, help="validation images (default: the config's)")
     parser.add_argument("--epochs", type=int, help="default: the config's")
@@ -47,13 +53,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         options = {"dataset.kwargs.num_images": args.images, "dataset.eval_kwargs.num_images": args.eval_images,
                    "train.epochs": args.epochs, "train.batch_size": args.batch}
-        config = load_config("synthetic_natural", [
+        config = load_config(args.config, [
             f"model.pretrained={args.pretrained}", "train.progress=false", "train.device=cpu",
             f"train.feature_cache_dir={tmp}/features", f"output_dir={tmp}/runs",
             *(f"{key}={value}" for key, value in options.items() if value is not None), *args.overrides,
         ])
         tc, ds = config["train"], config["dataset"]
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; synthetic_natural, "
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.config}, "
               f"{config['model']['backbone']}, {ds['kwargs']['num_images']} training / "
               f"{ds['eval_kwargs']['num_images']} validation images at {ds['image_size']} px; {tc['epochs']} "
               f"epochs, batch {tc['batch_size']}, lr {tc['lr']:g} (encoder {tc['encoder_lr']:g}); "
@@ -65,13 +71,14 @@ def main() -> None:
             rows.append((model, runs, (time.perf_counter() - start) / len(args.seeds)))
             label_freq = runs[0]["targets"].mean(0)
 
-    print(f"\n{'model':<10s} {'mAP':>14s} {'CF1':>14s} {'OF1':>14s} {'s/run':>8s}")
+    columns = COLUMNS[ds["domain"]]
+    print(f"\n{'model':<10s} " + " ".join(f"{key:>14s}" for key in columns) + f" {'s/run':>8s}")
     for model, runs, seconds in rows:
         cells = []
-        for key in ("mAP", "CF1", "OF1"):
+        for key in columns:
             values = 100 * np.array([run["metrics"][key] for run in runs])
             cells.append(f"{values.mean():6.2f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:4.2f}")
-        print(f"{model:<10s} {cells[0]:>14s} {cells[1]:>14s} {cells[2]:>14s} {seconds:8.1f}")
+        print(f"{model:<10s} " + " ".join(f"{cell:>14s}" for cell in cells) + f" {seconds:8.1f}")
     chance = label_freq[label_freq > 0].mean()  # AP of a constant score = the label's frequency
     print(f"chance level (mAP of a constant score): {100 * chance:.2f}")
 

@@ -182,6 +182,26 @@ def _run_predict(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- the offline world, data
 
 
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a best.pt or last.pt written by sspa train")
+    parser.add_argument("--output-dir", help="write DIR/<dataset>.pt and .json (default: the shipped data/heads/)")
+    parser.add_argument("--command", dest="train_command", default="",
+                        help="the command that trained the checkpoint, recorded in the metadata")
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from sspa_core.engine import load_checkpoint, require_writable_dir
+    from sspa_core.heads import HEADS_DIR, export_head
+
+    name = load_checkpoint(args.checkpoint)["config"]["dataset"]["name"]
+    folder = require_writable_dir(args.output_dir or HEADS_DIR, "--output-dir")
+    meta = export_head(args.checkpoint, folder / f"{name}.pt", args.train_command)
+    check = meta["check"]
+    print(f"sspa export: {args.checkpoint} -> {folder / name}.pt ({meta['file_bytes'] / 1e6:.2f} MB); "
+          f"{check['metric']} {check['value']:.4f} on {check['num_images']} {check['split']} images")
+    return 0
+
+
 def _configure_pretrain(parser: argparse.ArgumentParser) -> None:
     from sspa_core.backbone import TINY_MODELS
     from sspa_core.domains import DOMAINS
@@ -195,6 +215,8 @@ def _configure_pretrain(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, help="default: the model config's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--domains", nargs="+", default=list(DOMAINS))
+    parser.add_argument("--check-images", type=int, default=200,
+                        help="natural validation scenes of the zero-shot check in the metadata (0: none)")
     parser.add_argument("--output-dir", help="write DIR/<backbone>.pt and .json (default: the shipped "
                                              "data/tiny_clip/)")
     parser.add_argument("--out", dest="output_file", action=_OldSpelling, new="--output-dir")
@@ -207,7 +229,7 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     out = _output_path(args, f"{args.backbone}.pt") or pretraining_output(args.backbone)
     meta = pretrain_tiny_clip(args.backbone, out, steps=args.steps, batch_size=args.batch_size,
                               lr=args.lr, num_images=args.num_images, image_size=args.image_size,
-                              seed=args.seed, domains=tuple(args.domains))
+                              seed=args.seed, domains=tuple(args.domains), check_images=args.check_images)
     print(f"sspa pretrain: {args.backbone} -> {out} ({meta['file_bytes'] / 1e6:.1f} MB); "
           f"loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f}; "
           f"{meta['total_seconds']:.0f} s (render {meta['render_seconds']:.0f} s)")
@@ -335,6 +357,8 @@ COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "describe": ("generate label descriptions with an LLM (KAP)", _configure_describe, _run_describe),
     "train": ("train SSPA or a baseline on one dataset", _configure_train, _run_train),
     "eval": ("evaluate a checkpoint", _configure_eval, _run_eval),
+    "export": ("write a checkpoint as a shareable head (no optimizer state) with its recipe",
+               _configure_export, _run_export),
     "predict": ("top labels of images, with the patch-importance and gate maps", _configure_predict, _run_predict),
 }
 

@@ -24,12 +24,14 @@ from sspa_core.data.synthetic import (
     domain_labels,
     domain_scene_types,
     load_atlas,
+    Element,
     make_caption,
     make_layout,
     render_layout,
     sprite_image,
     with_article,
 )
+from sspa_core.data.synthetic.captions import colour_name, object_phrase, sprite_colour
 from sspa_core.paths import DATA_DIR
 
 SIZE = 96
@@ -259,6 +261,65 @@ def test_make_caption():
     walking = make_caption(["hat", "holding objects"], None, "pedestrian", rng)
     assert walking.endswith(", holding objects.") and "a hat" in walking
     assert mentions(make_caption(["water", "ship"], "harbour", "remote_sensing", rng), "ship")
+
+
+class Always:
+    """A stand-in generator whose every draw says "yes"."""
+
+    def random(self) -> float:
+        return 0.0
+
+
+def test_colour_names():
+    assert [colour_name(c) for c in ((250, 20, 20), (20, 200, 40), (30, 60, 220), (250, 250, 250),
+                                     (10, 10, 10), (128, 128, 128), (110, 70, 40), (250, 220, 30))] == [
+        "red", "green", "blue", "white", "black", "grey", "brown", "yellow"]
+    assert sprite_colour("broccoli") == "green" and sprite_colour("car") == "red"
+
+
+def test_object_phrase_says_what_the_element_shows():
+    small_left = Element("sprite", (0.05, 0.4, 0.2, 0.55), ("car",), {"sprite": "car"})
+    assert object_phrase("car", small_left, "natural", Always()) == "a small red car on the left"
+    large_top = Element("sprite", (0.3, 0.0, 0.75, 0.3), ("elephant",), {"sprite": "elephant"})
+    assert object_phrase("elephant", large_top, "natural", Always()) == "a large grey elephant at the top"
+    assert object_phrase("apple", None, "natural", Always()) == "an apple"
+    # worn attributes have no position; aerial objects no colour; land cover neither size nor place
+    assert object_phrase("hat", small_left, "pedestrian", Always()) == "a red hat"
+    assert object_phrase("car", small_left, "remote_sensing", Always()) == "a small car on the left"
+    sand = Element("texture", (0.0, 0.0, 0.9, 0.8), ("sand",), {"texture": "sand"})
+    assert object_phrase("sand", sand, "remote_sensing", Always()) == "sand"
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_caption_positions_match_the_boxes(domain):
+    scenes = SyntheticScenes(domain, "train", num_images=150, image_size=SIZE)
+    checked = 0
+    for layout in scenes.layouts:
+        first = {}
+        for el in layout.elements:
+            for label in el.labels:
+                first.setdefault(label, el)
+        for label, el in first.items():
+            found = re.search(rf"(?<![\w-]){re.escape(label)} (on the left|on the right|at the top|"
+                              rf"at the bottom|in the middle)", layout.caption)
+            if found:
+                cx = (el.box[0] + el.box[2]) / 2
+                side = found.group(1)
+                assert side != "on the left" or cx < 1 / 3, (layout.caption, el.box)
+                assert side != "on the right" or cx > 2 / 3, (layout.caption, el.box)
+                checked += 1
+    assert checked > 20 or domain == "pedestrian"
+    if domain == "pedestrian":
+        assert checked == 0  # worn attributes are never placed
+
+
+def test_captions_fit_the_clip_context():
+    import open_clip
+
+    tokenizer = open_clip.get_tokenizer("ViT-B-16")
+    for domain in DOMAINS:
+        scenes = SyntheticScenes(domain, "train", num_images=300, image_size=SIZE)
+        assert max(len(tokenizer.encode(c)) + 2 for c in scenes.captions) <= 77
 
 
 # ----------------------------------------------------------------------------- domain rules

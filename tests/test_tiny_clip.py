@@ -17,7 +17,13 @@ from sspa_core.cli import main as sspa_main
 from sspa_core.data.synthetic import SyntheticScenes
 from sspa_core.domains import DOMAINS
 from sspa_core.metrics import mean_average_precision
-from sspa_core.tiny_clip import DOMAIN_SHARE, metadata_path, pretrain_tiny_clip, save_tiny_checkpoint
+from sspa_core.tiny_clip import (
+    DOMAIN_SHARE,
+    check_zero_shot,
+    metadata_path,
+    pretrain_tiny_clip,
+    save_tiny_checkpoint,
+)
 
 
 def test_configs_are_registered_with_open_clip():
@@ -53,19 +59,30 @@ def test_pretrain_at_tiny_size_writes_a_loadable_checkpoint_and_learns(tmp_path)
     out = tmp_path / "tiny.pt"
     meta = pretrain_tiny_clip("sspa-tiny-vit", out, steps=30, batch_size=16, lr=1e-3,
                               num_images=48, image_size=32, domains=("natural",),
-                              warmup_steps=3, progress=False)
+                              warmup_steps=3, progress=False, check_images=4)
     assert out.is_file() and meta["file_bytes"] == out.stat().st_size
+    assert meta["domain_images"] == {"natural": 48} and 0 <= meta["zero_shot_check"]["mAP"] <= 1
     assert meta["loss_last"] < meta["loss_first"] - 0.3
     assert json.loads(metadata_path(out).read_text())["steps"] == 30
-    assert open_clip.create_model("sspa-tiny-vit", pretrained=str(out)).visual.grid_size == (4, 4)
+    assert open_clip.create_model("sspa-tiny-vit", pretrained=str(out)).visual.grid_size == (7, 7)
     bb = load_backbone("sspa-tiny-vit", pretrained=str(out), image_size=96)
     with torch.no_grad():
         x0, dense = bb.encode_image_dense(torch.randn(1, 3, 96, 96))
     assert dense.shape == (1, 36, bb.embed_dim) and torch.isfinite(x0).all()
 
 
-def test_pretraining_mix_covers_every_domain():
-    assert tuple(DOMAIN_SHARE) == DOMAINS and sum(DOMAIN_SHARE.values()) == 1
+def test_pretraining_mix_is_mostly_natural_and_covers_every_domain():
+    assert tuple(DOMAIN_SHARE) == DOMAINS and sum(DOMAIN_SHARE.values()) == pytest.approx(1)
+    assert DOMAIN_SHARE["natural"] >= 0.7 and min(DOMAIN_SHARE.values()) > 0
+
+
+@pytest.mark.parametrize("name", TINY_MODELS)
+def test_v2_input_and_context(name):
+    config = open_clip.get_model_config(name)
+    assert config["text_cfg"]["context_length"] == 77
+    visual = open_clip.create_model(name).visual
+    grid = visual.grid_size if hasattr(visual, "grid_size") else (visual.attnpool.positional_embedding.shape[0] - 1,)
+    assert int(np.prod(grid)) >= 49 and config["vision_cfg"]["image_size"] >= 112
 
 
 def test_pretrain_refuses_bad_settings(tmp_path):
@@ -79,11 +96,11 @@ def test_pretrain_refuses_bad_settings(tmp_path):
 def test_cli_pretrain_runs_at_tiny_size(tmp_path, capsys):
     out = tmp_path / "sspa-tiny-rn.pt"
     code = sspa_main(["pretrain", "--backbone", "sspa-tiny-rn", "--steps", "2", "--batch-size", "4",
-                      "--num-images", "8", "--image-size", "32", "--domains", "natural",
+                      "--num-images", "8", "--image-size", "32", "--domains", "natural", "--check-images", "0",
                       "--output-dir", str(tmp_path)])
     assert code == 0 and out.is_file()
     assert "sspa pretrain: sspa-tiny-rn" in capsys.readouterr().out
-    # the 1×1 attention-pool grid was resized back to the config's 2×2
+    # the 1×1 attention-pool grid was resized back to the config's 7×7
     open_clip.create_model("sspa-tiny-rn", pretrained=str(out))
 
 
@@ -96,6 +113,8 @@ def test_shipped_checkpoint_is_small_and_loads(name):
     assert meta["model"] == name and meta["total_seconds"] > 0
     bb = load_backbone(name)
     assert bb.image_size == meta["image_size"]
+    check = meta["zero_shot_check"]
+    assert check_zero_shot(name, path, check["num_images"]) == pytest.approx(check["mAP"], abs=0.005)
 
 
 def test_zero_shot_scores_with_the_shipped_checkpoint_beat_chance(tmp_path, monkeypatch):
