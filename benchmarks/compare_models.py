@@ -7,13 +7,14 @@ synthetic_aerial] [--images N] [--eval-images N] [--epochs N] [--batch N] [--see
 Every model sees the same training images, epochs, batch size and learning rates: those of
 ``sspa_core/configs/<config>.yaml`` unless an option here changes them. With
 ``--protocol paper`` (the default) each model trains as its paper does
-(``sspa_core.engine.PAPER_PROTOCOL``): SSPA, its Uni-D ablation and CLIP-FT train the image
-encoder (at ``train.encoder_lr``) with the text encoder frozen, the DualCoOp-style head keeps
-CLIP frozen and trains on cached features, zero-shot CLIP trains nothing. ``--protocol config``
-trains every head on cached features of the frozen encoder (CLIP-FT still fine-tunes). Printed:
-the domain's metrics (%) on the validation split after the last epoch (mAP, CF1, OF1; for
-pedestrian attributes mA, instance F1 and mAP), mean ± standard deviation over the seeds (the seed sets the model initialisation and the training order; the
-scenes are the same).
+(``sspa_core.engine.PAPER_PROTOCOL``): SSPA and its Uni-D ablation train the image encoder (at
+``train.encoder_lr``) with the text encoder frozen, CLIP-FT trains both encoders, the
+DualCoOp-style head keeps CLIP frozen and trains on cached features, zero-shot CLIP trains
+nothing. ``--protocol config`` trains every head on cached features of the frozen encoder
+(CLIP-FT still fine-tunes both encoders). Printed: the domain's metrics (%) on the validation
+split after the last epoch (mAP, CF1, OF1; for pedestrian attributes mA, instance F1 and mAP),
+mean ± standard deviation over the seeds (the seed sets the model initialisation and the
+training order; the scenes are the same).
 """
 
 from __future__ import annotations

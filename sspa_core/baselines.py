@@ -7,7 +7,9 @@ an output dict with ``"global"``/``"regional"``/``"score"``, ``param_groups()``)
 - :class:`UniD`: a learned linear classifier on the visual feature x0 (Table IX "Uni-D");
 - :class:`DualCoOpHead`: learnable positive and negative prompts with class-specific region
   aggregation (Sun, Hu & Saenko, "DualCoOp", NeurIPS 2022);
-- :class:`CLIPFineTune`: full fine-tuning of the image encoder with a linear head (CLIP-FT).
+- :class:`CLIPFineTune`: CLIP-FT, both encoders fine-tuned, the text features of the labels as
+  class centres; :class:`CLIPImageFineTune` (``clip_ft_image``): the image encoder fine-tuned
+  with a linear head, the text encoder frozen.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from torch.utils.data import DataLoader
 
 from sspa_core.aggregation import patch_label_similarity
 from sspa_core.model import SSPA, MultiLabelCLIPHead, SSPAConfig
-from sspa_core.prompting import ContextPromptLearner, KnowledgeAwarePrompts
+from sspa_core.prompting import TEMPLATE, ContextPromptLearner, KnowledgeAwarePrompts
 
 if TYPE_CHECKING:
     from sspa_core.backbone import CLIPBackbone
     from sspa_core.data.base import MultiLabelDataset
 
-MODEL_NAMES = ("sspa", "zeroshot", "unid", "dualcoop", "clip_ft")
+MODEL_NAMES = ("sspa", "zeroshot", "unid", "dualcoop", "clip_ft", "clip_ft_image")
 
 
 class ZeroShotCLIP(MultiLabelCLIPHead):
@@ -77,9 +79,35 @@ def zero_shot_scores(backbone: CLIPBackbone, dataset: MultiLabelDataset,
 
 
 class CLIPFineTune(MultiLabelCLIPHead):
-    """CLIP-FT: the image encoder is trained together with a linear head on x0
-    (``"global"`` logits ``W x0 + b``). ``forward_features`` on cached features of a frozen
-    encoder makes it a linear probe. The head starts at zero weight and bias."""
+    """CLIP-FT as the paper describes it (Tables IV–V): CLIP fine-tuned end to end, "all
+    parameters including both image and text encoders". The class centres are the text
+    encoder's features of "A photo of a {label}." (:data:`sspa_core.prompting.TEMPLATE`),
+    recomputed with gradient at every forward pass; ``"global"`` logits
+    ``τ · cos(x0, t_j) + b_j`` with a learnable bias per label started at ``logit_bias`` (0 when
+    None, as :class:`UniD`), so training starts from zero-shot CLIP. Trains the text tower."""
+
+    tokens: Tensor
+
+    def __init__(self, backbone: CLIPBackbone, label_names: Sequence[str], logit_bias: float | None = None):
+        super().__init__(backbone, label_names)
+        for param in backbone.text_parameters():
+            param.requires_grad_(True)
+        texts = [TEMPLATE.format(label=name) for name in self.label_names]
+        self.register_buffer("tokens", backbone.text.tokenize(texts), persistent=False)
+        self.bias = nn.Parameter(torch.full((self.num_labels,), 0.0 if logit_bias is None else float(logit_bias)))
+
+    def forward_features(self, x0: Tensor, patches: Tensor) -> dict[str, Any]:
+        self._check_features(x0, patches, self.backbone.embed_dim)
+        centres = self.backbone.text.encode_tokens(self.tokens)
+        logits = patch_label_similarity(x0.unsqueeze(1), centres, self.logit_scale().to(x0.device)).squeeze(1)
+        return self._outputs(logits + self.bias, None)
+
+
+class CLIPImageFineTune(MultiLabelCLIPHead):
+    """CLIP-FT with the text encoder frozen (``clip_ft_image``): the image encoder is trained
+    together with a linear head on x0 (``"global"`` logits ``W x0 + b``). ``forward_features`` on
+    cached features of a frozen encoder makes it a linear probe. The head starts at zero weight
+    and bias."""
 
     def __init__(self, backbone: CLIPBackbone, label_names: Sequence[str]):
         super().__init__(backbone, label_names)
@@ -93,7 +121,7 @@ class CLIPFineTune(MultiLabelCLIPHead):
         return self._outputs(self.classifier(x0), None)
 
 
-class UniD(CLIPFineTune):
+class UniD(CLIPImageFineTune):
     """Uni-D (Table IX): a learned linear classifier on the visual feature x0 instead of label
     representations as class centres. Its weights start at the zero-shot classifier
     ``τ · t_j / ‖t_j‖`` applied to normalised x0 (so training starts from zero-shot CLIP), its
@@ -161,7 +189,8 @@ def build_model(
     descriptions: dict[str, str] | None = None,
 ) -> MultiLabelCLIPHead:
     """``name`` in :data:`MODEL_NAMES`; ``config`` and ``descriptions`` are SSPA's (Uni-D, its
-    ablation, takes the initial logit bias and the DualCoOp-style head ``n_ctx`` from ``config``)."""
+    ablation, and CLIP-FT take the initial logit bias from ``config``, the DualCoOp-style head
+    ``n_ctx``)."""
     if name == "sspa":
         return SSPA(backbone, label_names, config, descriptions)
     if name == "zeroshot":
@@ -172,5 +201,38 @@ def build_model(
         n_ctx = config.n_ctx if config is not None else 16
         return DualCoOpHead(backbone, label_names, n_ctx=n_ctx)
     if name == "clip_ft":
-        return CLIPFineTune(backbone, label_names)
+        return CLIPFineTune(backbone, label_names, logit_bias=config.logit_bias if config is not None else None)
+    if name == "clip_ft_image":
+        return CLIPImageFineTune(backbone, label_names)
     raise ValueError(f"unknown model {name!r}; valid names: {MODEL_NAMES}")
+
+
+@torch.no_grad()
+def zero_shot_patch_scores(backbone: CLIPBackbone, dataset: MultiLabelDataset,
+                           batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Best-patch zero-shot scores ``τ · max_i cos(X_i, E_t(TEMPLATE(label)))`` over ``dataset``
+    (N×C), with X the projected patch tokens of :meth:`CLIPBackbone.encode_image_dense` (the
+    features of regional alignment), and its targets (N×C). The patch-level counterpart of
+    :func:`zero_shot_scores`, with the same prompts and scale; ``backbone`` is likewise left as
+    it was found."""
+    flags = [p.requires_grad for p in backbone.parameters()]
+    was_training = backbone.training
+    device = next(backbone.parameters()).device
+    scores, targets = [], []
+    try:
+        model = ZeroShotCLIP(backbone, dataset.label_names).eval()
+        labels = model.prompts()
+        scale = model.logit_scale().to(device)
+        for batch in DataLoader(dataset, batch_size=batch_size):
+            images = batch["image"].to(device)
+            if images.shape[-1] != backbone.image_size:
+                raise ValueError(f"dataset images are {images.shape[-1]} px but the backbone expects "
+                                 f"{backbone.image_size} px (pass image_size to load_backbone)")
+            _, patches = backbone.encode_image_dense(images)
+            scores.append(patch_label_similarity(patches, labels, scale).amax(dim=1).float().cpu())
+            targets.append(batch["target"])
+    finally:
+        for param, flag in zip(backbone.parameters(), flags):
+            param.requires_grad_(flag)
+        backbone.train(was_training)
+    return torch.cat(scores).numpy(), torch.cat(targets).numpy()

@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
         "eval_kwargs": {},  # overrides of kwargs for the evaluation split
     },
     "model": {
-        "name": "sspa",  # sspa | zeroshot | unid | dualcoop | clip_ft
+        "name": "sspa",  # sspa | zeroshot | unid | dualcoop | clip_ft (both encoders) | clip_ft_image
         "backbone": "sspa-tiny-vit",
         "pretrained": "",  # "" = the shipped tiny-CLIP checkpoint; a path or an open_clip tag
         "descriptions": "",  # KAP description set (load_descriptions name); "" = template only
@@ -57,7 +57,9 @@ DEFAULTS: dict[str, Any] = {
         "warmup_epochs": 1.0,  # linear warm-up (LinearLR), then cosine decay to 0 (CosineAnnealingLR)
         "grad_clip": 1.0,  # max gradient norm; 0 = off
         "ema": True,
-        "ema_decay": 0.9997,  # paper value; with few steps the average barely moves
+        "ema_decay": 0.9997,  # paper value, the decay after the warm-up
+        "ema_warmup": True,  # decay min(ema_decay, (1 + n) / (10 + n)) at update n, so short runs average too
+        "eval_weights": "best",  # best = score raw and EMA weights, keep the better on monitor | ema | raw
         "amp": True,  # mixed precision: autocast, with a gradient scaler for float16
         "amp_dtype": "auto",  # auto = float16 on CUDA, float32 on CPU; float16 | bfloat16 on any device
         "freeze_image_encoder": False,

@@ -31,7 +31,7 @@ SHIPPED_HEADS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_aerial"
 #: validation images of the check score
 CHECK_IMAGES = 200
 #: the keys of a training checkpoint that a shipped head keeps
-_KEPT = ("format", "model_name", "label_names", "config", "model", "ema", "best", "history")
+_KEPT = ("format", "model_name", "label_names", "config", "model", "ema", "weights", "best", "history")
 
 
 def shipped_head(name: str) -> Path:
@@ -60,10 +60,10 @@ def metadata_path(head: str | Path) -> Path:
     return Path(head).with_suffix(".json")
 
 
-def check_score(checkpoint: str | Path, num_images: int = CHECK_IMAGES, use_ema: bool = True) -> float:
-    """The monitored metric of a checkpoint on the first ``num_images`` images of its config's
-    evaluation split (rendered afresh, no feature cache)."""
-    model, config, _ = load_trained_model(checkpoint, "cpu", use_ema)
+def check_score(checkpoint: str | Path, num_images: int = CHECK_IMAGES) -> float:
+    """The monitored metric of a checkpoint (the weights its run chose, raw or EMA) on the first
+    ``num_images`` images of its config's evaluation split (rendered afresh, no feature cache)."""
+    model, config, _ = load_trained_model(checkpoint, "cpu")
     ds = config["dataset"]
     config = merge(config, {"dataset": {"eval_kwargs": {**ds["eval_kwargs"], "num_images": num_images}}})
     dataset = build_dataset(config, ds["eval_split"], augment=False)

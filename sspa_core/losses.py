@@ -17,14 +17,23 @@ class AsymmetricLoss(nn.Module):
     ``p = σ(logit)``, ``p_m = max(p − m, 0)`` (probability margin ``m = clip``: easy negatives
     with ``p ≤ m`` cost nothing). The defaults γ+ = 0, γ− = 4, m = 0.05 are ASL's (the paper's
     values are lost). Logarithms are computed from log-sigmoids and bounded below by
-    ``log(eps)`` as in the reference implementation. The focusing weights keep their gradient.
+    ``log(eps)`` as in the reference implementation.
+
+    ``detach_focusing`` (default True): the focusing weights ``(1 − p_j)^{γ+}`` and
+    ``p_{m,j}^{γ−}`` are computed without gradient, i.e. treated as constant per-entry weights of
+    the log-likelihood terms. This is what the reference training script does
+    (``AsymmetricLoss(..., disable_torch_grad_focal_loss=True)`` in Alibaba-MIIL/ASL ``train.py``,
+    whose numbers ASL reports; the class default there is False), so it is the default here.
+    It leaves the loss value unchanged and only changes the gradient; ``False`` differentiates
+    through the weights (the focal-loss gradient, as written in eq. 17).
 
     Reduction: the mean of ``ℓ`` over the counted entries, i.e. ``Σ mask·ℓ / Σ mask`` (all
     ``B·C`` entries without a mask, which is the batch mean of the paper's ``(1/C) Σ_j``);
     entries with ``mask = 0`` (e.g. VOC "difficult") contribute nothing; an all-zero mask gives 0.
     """
 
-    def __init__(self, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05, eps: float = 1e-8):
+    def __init__(self, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05, eps: float = 1e-8,
+                 detach_focusing: bool = True):
         super().__init__()
         if gamma_pos < 0 or gamma_neg < 0:
             raise ValueError(f"focusing parameters must be >= 0, got gamma_pos={gamma_pos}, gamma_neg={gamma_neg}")
@@ -36,6 +45,7 @@ class AsymmetricLoss(nn.Module):
         self.gamma_neg = gamma_neg
         self.clip = clip
         self.eps = eps
+        self.detach_focusing = detach_focusing
 
     def forward(self, logits: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         """``logits``, ``target`` (0/1) and optional ``mask`` (1 counts, 0 ignored): all ``[B, C]``."""
@@ -53,8 +63,11 @@ class AsymmetricLoss(nn.Module):
         else:
             prob_neg = prob
             log_neg = F.logsigmoid(-logits).clamp(min=log_floor)
-        loss_pos = target * (1 - prob).pow(self.gamma_pos) * log_pos
-        loss_neg = (1 - target) * prob_neg.pow(self.gamma_neg) * log_neg
+        weight_pos, weight_neg = (1 - prob).pow(self.gamma_pos), prob_neg.pow(self.gamma_neg)
+        if self.detach_focusing:
+            weight_pos, weight_neg = weight_pos.detach(), weight_neg.detach()
+        loss_pos = target * weight_pos * log_pos
+        loss_neg = (1 - target) * weight_neg * log_neg
         loss = -(loss_pos + loss_neg)
         if mask is None:
             return loss.mean()

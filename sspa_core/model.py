@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from sspa_core.aggregation import AGGREGATION_MODES, PRESENCE_MODES, SoftAggregator, patch_label_similarity
 from sspa_core.alignment import GatedDualModalAlignment
+from sspa_core.engine.optim import optimizer_groups
 from sspa_core.engine.step import optimisation_step
 from sspa_core.losses import AsymmetricLoss, SSPALoss
 from sspa_core.prompting import (
@@ -53,16 +54,19 @@ class SSPAConfig:
 
     - ``use_kap``, ``kap_source`` ("llm" descriptions or "template" only): Table VI / Fig. 6;
     - ``use_cap``, ``cap_mode`` ("soft" = CoOp prompts only, "dsf" = with eq. 5): Table VI;
-    - ``synthesis`` ("qsm" | "sum" | "concat" | "mlp"): Table VII; ``qsm_input`` selects
-      QSM's H (eq. 6): "concat" [rec, default] or the alternative "sum";
+    - ``synthesis`` ("qsm" | "sum" | "concat" | "mlp" | "mlp_wide"): Table VII, "mlp" a real
+      MLP with QSM's parameter count, "mlp_wide" QSM's layout with real layers (~1.43× QSM's
+      parameters); ``qsm_input`` selects QSM's H (eq. 6): "concat" [rec, default] or the
+      alternative "sum" (the "mlp" variant then matches that QSM's count);
     - ``visual_to_semantic``, ``semantic_to_visual``, ``gate``: Tables VIII–IX;
     - ``aggregator`` ("soft" | "mean" | "max"), ``presence`` ("softmax" [rec] | "sigmoid"),
       ``tau_init``: Fig. 5, eq. 14–15;
     - ``branches`` ("both" | "global" | "regional"): eq. 18;
     - ``n_ctx`` learnable prompt tokens per branch (16, CoOp's default [rec]), ``ctx_init``
       an optional initialising phrase; ``quaternion_width`` 4k (None = the embed dim d);
-    - loss (eq. 17, 19): ``gamma_pos``, ``gamma_neg``, ``clip`` (ASL defaults [rec]) and
-      ``regional_weight`` λ;
+    - loss (eq. 17, 19): ``gamma_pos``, ``gamma_neg``, ``clip`` (ASL defaults [rec]),
+      ``detach_focusing`` (focusing weights without gradient, as ASL's reference training;
+      :class:`sspa_core.losses.AsymmetricLoss`) and ``regional_weight`` λ;
     - ``logit_bias``: None (eq. 18 as written: ``s = τ · cos``) or the initial value of a
       learnable scalar ``b`` added to each branch's logits, ``s = τ · cos + b`` (a deviation,
       after SigLIP's learnable bias, Zhai et al. 2023). CLIP's cosines of absent labels are
@@ -90,6 +94,7 @@ class SSPAConfig:
     gamma_pos: float = 0.0
     gamma_neg: float = 4.0
     clip: float = 0.05
+    detach_focusing: bool = True
     regional_weight: float = 1.0
     logit_bias: float | None = None
 
@@ -102,7 +107,7 @@ class SSPAConfig:
             value = getattr(self, name)
             if value not in choices:
                 raise ValueError(f"SSPAConfig.{name}={value!r} is invalid; valid values: {choices}")
-        for name in ("use_kap", "use_cap", "visual_to_semantic", "semantic_to_visual", "gate"):
+        for name in ("use_kap", "use_cap", "visual_to_semantic", "semantic_to_visual", "gate", "detach_focusing"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"SSPAConfig.{name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.n_ctx, int) or self.n_ctx < 1:
@@ -157,7 +162,8 @@ class SSPAConfig:
 
 def build_loss(config: SSPAConfig) -> SSPALoss:
     """The objective of eq. 19 with the config's ASL parameters (eq. 17) and λ."""
-    asl = AsymmetricLoss(gamma_pos=config.gamma_pos, gamma_neg=config.gamma_neg, clip=config.clip)
+    asl = AsymmetricLoss(gamma_pos=config.gamma_pos, gamma_neg=config.gamma_neg, clip=config.clip,
+                         detach_focusing=config.detach_focusing)
     return SSPALoss(asl, regional_weight=config.regional_weight)
 
 
@@ -222,15 +228,13 @@ class MultiLabelCLIPHead(nn.Module):
         }
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Trainable parameters split for separate learning rates: the image encoder's and the
-        rest ("head": prompts, QSM, GDMA, aggregator, classifiers). Frozen ones are left out."""
-        image_ids = {id(p) for p in self.backbone.clip.visual.parameters()}
+        """Trainable parameters split for separate learning rates: the image encoder's, the text
+        encoder's (CLIP-FT trains it) and the rest ("head": prompts, QSM, GDMA, aggregator,
+        classifiers). Frozen ones are left out."""
         image = [p for p in self.backbone.clip.visual.parameters() if p.requires_grad]
-        head = [
-            p for name, p in self.named_parameters()
-            if p.requires_grad and id(p) not in image_ids and not name.startswith("backbone.")
-        ]
-        return {"image_encoder": image, "head": head}
+        text = [p for p in self.backbone.text_parameters() if p.requires_grad]
+        head = [p for name, p in self.named_parameters() if p.requires_grad and not name.startswith("backbone.")]
+        return {"image_encoder": image, "text_encoder": text, "head": head}
 
 
 class SSPA(MultiLabelCLIPHead):
@@ -331,13 +335,13 @@ def fit_on_features(
     """A few AdamW steps of the head on cached features ``(x0, X)`` of a frozen encoder, for
     short demonstrations (notebooks); full training with schedules, EMA and checkpoints is
     :mod:`sspa_core.engine`. Each step is :func:`sspa_core.engine.step.optimisation_step`
-    (float32, constant learning rate). Returns the loss of every step."""
+    (float32, constant learning rate, weight decay 1e-4 where
+    :func:`sspa_core.engine.optim.uses_weight_decay`). Returns the loss of every step."""
     if not len(x0) == len(patches) == len(targets):
         raise ValueError(f"x0, X and targets differ in length: {len(x0)}, {len(patches)}, {len(targets)}")
-    params = model.param_groups()["head"]
-    if not params:
+    if not model.param_groups()["head"]:
         raise ValueError("the model has no trainable head parameters")
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(optimizer_groups(model, {"head": lr}, weight_decay=1e-4))
     generator = torch.Generator().manual_seed(seed)
     was_training = model.training
     model.train()

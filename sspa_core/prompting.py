@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from sspa_core.text_encoder import PromptTextEncoder
 
 TEMPLATE = "A photo of a {label}."
-SYNTHESIS_MODES = ("qsm", "sum", "concat", "mlp")
+SYNTHESIS_MODES = ("qsm", "sum", "concat", "mlp", "mlp_wide")
 QSM_INPUTS = ("concat", "sum")
 
 
@@ -234,6 +235,19 @@ class DynamicSemanticFilter(nn.Module):
         return t_hat + self.ffn(t_hat), attn
 
 
+def qsm_parameter_count(in_dim: int, dim: int, width: int) -> int:
+    """Parameters of QSM: the embedding ``W_e, b_e`` (in_dim → 4k, eq. 6) and two quaternion
+    layers 4k → 4k → d (eq. 10), each with a quarter of a real layer's weights."""
+    return (in_dim * width + width) + (width * width // 4 + width) + (width * dim // 4 + dim)
+
+
+def matched_mlp_width(in_dim: int, dim: int, budget: int) -> int:
+    """Hidden width ``h`` of a real MLP in_dim → h → h → d whose parameter count
+    ``h² + (in_dim + d + 2) h + d`` is nearest to ``budget`` (the root of the quadratic, rounded)."""
+    b = in_dim + dim + 2
+    return max(1, round((math.sqrt(b * b + 4 * (budget - dim)) - b) / 2))
+
+
 class QuaternionSemanticModeling(nn.Module):
     """Synthesis of ``T^{ka}``, ``T^{ca}`` and ``x0`` into ``T^{uf}`` [B, C, d].
 
@@ -244,7 +258,11 @@ class QuaternionSemanticModeling(nn.Module):
         alternative ``H = (T^{ka} + T^{ca} + x0) W_e + b_e`` (d → 4k).
       - ``"sum"``: ``T^{ka} + T^{ca} + x0`` (no parameters);
       - ``"concat"``: ``[T^{ka} ‖ T^{ca} ‖ x0] W + b`` (n·d → d);
-      - ``"mlp"``: the QSM layout with real layers (n·d → 4k → 4k → d).
+      - ``"mlp"``: a real MLP of QSM's depth, n·d → h → h → d, with the hidden width ``h``
+        (:func:`matched_mlp_width`) that gives it QSM's parameter count (within ~1%), as the
+        paper's "similar" parameter budget asks;
+      - ``"mlp_wide"``: the QSM layout with real layers (n·d → 4k → 4k → d), ~1.43× QSM's
+        parameters (the real 4k → 4k and 4k → d layers have 4× the quaternion ones' weights).
     ``n_inputs`` is the number of label-feature sources present (1 when KAP or CAP is off);
     ``x0`` is always appended.
     """
@@ -265,7 +283,7 @@ class QuaternionSemanticModeling(nn.Module):
         if n_inputs not in (1, 2):
             raise ValueError(f"n_inputs must be 1 or 2 (KAP and/or CAP), got {n_inputs}")
         width = dim if width is None else width
-        if synthesis in ("qsm", "mlp") and (width <= 0 or width % 4 or dim % 4):
+        if synthesis in ("qsm", "mlp", "mlp_wide") and (width <= 0 or width % 4 or dim % 4):
             raise ValueError(
                 f"quaternion width (4k) and embed dim must be positive multiples of 4, got "
                 f"width={width}, dim={dim}"
@@ -278,9 +296,11 @@ class QuaternionSemanticModeling(nn.Module):
             self.layers = nn.Sequential(
                 QuaternionLinear(width, width, bias=True), nn.ReLU(), QuaternionLinear(width, dim, bias=True)
             )
-        elif synthesis == "mlp":
-            self.embed = nn.Linear(in_dim, width)
-            self.layers = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, dim))
+        elif synthesis in ("mlp", "mlp_wide"):
+            hidden = width if synthesis == "mlp_wide" else matched_mlp_width(
+                in_dim, dim, qsm_parameter_count(in_dim if qsm_input == "concat" else dim, dim, width))
+            self.embed = nn.Linear(in_dim, hidden)
+            self.layers = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, dim))
         elif synthesis == "concat":
             self.embed = nn.Linear(in_dim, dim)
             self.layers = nn.Identity()

@@ -10,6 +10,8 @@ from torch.nn import functional as F
 
 from sspa_core import paths
 from sspa_core.baselines import MODEL_NAMES, DualCoOpHead, build_model, zero_shot_scores
+from sspa_core.engine.optim import optimizer_groups
+from sspa_core.losses import AsymmetricLoss
 from sspa_core.model import SSPAConfig
 
 
@@ -43,13 +45,14 @@ def test_every_model_runs_on_tiny_backbones(name, backbone_name, size):
     assert ((out["score"] >= 0) & (out["score"] <= 1)).all()
     groups = model.param_groups()
     if name == "zeroshot":
-        assert groups == {"image_encoder": [], "head": []}
+        assert groups == {"image_encoder": [], "text_encoder": [], "head": []}
         assert not any(p.requires_grad for p in model.parameters())
         return
     out["score"].sum().backward()
     assert groups["head"] and all(p.grad is not None for p in groups["head"])
     assert any(p.grad is not None for p in groups["image_encoder"])
-    assert not any(p.requires_grad for p in model.backbone.text_parameters())
+    text_trained = [p.requires_grad for p in model.backbone.text_parameters()]
+    assert all(text_trained) if name == "clip_ft" else not any(text_trained)  # CLIP-FT trains both encoders
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -106,8 +109,25 @@ def test_zero_shot_scores_over_a_dataset_match_clip():
         zero_shot_scores(backbone, _Images(torch.randn(1, 3, SIZE + 32, SIZE + 32), targets[:1]))
 
 
-def test_clip_finetune_is_a_linear_head_on_x0():
+def test_clip_ft_fine_tunes_both_encoders_from_zero_shot_clip():
     model = make("clip_ft")
+    images = torch.randn(2, 3, SIZE, SIZE)
+    out = model(images)
+    torch.testing.assert_close(out["global"], zero_shot_logits(model.backbone, images), rtol=1e-4, atol=1e-4)
+    AsymmetricLoss()(out["global"], torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])).backward()
+    text = model.backbone.text_parameters()
+    groups = model.param_groups()
+    assert {id(p) for p in groups["text_encoder"]} == {id(p) for p in text}
+    assert all(p.requires_grad and p.grad is not None and p.grad.abs().sum() > 0 for p in text)
+    assert any(p.grad is not None for p in groups["image_encoder"]) and model.bias.grad is not None
+    optimised = {id(p) for g in optimizer_groups(model, {"head": 1.0, "image_encoder": 0.1, "text_encoder": 0.1}, 0.1)
+                 if g["name"] == "text_encoder" for p in g["params"]}
+    assert optimised == {id(p) for p in text}
+
+
+def test_clip_ft_image_freezes_the_text_encoder_and_is_a_linear_head_on_x0():
+    model = make("clip_ft_image")
+    assert model.param_groups()["text_encoder"] == []
     x0, patches = torch.randn(2, model.backbone.embed_dim), torch.randn(2, 5, model.backbone.embed_dim)
     torch.testing.assert_close(model.forward_features(x0, patches)["score"], torch.full((2, 3), 0.5))
     torch.nn.init.normal_(model.classifier.weight)

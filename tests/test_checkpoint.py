@@ -84,10 +84,22 @@ def test_checkpoint_holds_everything_and_loads_weights_only(tmp_path):
                 "label_names", "model_name", "history"):
         assert key in ckpt
     assert ckpt["epoch"] == 3 and ckpt["label_names"] == NoisyImages.label_names
+    assert int(ckpt["ema"]["n_averaged"]) == 9  # the EMA's update count: its warm-up resumes where it was
     best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
     assert best["history"][-1]["mAP"] == max(h["mAP"] for h in trainer.history)
+    assert best["weights"] == best["best"]["weights"] == best["history"][-1]["weights"] in ("ema", "raw")
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / "metrics.csv").is_file()
     assert (tmp_path / "config.yaml").is_file()
+
+
+def test_atomic_save_gives_the_permissions_of_a_plain_write(tmp_path):
+    import os
+    import stat
+
+    atomic_save({"format": 1}, tmp_path / "a.pt")
+    (tmp_path / "b.txt").write_text("x")
+    mode = lambda name: stat.S_IMODE(os.stat(tmp_path / name).st_mode)  # noqa: E731
+    assert mode("a.pt") == mode("b.txt")
 
 
 def test_interrupted_atomic_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -42,3 +42,18 @@ def test_config_domain_takes_the_current_vocabulary(tmp_path):
         assert validate_config({"dataset": {"domain": "remote"}})["dataset"]["domain"] == "remote_sensing"
     with pytest.raises(ValueError, match="'dataset.domain': unknown domain 'medical'.*remote_sensing"):
         load_config("coco", ["dataset.domain=medical"])
+
+
+def test_fidelity_keys_have_their_defaults_and_are_checked():
+    from sspa_core.engine import check_run_config
+
+    config = load_config("coco")
+    assert config["train"]["ema_warmup"] is True and config["train"]["eval_weights"] == "best"
+    assert config["model"]["sspa"].get("synthesis", "qsm") == "qsm"
+    with pytest.raises(ValueError, match="train.eval_weights"):
+        check_run_config(load_config("synthetic_natural", ["train.eval_weights=average"]))
+    for name in ("clip_ft", "clip_ft_image"):
+        with pytest.raises(ValueError, match=f"model {name} fine-tunes the image encoder"):
+            check_run_config(load_config("synthetic_natural", [f"model.name={name}", "train.cache_features=true"]))
+    with pytest.raises(ValueError, match="detach_focusing must be True or False"):
+        check_run_config(load_config("synthetic_natural", ["model.sspa.detach_focusing=1"]))

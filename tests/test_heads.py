@@ -7,11 +7,11 @@ import json
 
 import pytest
 import torch
+from test_cli_train import tiny_overrides
 
 from sspa_core.cli import main
 from sspa_core.engine import load_checkpoint, load_trained_model
 from sspa_core.heads import SHIPPED_HEADS, backbone_digest, check_score, matching_head, metadata_path, shipped_head
-from test_cli_train import tiny_overrides
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_export_refuses_what_is_not_a_training_checkpoint(tmp_path):
 def test_shipped_head_loads_and_scores_as_recorded(name):
     head = shipped_head(name)
     meta = json.loads(metadata_path(head).read_text())
-    assert head.stat().st_size < 2_000_000, "a head of a frozen encoder holds no encoder weights"
+    assert head.stat().st_size < 4_000_000, "a head of a frozen encoder holds no encoder weights"
     assert meta["command"] == f"sspa train --config {name}"
     ckpt = load_checkpoint(head)
     assert meta["backbone_sha256"] == backbone_digest(ckpt["config"]), \

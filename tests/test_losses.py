@@ -74,6 +74,25 @@ def test_focusing_matches_paper_formula():
     torch.testing.assert_close(AsymmetricLoss(gamma_pos=1, gamma_neg=4, clip=0.05)(logits, target), expected.mean())
 
 
+def test_detached_focusing_keeps_the_loss_and_changes_the_gradient():
+    logits, target = batch(6)
+    p = torch.sigmoid(logits)
+    p_m = (p - 0.05).clamp(min=0)
+    grads, values = {}, {}
+    for detach in (True, False):
+        x = logits.clone().requires_grad_()
+        values[detach] = AsymmetricLoss(gamma_pos=1, gamma_neg=4, detach_focusing=detach)(x, target)
+        values[detach].backward()
+        grads[detach] = x.grad
+    torch.testing.assert_close(values[True], values[False])
+    assert not torch.allclose(grads[True], grads[False])
+    # detached, the weights w are constants: d/ds of -w·log p is -w·(1 - p), of -w·log(1 - p_m) is w·p(1 - p)/(1 - p_m)
+    weight_pos, weight_neg = (1 - p), p_m**4
+    expected = (target * -weight_pos * (1 - p) + (1 - target) * weight_neg * p * (1 - p) / (1 - p_m)) / target.numel()
+    torch.testing.assert_close(grads[True], expected)
+    assert AsymmetricLoss().detach_focusing  # the reference training default
+
+
 def test_default_asl_has_finite_gradients():
     logits, target = batch(4)
     logits = torch.cat((logits, torch.tensor([[-50.0, 50.0, 0, 0, 0, 0]], dtype=torch.float64))).requires_grad_()

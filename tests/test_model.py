@@ -10,6 +10,7 @@ from helpers import random_backbone
 
 from sspa_core import paths
 from sspa_core.model import SSPA, SSPAConfig, build_loss, fit_on_features
+from sspa_core.prompting import QuaternionSemanticModeling, matched_mlp_width
 
 LABELS = ["cat", "dog", "car"]
 DESCRIPTIONS = {n: f"A {n} is a thing one often sees in a street or a house." for n in LABELS}
@@ -116,7 +117,7 @@ def test_gradients_reach_prompts_not_text_encoder(vit):
     image_ids = {id(p) for p in groups["image_encoder"]}
     head_ids = {id(p) for p in groups["head"]}
     assert not image_ids & head_ids and id(model.cap.ctx) in head_ids
-    assert not {id(p) for p in vit.text_parameters()} & (image_ids | head_ids)
+    assert not {id(p) for p in vit.text_parameters()} & (image_ids | head_ids) and groups["text_encoder"] == []
     model.zero_grad(set_to_none=True)
 
 
@@ -143,6 +144,11 @@ def qsm_params(width: int = D, inputs: int = 3) -> int:
     return (inputs * D * width + width) + (width * width // 4 + width) + (width * D // 4 + D)
 
 
+def mlp_params(width: int, inputs: int = 3) -> int:
+    """A real MLP inputs·d → h → h → d."""
+    return (inputs * D * width + width) + (width * width + width) + (width * D + D)
+
+
 # change of the trainable head parameters against the full model, per switch
 ABLATIONS = {
     "gate": ({"gate": False}, -2 * GATE),
@@ -155,7 +161,8 @@ ABLATIONS = {
     "cap_soft": ({"cap_mode": "soft"}, -DSF),
     "sum": ({"synthesis": "sum"}, -qsm_params()),
     "concat": ({"synthesis": "concat"}, (3 * D * D + D) - qsm_params()),
-    "mlp": ({"synthesis": "mlp"}, 3 * (D * D + D * D) // 4),  # real layers: 4× the weights
+    "mlp": ({"synthesis": "mlp"}, mlp_params(matched_mlp_width(3 * D, D, qsm_params())) - qsm_params()),
+    "mlp_wide": ({"synthesis": "mlp_wide"}, 3 * (D * D + D * D) // 4),  # real layers: 4× the weights
     "qsm_sum_input": ({"qsm_input": "sum"}, qsm_params(inputs=1) - qsm_params()),
     "width_64": ({"quaternion_width": 64}, qsm_params(width=64) - qsm_params()),
     "mean": ({"aggregator": "mean"}, -1),
@@ -194,8 +201,47 @@ def test_ablation_switch_builds_runs_and_counts(vit, full_count, name):
 
 def test_config_fields_are_all_exercised():
     switches = {k for overrides, _ in ABLATIONS.values() for k in overrides}
-    loss_and_init = {"n_ctx", "ctx_init", "tau_init", "gamma_pos", "gamma_neg", "clip", "regional_weight"}
+    loss_and_init = {"n_ctx", "ctx_init", "tau_init", "gamma_pos", "gamma_neg", "clip", "detach_focusing",
+                     "regional_weight"}
     assert {f.name for f in dataclasses.fields(SSPAConfig)} == switches | loss_and_init
+
+
+@pytest.fixture(scope="module")
+def perturbed_full(vit) -> SSPA:
+    """The full model with every head parameter moved off its initial value (zero-initialised or
+    symmetric starts could hide a switch)."""
+    model = build(vit)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for param in model.param_groups()["head"]:
+            param.add_(0.1 * torch.randn(param.shape, generator=generator))
+    return model
+
+
+@pytest.mark.parametrize("name", list(ABLATIONS))
+def test_every_ablation_switch_changes_the_logits(vit, perturbed_full, name):
+    """With the full model's weights wherever the shapes match and the same input, each switch
+    changes the scores, so none is silently ignored."""
+    model = build(vit, **ABLATIONS[name][0])
+    full_state = perturbed_full.state_dict()
+    model.load_state_dict({k: v for k, v in full_state.items() if k in model.state_dict()
+                           and v.shape == model.state_dict()[k].shape}, strict=False)
+    images = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        full, ablated = perturbed_full.eval()(images), model.eval()(images)
+    assert (full["score"] - ablated["score"]).abs().max() > 1e-4
+    assert any(ablated[b] is None or (full[b] - ablated[b]).abs().max() > 1e-4 for b in ("global", "regional"))
+
+
+@pytest.mark.parametrize(("n_inputs", "qsm_input"), [(2, "concat"), (1, "concat"), (2, "sum")])
+def test_table_vii_mlp_has_the_parameters_of_qsm_and_the_wide_one_more(n_inputs, qsm_input):
+    def count(synthesis: str) -> int:
+        module = QuaternionSemanticModeling(D, None, synthesis, qsm_input, n_inputs=n_inputs)
+        return sum(p.numel() for p in module.parameters())
+
+    assert abs(count("mlp") / count("qsm") - 1) < 0.05
+    if qsm_input == "concat":
+        assert count("mlp_wide") / count("qsm") > 1.3
 
 
 @pytest.mark.parametrize("name", ["sspa-tiny-vit", "sspa-tiny-rn"])

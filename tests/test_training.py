@@ -13,7 +13,8 @@ from sspa_core import features as features_module
 from sspa_core.backbone import load_backbone
 from sspa_core.baselines import build_model
 from sspa_core.config import DEFAULTS, merge
-from sspa_core.engine import Trainer, gather_scores
+from sspa_core.engine import Trainer, gather_scores, load_trained_model, trainable_state
+from sspa_core.engine.trainer import ema_decay
 from sspa_core.features import batch_loader, cached_features, dense_features
 from sspa_core.model import SSPAConfig, build_loss
 
@@ -131,9 +132,11 @@ def test_cached_features_are_read_a_batch_at_a_time_with_the_items_values(tiny_w
 
 def test_warmup_then_cosine_schedule_and_two_learning_rates(tiny_weights, tmp_path):
     trainer = make_trainer(tiny_weights, tmp_path, freeze=False, epochs=3, warmup_epochs=1.0)
-    assert [g["name"] for g in trainer.optimizer.param_groups] == ["head", "image_encoder"]
+    groups = trainer.optimizer.param_groups
+    assert [(g["name"], g["decay"]) for g in groups] == [
+        ("head", True), ("head", False), ("image_encoder", True), ("image_encoder", False)]
     encoder_params = {id(p) for p in trainer.model.backbone.clip.visual.parameters()}
-    assert {id(p) for p in trainer.optimizer.param_groups[1]["params"]} == encoder_params
+    assert {id(p) for g in groups[2:] for p in g["params"]} == encoder_params
     steps_per_epoch = 3  # 12 images, batch 4
     trainer.build_scheduler(steps_per_epoch)
     lrs = []
@@ -142,7 +145,7 @@ def test_warmup_then_cosine_schedule_and_two_learning_rates(tiny_weights, tmp_pa
         trainer.optimizer.step()
         trainer.scheduler.step()
     warmup, total = 3, 9
-    for step, (head, encoder) in enumerate(lrs):
+    for step, (head, _, encoder, _) in enumerate(lrs):
         if step < warmup:
             factor = 0.01 + (1 - 0.01) * step / warmup
         else:
@@ -153,7 +156,7 @@ def test_warmup_then_cosine_schedule_and_two_learning_rates(tiny_weights, tmp_pa
 
 def test_ema_is_the_exponential_average_of_the_weights(tiny_weights, tmp_path):
     decay = 0.8
-    trainer = make_trainer(tiny_weights, tmp_path, ema=True, ema_decay=decay)
+    trainer = make_trainer(tiny_weights, tmp_path, ema=True, ema_decay=decay, ema_warmup=False)
     trainer.build_scheduler(steps_per_epoch=3)
     param = trainer.model.global_prompts.ctx
     name = [n for n, p in trainer.model.named_parameters() if p is param][0]
@@ -165,6 +168,76 @@ def test_ema_is_the_exponential_average_of_the_weights(tiny_weights, tmp_path):
         expected = current if expected is None else decay * expected + (1 - decay) * current
     torch.testing.assert_close(dict(trainer.ema.module.named_parameters())[name], expected)
     assert not torch.equal(expected, param)
+
+
+def test_ema_decay_warms_up_to_the_configured_decay():
+    assert [ema_decay(0.9997, n) for n in (0, 1, 10, 90)] == pytest.approx([0.1, 2 / 11, 0.55, 0.91])
+    assert ema_decay(0.9997, 10**6) == 0.9997 and ema_decay(0.9997, 5, warmup=False) == 0.9997
+    assert ema_decay(0.5, 20) == 0.5  # never above the configured decay
+
+
+def test_ema_with_warmup_follows_the_warmed_up_decay(tiny_weights, tmp_path):
+    trainer = make_trainer(tiny_weights, tmp_path, ema=True, ema_decay=0.9997)
+    trainer.build_scheduler(steps_per_epoch=3)
+    param = trainer.model.global_prompts.ctx
+    name = [n for n, p in trainer.model.named_parameters() if p is param][0]
+    expected = None
+    for n, batch in enumerate(torch.utils.data.DataLoader(FixedImages(12, seed=0), batch_size=4)):
+        trainer.train_step(batch)
+        current = param.detach().clone()
+        d = ema_decay(0.9997, n)  # n earlier updates; the first one copies the weights
+        expected = current if expected is None else d * expected + (1 - d) * current
+    torch.testing.assert_close(dict(trainer.ema.module.named_parameters())[name], expected)
+    assert int(trainer.ema.n_averaged) == 3 and int(trainer.state_dict()["ema"]["n_averaged"]) == 3
+
+
+@pytest.mark.parametrize("choice", ["best", "ema", "raw"])
+def test_each_evaluation_scores_raw_and_ema_weights_and_records_the_choice(tiny_weights, tmp_path, choice):
+    trainer = make_trainer(tiny_weights, tmp_path, ema=True, epochs=1, eval_weights=choice)
+    history = trainer.fit(FixedImages(8, seed=0), FixedImages(8, seed=1))
+    row = history[-1]
+    raw, ema = trainer.evaluate(FixedImages(8, seed=1), "raw"), trainer.evaluate(FixedImages(8, seed=1), "ema")
+    expected = {"best": "ema" if ema["mAP"] >= raw["mAP"] else "raw", "ema": "ema", "raw": "raw"}[choice]
+    assert row["weights"] == trainer.weights == expected
+    assert row["mAP"] == {"ema": ema, "raw": raw}[expected]["mAP"]
+    if choice == "best":
+        assert (row["mAP_raw"], row["mAP_ema"]) == (raw["mAP"], ema["mAP"])
+    best = torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)
+    assert best["weights"] == best["best"]["weights"] == expected
+    overrides = [f"model.pretrained={tiny_weights}", f"dataset.image_size={IMAGE_SIZE}",
+                 "train.freeze_image_encoder=true"]
+    model, _, _ = load_trained_model(tmp_path / "checkpoints" / "best.pt", overrides=overrides)  # the recorded choice
+    chosen = trainer.ema.module if expected == "ema" else trainer.model
+    for key, value in trainable_state(chosen).items():
+        torch.testing.assert_close(model.state_dict()[key], value)
+
+
+def test_no_weight_decay_on_scales_offsets_norms_and_prompt_contexts(tiny_weights, tmp_path):
+    trainer = make_trainer(tiny_weights, tmp_path, freeze=False, weight_decay=0.05)
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    no_decay = {names[id(p)] for g in trainer.optimizer.param_groups if g["weight_decay"] == 0 for p in g["params"]}
+    decay = {names[id(p)] for g in trainer.optimizer.param_groups if g["weight_decay"] == 0.05 for p in g["params"]}
+    norms = {f"{m}.{n}" for m, module in trainer.model.named_modules() if isinstance(module, torch.nn.LayerNorm)
+             for n, _ in module.named_parameters()}
+    head_no_decay = {n for n in no_decay if not n.startswith("backbone.")}
+    assert head_no_decay == {"global_prompts.ctx", "cap.ctx", "aggregator.log_tau"} | {
+        n for n in names.values() if not n.startswith("backbone.") and (n.endswith(".bias") or n in norms)}
+    assert {"backbone.clip.visual.class_embedding", "backbone.clip.visual.conv1.weight"} & no_decay == {
+        "backbone.clip.visual.class_embedding"}
+    assert all(trainer.model.get_parameter(n).ndim >= 2 for n in decay)
+    assert "qsm.layers.0.weight_r" in decay and not decay & no_decay
+    assert len(decay | no_decay) == len(trainer.trainable)
+
+
+def test_clip_ft_trains_the_text_encoder_at_the_encoder_learning_rate(tiny_weights, tmp_path):
+    trainer = make_trainer(tiny_weights, tmp_path, name="clip_ft", freeze=False)
+    text = {id(p) for p in trainer.model.backbone.text_parameters()}
+    groups = [g for g in trainer.optimizer.param_groups if g["name"] == "text_encoder"]
+    assert {id(p) for g in groups for p in g["params"]} == text and all(g["lr"] == 1e-4 for g in groups)
+    before = trainer.model.backbone.clip.token_embedding.weight.detach().clone()
+    trainer.build_scheduler(steps_per_epoch=1)
+    trainer.train_step(next(iter(torch.utils.data.DataLoader(FixedImages(4, seed=0), batch_size=4))))
+    assert not torch.equal(before, trainer.model.backbone.clip.token_embedding.weight)
 
 
 def test_gradients_are_clipped(tiny_weights, tmp_path):

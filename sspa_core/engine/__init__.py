@@ -3,6 +3,7 @@
 - :mod:`~sspa_core.engine.runtime`: devices, the process group, seeds and random states;
 - :mod:`~sspa_core.engine.checkpoint`: atomic writes, safe reads, compatibility checks;
 - :mod:`~sspa_core.engine.schedule`: the warm-up + cosine learning-rate schedule;
+- :mod:`~sspa_core.engine.optim`: optimiser parameter groups (learning rates, weight decay);
 - :mod:`~sspa_core.engine.step`: one optimisation step and its mixed precision;
 - :mod:`~sspa_core.engine.evaluation`: scores of a dataset (also under DDP) and their metrics;
 - :mod:`~sspa_core.engine.trainer`: the training loop (:class:`Trainer`);
@@ -19,6 +20,7 @@ from sspa_core.engine.checkpoint import (
     trainable_state,
 )
 from sspa_core.engine.evaluation import check_monitor, compute_metrics, gather_scores, metric_names
+from sspa_core.engine.optim import optimizer_groups, uses_weight_decay
 from sspa_core.engine.runs import (
     CONFIG_PROTOCOL,
     PAPER_PROTOCOL,
@@ -52,7 +54,7 @@ __all__ = [
     "Trainer", "atomic_save", "build_dataset", "build_model_from_config", "check_compatible", "check_monitor",
     "check_run_config", "compare_models", "compute_metrics", "default_output_dir", "evaluate_checkpoint",
     "gather_scores", "init_distributed", "load_checkpoint", "load_trainable_state", "load_trained_model",
-    "metric_names", "optimisation_step", "predict_images", "require_writable_dir", "resolve_device", "rng_state",
-    "seed_everything", "seed_worker", "set_rng_state", "to_float", "top_labels", "train_from_config",
-    "trainable_state", "warmup_cosine",
+    "metric_names", "optimisation_step", "optimizer_groups", "predict_images", "require_writable_dir",
+    "resolve_device", "rng_state", "seed_everything", "seed_worker", "set_rng_state", "to_float", "top_labels",
+    "train_from_config", "trainable_state", "uses_weight_decay", "warmup_cosine",
 ]

@@ -31,11 +31,15 @@ CHECKPOINT_KEYS = ("model_name", "label_names", "config", "model", "ema")
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``: a
-    crash leaves either the previous file or the new one, never a truncated one."""
+    crash leaves either the previous file or the new one, never a truncated one. The file gets
+    the permissions of a plain ``open`` (``mkstemp`` would leave it readable by its owner only)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()

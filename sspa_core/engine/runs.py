@@ -24,7 +24,7 @@ from sspa_core.engine.checkpoint import check_compatible, load_checkpoint, load_
 from sspa_core.engine.evaluation import check_monitor, compute_metrics, gather_scores
 from sspa_core.engine.runtime import DistInfo, init_distributed, resolve_device, seed_everything
 from sspa_core.engine.step import Precision, check_amp_dtype
-from sspa_core.engine.trainer import Trainer
+from sspa_core.engine.trainer import EVAL_WEIGHTS, Trainer
 from sspa_core.paths import CACHE_DIR, OUTPUT_DIR
 
 
@@ -49,6 +49,9 @@ def build_dataset(config: dict[str, Any], split: str, augment: bool) -> Dataset:
     transform = build_transform(ds["image_size"], train=augment, preprocess=preprocess)
     return get_dataset(ds["name"], ds["root"], split, transform=transform, image_size=ds["image_size"], **kwargs)
 
+
+#: models that fine-tune the image encoder, so cannot train on cached features
+FINE_TUNED = ("clip_ft", "clip_ft_image")
 
 #: settings that must lie in a range: key -> (lowest, highest or None), both allowed
 RANGES: dict[str, tuple[float, float | None]] = {
@@ -88,9 +91,11 @@ def check_run_config(config: dict[str, Any]) -> None:
     if tc["feature_dtype"] not in FEATURE_DTYPES:
         raise ValueError(f"unknown train.feature_dtype {tc['feature_dtype']!r}; valid: {', '.join(FEATURE_DTYPES)}")
     check_monitor(tc["monitor"], ds["domain"])
-    if tc["cache_features"] and config["model"]["name"] == "clip_ft":
-        raise ValueError("model clip_ft fine-tunes the image encoder: it cannot train on cached features "
-                         "(use model.name=unid for a linear probe, or train.cache_features=false)")
+    if tc["eval_weights"] not in EVAL_WEIGHTS:
+        raise ValueError(f"unknown train.eval_weights {tc['eval_weights']!r}; valid: {', '.join(EVAL_WEIGHTS)}")
+    if tc["cache_features"] and config["model"]["name"] in FINE_TUNED:
+        raise ValueError(f"model {config['model']['name']} fine-tunes the image encoder: it cannot train on "
+                         "cached features (use model.name=unid for a linear probe, or train.cache_features=false)")
 
 
 def build_model_from_config(config: dict[str, Any], label_names: list[str], device: torch.device):
@@ -192,15 +197,17 @@ def _features(config, backbone, dataset, split, device, dist_info: DistInfo):
 
 #: Each model's own training protocol, applied by :func:`compare_models` over the config's
 #: ``train`` section. SSPA trains the image encoder and keeps the text encoder frozen (paper
-#: §IV-B: "The text encoder remains frozen"); so do its Uni-D ablation (Table IX) and CLIP-FT,
-#: which fine-tunes the image encoder. The DualCoOp-style head keeps all of CLIP frozen, as in
-#: its paper, and follows the config (feature cache or not); zero-shot CLIP trains nothing.
+#: §IV-B: "The text encoder remains frozen"); so does its Uni-D ablation (Table IX). CLIP-FT
+#: fine-tunes both encoders (the paper: "all parameters including both image and text
+#: encoders"; the model itself unfreezes the text tower), ``clip_ft_image`` the image encoder
+#: only. The DualCoOp-style head keeps all of CLIP frozen, as in its paper, and follows the
+#: config (feature cache or not); zero-shot CLIP trains nothing.
 PAPER_PROTOCOL: dict[str, dict[str, Any]] = {
-    name: {"cache_features": False, "freeze_image_encoder": False} for name in ("sspa", "unid", "clip_ft")
+    name: {"cache_features": False, "freeze_image_encoder": False} for name in ("sspa", "unid", *FINE_TUNED)
 }
-#: With ``protocol="config"`` every model follows the config, except CLIP-FT, which cannot
-#: train on cached features of a frozen encoder.
-CONFIG_PROTOCOL: dict[str, dict[str, Any]] = {"clip_ft": PAPER_PROTOCOL["clip_ft"]}
+#: With ``protocol="config"`` every model follows the config, except the CLIP-FT variants, which
+#: cannot train on cached features of a frozen encoder.
+CONFIG_PROTOCOL: dict[str, dict[str, Any]] = {name: PAPER_PROTOCOL[name] for name in FINE_TUNED}
 
 
 def compare_models(config: dict[str, Any], model_names: list[str] | tuple[str, ...],
@@ -211,8 +218,9 @@ def compare_models(config: dict[str, Any], model_names: list[str] | tuple[str, .
     ``protocol="paper"`` trains each model as its paper does (:data:`PAPER_PROTOCOL`: the image
     encoder trained for SSPA, Uni-D and CLIP-FT); ``"config"`` keeps the config's encoder
     settings for all but CLIP-FT (e.g. every head on cached features, for a quick look).
-    One row per run: ``model``, ``seed``, ``metrics`` (last epoch, on the evaluation split),
-    ``history``, ``output_dir``, and the evaluation ``scores``/``targets``/``masks`` (dataset order)."""
+    One row per run: ``model``, ``seed``, ``metrics`` (last epoch, on the evaluation split, of the
+    weights its ``"weights"`` names), ``history``, ``output_dir``, and those weights' evaluation
+    ``scores``/``targets``/``masks`` (dataset order)."""
     protocols = {"paper": PAPER_PROTOCOL, "config": CONFIG_PROTOCOL}
     if protocol not in protocols:
         raise ValueError(f"unknown protocol {protocol!r}; valid: {sorted(protocols)}")
@@ -230,10 +238,12 @@ def compare_models(config: dict[str, Any], model_names: list[str] | tuple[str, .
     return rows
 
 
-def load_trained_model(checkpoint: str | Path, device: str | torch.device = "cpu", use_ema: bool = True,
+def load_trained_model(checkpoint: str | Path, device: str | torch.device = "cpu", use_ema: bool | None = None,
                        overrides: list[str] | tuple[str, ...] = ()):
-    """Rebuild the model of a checkpoint (EMA weights when it holds them and ``use_ema``).
-    Returns ``(model, config, checkpoint dict)``; ``overrides`` (``key=value``) patch the stored config."""
+    """Rebuild the model of a checkpoint: its EMA weights (``use_ema=True``, when it holds them),
+    its raw ones (False), or (None) those its last evaluation chose (``ckpt["weights"]``; the EMA
+    for a checkpoint written before that record). Returns ``(model, config, checkpoint dict)``;
+    ``overrides`` (``key=value``) patch the stored config."""
     ckpt = load_checkpoint(checkpoint)
     config = validate_config(ckpt["config"])
     for text in overrides:
@@ -241,6 +251,8 @@ def load_trained_model(checkpoint: str | Path, device: str | torch.device = "cpu
     check_compatible(ckpt, config["model"]["name"], None, str(checkpoint), backbone=config["model"]["backbone"])
     device = torch.device(device) if not isinstance(device, torch.device) else device
     _, model, _ = build_model_from_config(config, list(ckpt["label_names"]), device)
+    if use_ema is None:
+        use_ema = ckpt.get("weights", "ema") == "ema"
     state = ckpt["ema"]["model"] if (use_ema and ckpt["ema"] is not None) else ckpt["model"]
     load_trainable_state(model, state, str(checkpoint))
     model.eval()
@@ -248,8 +260,9 @@ def load_trained_model(checkpoint: str | Path, device: str | torch.device = "cpu
 
 
 def evaluate_checkpoint(checkpoint: str | Path, split: str | None = None, device: str = "auto",
-                        use_ema: bool = True, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, float]:
-    """Metrics of a checkpoint on ``split`` (default: the config's evaluation split)."""
+                        use_ema: bool | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, float]:
+    """Metrics of a checkpoint on ``split`` (default: the config's evaluation split), with the
+    weights ``use_ema`` picks (:func:`load_trained_model`)."""
     device = resolve_device(device)
     model, config, ckpt = load_trained_model(checkpoint, device, use_ema, overrides)
     split = split or config["dataset"]["eval_split"]

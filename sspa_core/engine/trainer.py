@@ -1,14 +1,22 @@
 """The training loop: one model on one dataset, with evaluation, checkpoints and logs.
 
 Optimisation follows the paper's training setup where it is given (§IV-B) and this project's
-choices where it is not: AdamW with a lower learning rate for the image encoder than for the head,
+choices where it is not: AdamW with a lower learning rate for the encoders than for the head and
+no weight decay on scales, offsets and prompt contexts (:func:`sspa_core.engine.optim.optimizer_groups`),
 a linear warm-up then cosine decay (:func:`sspa_core.engine.schedule.warmup_cosine`, stepped per
-batch), an exponential moving average of the parameters (decay 0.9997 via
-``torch.optim.swa_utils.AveragedModel``; buffers are copied, not averaged; evaluation uses the EMA
-weights when it is on), mixed precision (:class:`sspa_core.engine.step.Precision`),
-gradient-norm clipping, and the loss of eq. 19 (:func:`sspa_core.model.build_loss`). Every epoch
-ends with an evaluation by :func:`sspa_core.metrics.evaluate`, ``last.pt``/``best.pt``
-checkpoints and JSON + CSV logs.
+batch), an exponential moving average of the parameters (decay 0.9997 after a warm-up,
+:func:`ema_decay`, via ``torch.optim.swa_utils.AveragedModel``; buffers are copied, not
+averaged), mixed precision (:class:`sspa_core.engine.step.Precision`), gradient-norm clipping,
+and the loss of eq. 19 (:func:`sspa_core.model.build_loss`). Every epoch ends with an evaluation
+by :func:`sspa_core.metrics.evaluate`, ``last.pt``/``best.pt`` checkpoints and JSON + CSV logs.
+
+EMA or raw weights (``train.eval_weights``): with ``"best"`` (the default) each evaluation scores
+both the raw and the EMA weights and reports the metrics of the better on ``train.monitor`` (the
+EMA on a tie); ``"ema"``/``"raw"`` always report one. Each history row says which
+(``"weights": "ema"|"raw"``) and holds the monitored metric of both (``<monitor>_raw``,
+``<monitor>_ema``); a checkpoint stores the choice of its last evaluation (``"weights"``, also in
+``best``), which :func:`sspa_core.engine.runs.load_trained_model` loads by default. Choosing
+between the two on the evaluation split is a selection on it, like that of ``best.pt``.
 
 Resume: a checkpoint, also one written inside an epoch (``train.checkpoint_every``), stores the
 position in the epoch and every state (:mod:`sspa_core.engine.checkpoint`); with the seeded order
@@ -28,6 +36,7 @@ import io
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +44,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
@@ -51,10 +60,39 @@ from sspa_core.engine.checkpoint import (
     trainable_state,
 )
 from sspa_core.engine.evaluation import Forward, check_monitor, compute_metrics, gather_scores, to_device
+from sspa_core.engine.optim import optimizer_groups
 from sspa_core.engine.runtime import DistInfo, SeededItems, rng_state, seed_worker, set_rng_state
 from sspa_core.engine.schedule import warmup_cosine
 from sspa_core.engine.step import Precision, optimisation_step
 from sspa_core.features import CachedFeatures, batch_loader
+
+#: values of ``train.eval_weights``: the better of raw and EMA on ``train.monitor``, or always one
+EVAL_WEIGHTS = ("best", "ema", "raw")
+
+
+def ema_decay(decay: float, updates: int, warmup: bool = True) -> float:
+    """Decay of the EMA update that follows ``updates`` earlier averaging updates: ``decay``, or
+    with ``warmup`` ``min(decay, (1 + n) / (10 + n))``, the ``num_updates`` form of
+    ``tf.train.ExponentialMovingAverage`` (timm's ModelEmaV3 warm-up is the power form
+    ``1 − (1 + n)^(−2/3)``; ModelEmaV2 has none). Without it the average of a run of ``n``
+    steps still holds ``decay^n`` of the initial weights (0.9997^1000 = 0.74)."""
+    return min(decay, (1 + updates) / (10 + updates)) if warmup else decay
+
+
+def ema_update_fn(decay: float, warmup: bool) -> Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor], None]:
+    """``multi_avg_fn`` of ``AveragedModel``: ``ema ← ema + (1 − d)(w − ema)``, ``d`` from :func:`ema_decay`
+    at the model's count of averaging updates (``n_averaged``, kept in checkpoints)."""
+
+    @torch.no_grad()
+    def update(ema_params: list[torch.Tensor], params: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        weight = 1 - ema_decay(decay, int(n_averaged), warmup)
+        if torch.is_floating_point(ema_params[0]):
+            torch._foreach_lerp_(ema_params, params, weight)
+        else:
+            for ema_param, param in zip(ema_params, params):
+                ema_param.copy_(ema_param * (1 - weight) + param * weight)
+
+    return update
 
 
 class Trainer:
@@ -80,30 +118,27 @@ class Trainer:
         self.dist = dist_info or DistInfo()
         self.domain = domain
         check_monitor(tc["monitor"], domain)
-        groups = model.param_groups()
-        param_groups = [
-            {"params": groups["head"], "lr": tc["lr"], "name": "head"},
-            {"params": groups["image_encoder"], "lr": tc["encoder_lr"], "name": "image_encoder"},
-        ]
-        self.param_groups = [g for g in param_groups if g["params"]]
+        if tc["eval_weights"] not in EVAL_WEIGHTS:
+            raise ValueError(f"unknown train.eval_weights {tc['eval_weights']!r}; valid: {', '.join(EVAL_WEIGHTS)}")
+        lrs = {"head": tc["lr"], "image_encoder": tc["encoder_lr"], "text_encoder": tc["encoder_lr"]}
+        self.param_groups = optimizer_groups(self.model, lrs, tc["weight_decay"])
         self.trainable = [p for g in self.param_groups for p in g["params"]]
-        self.optimizer = (
-            torch.optim.AdamW(self.param_groups, weight_decay=tc["weight_decay"]) if self.trainable else None
-        )
+        self.optimizer = torch.optim.AdamW(self.param_groups) if self.trainable else None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.precision = Precision.from_config(device, tc["amp"], tc["amp_dtype"])
         self.ema = (
-            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(tc["ema_decay"]), use_buffers=False)
+            AveragedModel(self.model, multi_avg_fn=ema_update_fn(tc["ema_decay"], tc["ema_warmup"]), use_buffers=False)
             if tc["ema"] and self.trainable else None
         )
+        self.weights = "raw" if self.ema is None else "ema"  # the weights of the last evaluation's metrics
         self.forward = Forward(self.model)
         if self.dist.distributed and self.trainable:
             ids = [device.index] if device.type == "cuda" else None
             self.forward = nn.parallel.DistributedDataParallel(
                 self.forward, device_ids=ids, find_unused_parameters=True
             )
-        self.history: list[dict[str, float]] = []
-        self.best: dict[str, float] = {"value": -math.inf, "epoch": 0}
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"value": -math.inf, "epoch": 0, "weights": self.weights}
         self.epoch = 0  # the epoch in progress (0-based)
         self.step_in_epoch = 0  # batches of that epoch already trained
         self._loss_sum = 0.0
@@ -160,6 +195,7 @@ class Trainer:
             "rng": rng_state(),
             "history": self.history,
             "best": self.best,
+            "weights": self.weights,
         }
 
     def load_state_dict(self, ckpt: dict[str, Any], source: str = "checkpoint") -> None:
@@ -183,6 +219,7 @@ class Trainer:
         self._loss_count = int(ckpt["loss_count"])
         self.history = list(ckpt["history"])
         self.best = dict(ckpt["best"])
+        self.weights = ckpt.get("weights", self.weights)
 
     def save(self, name: str) -> Path | None:
         if not self.dist.is_main:
@@ -206,15 +243,29 @@ class Trainer:
                 ema_buffer.copy_(buffer)
         return float(loss)
 
-    def predict_scores(self, dataset: Dataset, use_ema: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:func:`gather_scores` of the EMA weights (when on and ``use_ema``) or the raw ones."""
-        model = self.ema.module if (use_ema and self.ema is not None) else self.model
+    def predict_scores(self, dataset: Dataset, weights: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:func:`gather_scores` of the ``"ema"`` or ``"raw"`` weights (None: those the last
+        evaluation chose, :attr:`weights`)."""
+        weights = weights or self.weights
+        if weights not in ("ema", "raw") or (weights == "ema" and self.ema is None):
+            raise ValueError(f"no {weights!r} weights to score (EMA on: {self.ema is not None})")
+        model = self.ema.module if weights == "ema" else self.model
         return gather_scores(model, dataset, batch_size=self.train_cfg["eval_batch_size"],
                              num_workers=self.train_cfg["num_workers"], device=self.device,
                              dist_info=self.dist, precision=self.precision, progress=self._progress())
 
-    def evaluate(self, dataset: Dataset, use_ema: bool = True) -> dict[str, float]:
-        return compute_metrics(*self.predict_scores(dataset, use_ema), domain=self.domain)
+    def evaluate(self, dataset: Dataset, weights: str | None = None) -> dict[str, float]:
+        return compute_metrics(*self.predict_scores(dataset, weights), domain=self.domain)
+
+    def evaluate_both(self, dataset: Dataset) -> tuple[str, dict[str, dict[str, float]]]:
+        """Metrics of the raw and (when on) the EMA weights, and the choice of ``train.eval_weights``."""
+        choice = self.train_cfg["eval_weights"]
+        kinds = ["raw"] if self.ema is None else {"best": ["raw", "ema"], "ema": ["ema"], "raw": ["raw"]}[choice]
+        metrics = {kind: self.evaluate(dataset, kind) for kind in kinds}
+        if len(metrics) == 1:
+            return kinds[0], metrics
+        monitor = self.train_cfg["monitor"]
+        return ("ema" if metrics["ema"][monitor] >= metrics["raw"][monitor] else "raw"), metrics
 
     def _progress(self) -> bool:
         return bool(self.train_cfg["progress"]) and self.dist.is_main
@@ -270,22 +321,24 @@ class Trainer:
         return float(totals[0] / totals[1].clamp(min=1))
 
     def _end_epoch(self, eval_set: Dataset, epoch_time: float, train_loss: float, epoch: int) -> None:
-        metrics = self.evaluate(eval_set)
+        monitor = self.train_cfg["monitor"]
+        self.weights, both = self.evaluate_both(eval_set)
+        metrics = both[self.weights]
         record = {"epoch": epoch, "train_loss": train_loss, "epoch_time_s": epoch_time,
                   **{f"lr_{g['name']}": g["lr"] for g in (self.optimizer.param_groups if self.optimizer else [])},
-                  **metrics}
+                  **metrics, "weights": self.weights, **{f"{monitor}_{kind}": m[monitor] for kind, m in both.items()}}
         self.history.append(record)
-        monitor = self.train_cfg["monitor"]
         improved = metrics[monitor] > self.best["value"]
         if improved:
-            self.best = {"value": metrics[monitor], "epoch": epoch}
+            self.best = {"value": metrics[monitor], "epoch": epoch, "weights": self.weights}
         if self.dist.is_main:
             self.save("last.pt")
             if improved:
                 self.save("best.pt")
             self._write_logs()
             if self._progress():
-                tqdm.write(f"epoch {epoch}: loss {train_loss:.4f}  {monitor} {metrics[monitor]:.4f}")
+                tqdm.write(f"epoch {epoch}: loss {train_loss:.4f}  {monitor} {metrics[monitor]:.4f} "
+                           f"({self.weights} weights)")
 
     def _write_logs(self) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)

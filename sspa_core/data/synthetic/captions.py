@@ -12,7 +12,6 @@ import numpy as np
 
 from sspa_core.data.synthetic.atlas import load_atlas
 from sspa_core.data.synthetic.canvas import Element
-
 from sspa_core.data.synthetic.natural import NATURAL_PHRASES
 from sspa_core.data.synthetic.pedestrian import PEDESTRIAN_PHRASES
 from sspa_core.data.synthetic.remote_sensing import REMOTE_SENSING_PHRASES

@@ -1,0 +1,123 @@
+"""The offline world at a glance: for each tiny CLIP, its checkpoint (file size, parameter
+counts, pretraining cost and domain mix from the metadata JSON beside it) and one table with a
+row per domain of the synthetic scenes (validation split, at the model's pretraining size):
+zero-shot mAP of the global image embedding x0 and of the best patch against chance, and the
+share of the shipped KAP descriptions of that domain that fit the model's text context.
+
+    python benchmarks/bench_world.py [--num-images 500] [--models NAME ...] [--threads N] [--retrain]
+
+x0: :func:`sspa_core.baselines.zero_shot_scores` (prompt "A photo of a {label}."); best patch:
+:func:`sspa_core.baselines.zero_shot_patch_scores` (per label, the max over the projected patch
+tokens X). Chance is the mAP of a constant scorer: the mean label frequency over the labels
+with a positive. A description (``data/descriptions/*.json``) fits when its tokens plus the
+start and end tokens number at most the context length (the model's own open_clip tokenizer).
+``--retrain`` first re-runs the shipped recipe into a temporary folder (tens of minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from sspa_core.backbone import TINY_MODELS, CLIPBackbone, load_backbone, shipped_checkpoint
+from sspa_core.baselines import zero_shot_patch_scores, zero_shot_scores
+from sspa_core.data.synthetic import SyntheticScenes
+from sspa_core.descriptions import DESCRIPTIONS_DIR
+from sspa_core.domains import DOMAINS
+from sspa_core.errors import InputError
+from sspa_core.metrics import mean_average_precision
+from sspa_core.tiny_clip import metadata_path, pretrain_tiny_clip
+
+HEADER = f"{'domain':<16}{'labels':>7}{'chance':>8}{'x0 mAP':>16}{'best-patch mAP':>18}{'descriptions fit':>19}"
+
+
+def description_fit(backbone: CLIPBackbone) -> dict[str, tuple[int, int]]:
+    """Per domain, (fitting, total) shipped descriptions: tokens + start/end <= context length."""
+    fit: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for path in sorted(DESCRIPTIONS_DIR.glob("*.json")):
+        doc = json.loads(path.read_text())
+        for sentence in doc["descriptions"].values():
+            total[doc["domain"]] += 1
+            fit[doc["domain"]] += len(backbone.tokenizer.encode(sentence)) + 2 <= backbone.clip.context_length
+    return {domain: (fit[domain], total[domain]) for domain in total}
+
+
+def describe_checkpoint(name: str, path: Path, backbone: CLIPBackbone, meta: dict) -> None:
+    """Print file size, parameter counts, pretraining cost and domain mix."""
+    clip = backbone.clip
+    params = sum(p.numel() for p in clip.parameters())
+    vision = sum(p.numel() for p in clip.visual.parameters())
+    embedding = clip.token_embedding.weight.numel()
+    print(f"\n{name}: {path} ({path.stat().st_size / 1e6:.1f} MB, fp16)")
+    print(f"  input {backbone.image_size} px, {backbone.num_patches()} patches, text context "
+          f"{clip.context_length} tokens, joint space {backbone.embed_dim}")
+    print(f"  parameters: {params / 1e6:.2f} M (vision {vision / 1e6:.2f} M, token embedding "
+          f"{embedding / 1e6:.2f} M, rest of text {(params - vision - embedding) / 1e6:.2f} M)")
+    print(f"  pretraining: {meta['steps']} steps x {meta['batch_size']} at {meta['image_size']} px, "
+          f"{meta['num_images']} scenes; {meta['total_seconds'] / 60:.1f} min wall (render "
+          f"{meta['render_seconds']:.0f} s), process CPU {meta['cpu_seconds'] / 60:.1f} min on "
+          f"{meta['threads']} threads; loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f}")
+    mix = meta.get("domain_images")
+    if mix:
+        total = sum(mix.values())
+        print("  domain mix: " + ", ".join(f"{d} {n} ({n / total:.2f})" for d, n in mix.items()))
+    else:
+        print(f"  domain mix: not recorded (domains {', '.join(meta['domains'])})")
+    check = meta.get("zero_shot_check")
+    if check:
+        print(f"  recorded check: x0 mAP {check['mAP']:.4f} on {check['num_images']} "
+              f"{check['domain']} {check['split']} scenes")
+
+
+def domain_row(backbone: CLIPBackbone, domain: str, num_images: int, fit: tuple[int, int]) -> str:
+    """One table row: chance, x0 and best-patch zero-shot mAP (and their ratios to chance)."""
+    scenes = SyntheticScenes(domain, "val", num_images=num_images, image_size=backbone.image_size)
+    global_scores, targets = zero_shot_scores(backbone, scenes)
+    patch_scores, _ = zero_shot_patch_scores(backbone, scenes)
+    chance = float(targets.mean(0)[targets.sum(0) > 0].mean())
+    x0 = mean_average_precision(global_scores, targets)
+    patch = mean_average_precision(patch_scores, targets)
+    share = f"{fit[0]}/{fit[1]} ({fit[0] / fit[1]:.0%})" if fit[1] else "none shipped"
+    return (f"{domain:<16}{len(scenes.label_names):>7}{chance:>8.4f}{f'{x0:.4f} ({x0 / chance:.1f}x)':>16}"
+            f"{f'{patch:.4f} ({patch / chance:.1f}x)':>18}{share:>19}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-images", type=int, default=500, help="validation scenes per domain")
+    parser.add_argument("--models", nargs="+", default=list(TINY_MODELS), choices=TINY_MODELS)
+    parser.add_argument("--retrain", action="store_true", help="time the shipped recipe again")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch threads: {torch.get_num_threads()}, validation scenes per domain: {args.num_images}")
+
+    for name in args.models:
+        path = shipped_checkpoint(name)
+        if args.retrain:
+            path = Path(tempfile.mkdtemp()) / f"{name}.pt"
+            pretrain_tiny_clip(name, path, progress=False)
+        try:
+            backbone = load_backbone(name, pretrained=str(path))
+        except InputError as err:
+            raise SystemExit(f"{name}: {err}") from err
+        describe_checkpoint(name, path, backbone, json.loads(metadata_path(path).read_text()))
+        fits = description_fit(backbone)
+        start = time.perf_counter()
+        print(HEADER)
+        for domain in DOMAINS:
+            print(domain_row(backbone, domain, args.num_images, fits.get(domain, (0, 0))))
+        print(f"  ({time.perf_counter() - start:.0f} s for {len(DOMAINS)} x {args.num_images} scenes, "
+              f"both scorers, rendering included)")
+
+
+if __name__ == "__main__":
+    main()

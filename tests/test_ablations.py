@@ -1,0 +1,107 @@
+"""benchmarks/ablations.py (the paper's Tables VI–IX and Fig. 5–6 in miniature): the variants are
+real switches, the interval and verdict arithmetic, and the script end to end at a tiny size."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from sspa_core.config import load_config
+from sspa_core.data.synthetic.dataset import domain_labels
+from sspa_core.engine import build_model_from_config
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ablations.py"
+_spec = importlib.util.spec_from_file_location("ablations", SCRIPT)
+ablations = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ablations)
+
+TINY = ("dataset.image_size=64", "model.sspa.n_ctx=4")
+LABELS = domain_labels("natural")[:4]  # a few labels keep the text encoder cheap
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is faster, and far faster on a loaded machine (main() sets it too)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _model(overrides: tuple[str, ...], weights: Path) -> torch.nn.Module:
+    config = load_config("synthetic_natural", [f"model.pretrained={weights}", *TINY, *overrides])
+    torch.manual_seed(0)  # the same initialisation wherever the architectures agree
+    _, model, _ = build_model_from_config(config, LABELS, torch.device("cpu"))
+    return model.eval()
+
+
+def test_every_variant_is_a_valid_config_that_changes_the_model(tiny_weights):
+    variants = list(dict.fromkeys(v for _, vs in ablations.TABLES.values() for v in vs))
+    assert len({v.name for v in variants}) == len(variants)
+    assert all(v.paper_sign in ("+", "-", None) and v.overrides for v in variants)
+    full = _model((), tiny_weights)
+    generator = torch.Generator().manual_seed(0)
+    dim = full.backbone.embed_dim
+    features = torch.randn(2, dim, generator=generator), torch.randn(2, 16, dim, generator=generator)
+    with torch.no_grad():
+        reference = full.forward_features(*features)["score"]
+        assert reference.shape == (2, len(LABELS))
+        for variant in variants:
+            scores = _model(variant.overrides, tiny_weights).forward_features(*features)["score"]
+            assert not torch.allclose(scores, reference), f"{variant.name}: {variant.overrides} changes nothing"
+
+
+def test_t_interval_on_hand_made_numbers():
+    assert ablations.t_quantile(1) == 12.706 and ablations.t_quantile(10) == 2.228
+    assert ablations.t_quantile(11) == pytest.approx(2.201, abs=1e-3)  # beyond the table
+    assert ablations.t_quantile(30) == pytest.approx(2.042, abs=1e-3)
+    mean, (low, high) = ablations.mean_interval([1.0, 2.0, 3.0])  # sd 1, n 3: half-width 4.303 / sqrt(3)
+    assert mean == 2.0 and high - mean == pytest.approx(4.303 / 3**0.5) and low == pytest.approx(4 - high)
+    assert ablations.mean_interval([5.0]) == (5.0, None)
+    assert ablations.overlaps((0, 1), (1, 2)) and not ablations.overlaps((0, 1), (1.5, 2))
+    assert ablations.overlaps(None, (0, 1))
+
+
+@pytest.mark.parametrize(("deltas", "sign", "expected"), [
+    ([-1.0, -1.2, -0.8], "-", "reproduced"),
+    ([1.0, 1.2, 0.8], "-", "not reproduced"),
+    ([-1.0, 1.0, 0.1], "-", "within noise"),
+    ([1.0, 1.2, 0.8], "+", "reproduced"),
+    ([1.0, 1.2, 0.8], None, "higher"),
+    ([-1.0], "-", "undetermined"),
+])
+def test_verdicts(deltas, sign, expected):
+    assert ablations.verdict(ablations.mean_interval(deltas)[1], sign) == expected
+
+
+def test_quick_mode_runs_one_variant_per_table_unless_tables_are_named():
+    quick = ablations.select_tables(None, quick=True)
+    assert list(quick) == list(ablations.TABLES) and all(len(vs) == 1 for _, vs in quick.values())
+    assert ablations.select_tables(["IX"], quick=True) == {"IX": ablations.TABLES["IX"]}
+    assert ablations.parse_args(["--quick"]).seeds == 2 and ablations.parse_args([]).seeds == 3
+
+
+def test_the_script_end_to_end(tiny_weights, tmp_path, capsys):
+    argv = ["--quick", "--tables", "IX", "--output-dir", str(tmp_path), "--threads", "1",
+            *(arg for o in (*TINY, "dataset.kwargs.num_images=32", "dataset.eval_kwargs.num_images=16",
+                            "train.batch_size=16", f"model.pretrained={tiny_weights}") for arg in ("--set", o))]
+    assert ablations.main(argv) == 0
+    record = json.loads((tmp_path / "synthetic_natural.json").read_text())
+    assert record["monitor"] == "mAP" and record["seeds"] == [0, 1] and record["torch"] == torch.__version__
+    assert record["budget"]["train_images"] == 32 and record["budget"]["epochs"] == 2
+    assert record["command"].startswith("python benchmarks/ablations.py --quick") and record["wall_clock_s"] > 0
+    rows = record["tables"]["IX"]["rows"]
+    assert [r["variant"] for r in rows] == ["SSPA (full)", "Bi-D w/o gate", "Uni-D (learned classifier)"]
+    assert rows[2]["overrides"] == ["model.name=unid"] and rows[2]["paper_sign"] == "-"
+    for r in rows:
+        assert r["seeds"] == [0, 1] and len(r["values"]) == 2 and all(0 <= v <= 100 for v in r["values"])
+        assert r["ci95"][0] <= r["mean"] <= r["ci95"][1]
+        assert r["verdict"] in ("reference", "reproduced", "not reproduced", "within noise")
+    assert rows[0]["verdict"] == "reference" and rows[0]["delta"] == 0
+    assert record["summary"]["paper_signs"] == 2
+    out = capsys.readouterr().out
+    assert "Table IX" in out and "| Uni-D (learned classifier) |" in out and "paper signs reproduced" in out
