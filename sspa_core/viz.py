@@ -1,5 +1,5 @@
-"""Plotting helpers shared by the notebooks: a patch map over an image and a label–label
-similarity heatmap."""
+"""Plotting helpers shared by the notebooks: a patch map over an image, the true objects of a
+scene drawn as labelled boxes, and a label–label similarity heatmap."""
 
 from __future__ import annotations
 
@@ -144,3 +144,56 @@ def image_grid(images: Sequence[Image.Image], titles: Sequence[str], columns: in
         ax.set_title(textwrap.fill(title, wrap), fontsize=8)
     fig.tight_layout()
     return fig
+
+
+
+def scene_objects(dataset, index: int) -> list[tuple[tuple[float, float, float, float], tuple[str, ...]]]:
+    """The labelled objects of image ``index`` as ``(box, labels)`` pairs, ``box`` = (x0, y0, x1, y1)
+    in [0, 1]: from the synthetic scenes' ``layouts`` (clutter, which shows no label, left out);
+    an empty list for a dataset without layouts (real images carry no boxes here)."""
+    layouts = getattr(dataset, "layouts", None)
+    if layouts is None:
+        return []
+    return [(tuple(e.box), tuple(e.labels)) for e in layouts[index].elements if e.labels]
+
+
+def draw_objects(ax: Axes, objects, image_size: int | tuple[int, int], only: Sequence[str] | None = None,
+                 color: str = "white", fontsize: float = 6.5, linewidth: float = 1.2) -> int:
+    """Draw the true objects of a scene on an image axis: one outlined box per object, named by its
+    labels. ``objects`` is a :class:`~sspa_core.data.synthetic.canvas.Layout` or ``(box, labels)``
+    pairs with ``box`` = (x0, y0, x1, y1) as fractions of the image side (:func:`scene_objects`);
+    ``image_size`` the drawn image's side in pixels (or (width, height)); ``only`` keeps the objects
+    that show one of these labels. Returns the number of boxes drawn (0 for no objects)."""
+    from matplotlib.patches import Rectangle
+
+    if hasattr(objects, "elements"):
+        objects = [(e.box, e.labels) for e in objects.elements if e.labels]
+    width, height = (image_size, image_size) if isinstance(image_size, int) else image_size
+    drawn = 0
+    for box, names in objects:
+        names = tuple(names)
+        if not names or (only is not None and not set(names) & set(only)):
+            continue
+        x0, y0, x1, y1 = (float(v) for v in box)
+        ax.add_patch(Rectangle((x0 * width, y0 * height), (x1 - x0) * width, (y1 - y0) * height,
+                               fill=False, edgecolor=color, linewidth=linewidth, linestyle="--"))
+        ax.text(x0 * width + 1, y0 * height + 1, ", ".join(names), color="black", fontsize=fontsize,
+                va="top", ha="left", bbox={"facecolor": color, "alpha": 0.75, "pad": 0.8, "edgecolor": "none"})
+        drawn += 1
+    return drawn
+
+
+def object_coverage(objects, grid: int, only: Sequence[str] | None = None, samples: int = 8) -> np.ndarray:
+    """The share of each patch of a ``grid`` × ``grid`` image that the objects (``(box, labels)``
+    pairs as in :func:`draw_objects`, those showing one of ``only`` when given) cover: [grid²] in
+    [0, 1], patches in row-major order as the models return them. ``samples``² points per patch."""
+    side = grid * samples
+    centres = (np.arange(side) + 0.5) / side
+    covered = np.zeros((side, side), dtype=bool)
+    for box, names in objects:
+        if not names or (only is not None and not set(names) & set(only)):
+            continue
+        x0, y0, x1, y1 = (float(v) for v in box)
+        covered |= ((centres[:, None] >= y0) & (centres[:, None] < y1)
+                    & (centres[None, :] >= x0) & (centres[None, :] < x1))
+    return covered.reshape(grid, samples, grid, samples).mean(axis=(1, 3)).ravel()

@@ -41,7 +41,7 @@ def test_context_of_a_photo_of_a_reproduces_encode_text(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_trimmed_context_matches_encode_text_for_short_and_full_texts(name):
     bb = random_backbone(name)
-    texts = ["dog.", "a photo of a traffic light.", " ".join(["word"] * 40)]  # the last fills the context
+    texts = ["dog.", "a photo of a traffic light.", " ".join(["word"] * 80)]  # the last fills the context
     tokens = bb.text.tokenize(texts)
     assert bb.text._pooled_length(tokens[:2]) == int(tokens[1].argmax()) + 1 < bb.text.context_length
     assert bb.text._pooled_length(tokens) == bb.text.context_length

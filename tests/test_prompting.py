@@ -48,7 +48,7 @@ def test_kap_long_description_keeps_the_label_sentence(backbone):
     assert text.startswith("A cat is a small furry animal, with whiskers and a tail")
     assert text.endswith("sofas. A photo of a traffic light.")  # whole clauses, closed by a full stop
     assert int((backbone.text.tokenize([text])[0] != 0).sum()) < context  # not truncated
-    one_clause = knowledge_aware_text(backbone.text, "cat", "furry " * 60)
+    one_clause = knowledge_aware_text(backbone.text, "cat", "furry " * 100)
     assert one_clause.startswith("furry furry") and one_clause.endswith("furry. A photo of a cat.")
     assert int((backbone.text.tokenize([one_clause])[0] != 0).sum()) < context
 
@@ -150,15 +150,17 @@ def test_synthesis_parameter_counts(n_inputs):
     qsm = QuaternionSemanticModeling(d, w, "qsm", n_inputs=n_inputs)
     qsm_sum = QuaternionSemanticModeling(d, w, "qsm", qsm_input="sum", n_inputs=n_inputs)
     mlp = QuaternionSemanticModeling(d, w, "mlp", n_inputs=n_inputs)
+    mlp_wide = QuaternionSemanticModeling(d, w, "mlp_wide", n_inputs=n_inputs)
     concat = QuaternionSemanticModeling(d, w, "concat", n_inputs=n_inputs)
     summed = QuaternionSemanticModeling(d, w, "sum", n_inputs=n_inputs)
     quaternion_layers = (w * w // 4 + w) + (w * d // 4 + d)  # a quarter of the real weights
     assert _params(qsm) == (n * w + w) + quaternion_layers
     assert _params(qsm_sum) == (d * w + w) + quaternion_layers
-    assert _params(mlp) == (n * w + w) + (w * w + w) + (w * d + d)
+    assert _params(mlp_wide) == (n * w + w) + (w * w + w) + (w * d + d)  # QSM's layout, real layers
+    assert abs(_params(mlp) - _params(qsm)) <= 0.05 * _params(qsm)  # Table VII: a "similar" budget
     assert _params(concat) == n * d + d
     assert _params(summed) == 0
-    assert _params(qsm) < _params(mlp)
+    assert _params(qsm) < _params(mlp_wide)
 
 
 def test_synthesis_forward_values():

@@ -34,3 +34,41 @@ def test_heatmap_takes_a_shared_scale_and_can_leave_out_the_colour_bar():
 def test_patch_grid_refuses_a_non_square_count():
     with pytest.raises(ValueError, match="square grid"):
         patch_grid(np.arange(5.0))
+
+
+def test_draw_objects_puts_one_labelled_box_per_object_in_pixels():
+    from matplotlib.patches import Rectangle
+
+    from sspa_core.data import get_dataset
+    from sspa_core.viz import draw_objects, scene_objects
+
+    fig, ax = plt.subplots()
+    ax.imshow(np.zeros((112, 112, 3), dtype=np.uint8))
+    objects = [((0.1, 0.2, 0.5, 0.6), ("dog",)), ((0.5, 0.5, 1.0, 1.0), ("car", "truck")), ((0, 0, 1, 1), ())]
+    assert draw_objects(ax, objects, 112) == 2  # the unlabelled one (clutter) is not drawn
+    boxes = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert [b.get_xy() for b in boxes] == [pytest.approx((11.2, 22.4)), pytest.approx((56.0, 56.0))]
+    assert boxes[0].get_width() == pytest.approx(44.8) and boxes[0].get_height() == pytest.approx(44.8)
+    assert [t.get_text() for t in ax.texts] == ["dog", "car, truck"]
+    assert draw_objects(ax, objects, 112, only=["truck"]) == 1
+    assert draw_objects(ax, [], 112) == 0  # a real dataset: no boxes
+    plt.close(fig)
+
+    scenes = get_dataset("synthetic_natural", "", "val", image_size=64, max_images=2, seed=0)
+    found = scene_objects(scenes, 0)
+    assert found and all(labels for _, labels in found)
+    assert {name for _, labels in found for name in labels} == set(scenes.layouts[0].labels)
+    fig, ax = plt.subplots()
+    assert draw_objects(ax, scenes.layouts[0], (64, 64)) == len(found)  # a Layout works too
+    plt.close(fig)
+    assert scene_objects(object(), 0) == []
+
+
+def test_object_coverage_is_the_share_of_each_patch_under_the_boxes():
+    from sspa_core.viz import object_coverage
+
+    objects = [((0.0, 0.0, 0.5, 0.5), ("dog",)), ((0.5, 0.75, 1.0, 1.0), ("car",))]
+    cover = object_coverage(objects, 2).reshape(2, 2)
+    assert cover == pytest.approx(np.array([[1.0, 0.0], [0.0, 0.5]]))
+    assert object_coverage(objects, 2, only=["car"]).tolist() == [0.0, 0.0, 0.0, 0.5]
+    assert object_coverage([], 7).shape == (49,) and object_coverage([], 7).sum() == 0
