@@ -14,7 +14,7 @@ an output dict with ``"global"``/``"regional"``/``"score"``, ``param_groups()``)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,30 +52,36 @@ class ZeroShotCLIP(MultiLabelCLIPHead):
 
 
 @torch.no_grad()
-def zero_shot_scores(backbone: CLIPBackbone, dataset: MultiLabelDataset,
-                     batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """:class:`ZeroShotCLIP`'s ``"global"`` logits ``τ · cos(x0, E_t(TEMPLATE(label)))`` over
-    ``dataset`` (N×C) and its targets (N×C). ``backbone`` is left as it was found (its
-    ``requires_grad`` flags and training mode), so a model being trained can be scored."""
+def _zero_shot(backbone: CLIPBackbone, dataset: MultiLabelDataset, batch_size: int,
+               score: Callable[[ZeroShotCLIP, Tensor], Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    """``score(model, images)`` of a :class:`ZeroShotCLIP` over ``dataset`` (N×C) and its targets,
+    leaving ``backbone`` as it was found (its ``requires_grad`` flags and training mode)."""
     flags = [p.requires_grad for p in backbone.parameters()]
     was_training = backbone.training
     device = next(backbone.parameters()).device
     scores, targets = [], []
     try:
         model = ZeroShotCLIP(backbone, dataset.label_names).eval()
-        with torch.no_grad():
-            for batch in DataLoader(dataset, batch_size=batch_size):
-                images = batch["image"].to(device)
-                if images.shape[-1] != backbone.image_size:
-                    raise ValueError(f"dataset images are {images.shape[-1]} px but the backbone expects "
-                                     f"{backbone.image_size} px (pass image_size to load_backbone)")
-                scores.append(model(images)["global"].float().cpu())
-                targets.append(batch["target"])
+        for batch in DataLoader(dataset, batch_size=batch_size):
+            images = batch["image"].to(device)
+            if images.shape[-1] != backbone.image_size:
+                raise ValueError(f"dataset images are {images.shape[-1]} px but the backbone expects "
+                                 f"{backbone.image_size} px (pass image_size to load_backbone)")
+            scores.append(score(model, images).float().cpu())
+            targets.append(batch["target"])
     finally:
         for param, flag in zip(backbone.parameters(), flags):
             param.requires_grad_(flag)
         backbone.train(was_training)
     return torch.cat(scores).numpy(), torch.cat(targets).numpy()
+
+
+def zero_shot_scores(backbone: CLIPBackbone, dataset: MultiLabelDataset,
+                     batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """:class:`ZeroShotCLIP`'s ``"global"`` logits ``τ · cos(x0, E_t(TEMPLATE(label)))`` over
+    ``dataset`` (N×C) and its targets (N×C). ``backbone`` is left as it was found (its
+    ``requires_grad`` flags and training mode), so a model being trained can be scored."""
+    return _zero_shot(backbone, dataset, batch_size, lambda model, images: model(images)["global"])
 
 
 class CLIPFineTune(MultiLabelCLIPHead):
@@ -207,7 +213,6 @@ def build_model(
     raise ValueError(f"unknown model {name!r}; valid names: {MODEL_NAMES}")
 
 
-@torch.no_grad()
 def zero_shot_patch_scores(backbone: CLIPBackbone, dataset: MultiLabelDataset,
                            batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Best-patch zero-shot scores ``τ · max_i cos(X_i, E_t(TEMPLATE(label)))`` over ``dataset``
@@ -215,24 +220,8 @@ def zero_shot_patch_scores(backbone: CLIPBackbone, dataset: MultiLabelDataset,
     features of regional alignment), and its targets (N×C). The patch-level counterpart of
     :func:`zero_shot_scores`, with the same prompts and scale; ``backbone`` is likewise left as
     it was found."""
-    flags = [p.requires_grad for p in backbone.parameters()]
-    was_training = backbone.training
-    device = next(backbone.parameters()).device
-    scores, targets = [], []
-    try:
-        model = ZeroShotCLIP(backbone, dataset.label_names).eval()
-        labels = model.prompts()
-        scale = model.logit_scale().to(device)
-        for batch in DataLoader(dataset, batch_size=batch_size):
-            images = batch["image"].to(device)
-            if images.shape[-1] != backbone.image_size:
-                raise ValueError(f"dataset images are {images.shape[-1]} px but the backbone expects "
-                                 f"{backbone.image_size} px (pass image_size to load_backbone)")
-            _, patches = backbone.encode_image_dense(images)
-            scores.append(patch_label_similarity(patches, labels, scale).amax(dim=1).float().cpu())
-            targets.append(batch["target"])
-    finally:
-        for param, flag in zip(backbone.parameters(), flags):
-            param.requires_grad_(flag)
-        backbone.train(was_training)
-    return torch.cat(scores).numpy(), torch.cat(targets).numpy()
+    def best_patch(model: ZeroShotCLIP, images: Tensor) -> Tensor:
+        _, patches = backbone.encode_image_dense(images)
+        return patch_label_similarity(patches, model.prompts(), model.logit_scale().to(images.device)).amax(dim=1)
+
+    return _zero_shot(backbone, dataset, batch_size, best_patch)
