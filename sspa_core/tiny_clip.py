@@ -37,6 +37,7 @@ from sspa_core.backbone import TINY_MODELS, pretraining_output, set_image_size
 from sspa_core.data.transforms import CLIP_MEAN, CLIP_STD
 from sspa_core.domains import DOMAINS, canonical_domain
 from sspa_core.engine.checkpoint import atomic_save
+from sspa_core.engine.optim import uses_weight_decay
 from sspa_core.engine.runtime import seed_everything
 from sspa_core.engine.schedule import warmup_cosine
 from sspa_core.engine.step import optimisation_step
@@ -112,11 +113,11 @@ def render_caption_set(domains: tuple[str, ...], num_images: int, image_size: in
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """open_clip's training split: no weight decay on gains, biases, norms and logit scale."""
+    """open_clip's training split: no weight decay on gains, biases, norms and logit scale
+    (:func:`sspa_core.engine.optim.uses_weight_decay`)."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
-        plain = param.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name
-        (no_decay if plain else decay).append(param)
+        (decay if uses_weight_decay(name, param) else no_decay).append(param)
     return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
 
 

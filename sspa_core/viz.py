@@ -146,6 +146,10 @@ def image_grid(images: Sequence[Image.Image], titles: Sequence[str], columns: in
     return fig
 
 
+def _labelled(layout) -> list[tuple[tuple[float, float, float, float], tuple[str, ...]]]:
+    """The ``(box, labels)`` pairs of a layout's labelled elements (clutter shows no label)."""
+    return [(tuple(e.box), tuple(e.labels)) for e in layout.elements if e.labels]
+
 
 def scene_objects(dataset, index: int) -> list[tuple[tuple[float, float, float, float], tuple[str, ...]]]:
     """The labelled objects of image ``index`` as ``(box, labels)`` pairs, ``box`` = (x0, y0, x1, y1)
@@ -154,7 +158,7 @@ def scene_objects(dataset, index: int) -> list[tuple[tuple[float, float, float, 
     layouts = getattr(dataset, "layouts", None)
     if layouts is None:
         return []
-    return [(tuple(e.box), tuple(e.labels)) for e in layouts[index].elements if e.labels]
+    return _labelled(layouts[index])
 
 
 def draw_objects(ax: Axes, objects, image_size: int | tuple[int, int], only: Sequence[str] | None = None,
@@ -167,7 +171,7 @@ def draw_objects(ax: Axes, objects, image_size: int | tuple[int, int], only: Seq
     from matplotlib.patches import Rectangle
 
     if hasattr(objects, "elements"):
-        objects = [(e.box, e.labels) for e in objects.elements if e.labels]
+        objects = _labelled(objects)
     width, height = (image_size, image_size) if isinstance(image_size, int) else image_size
     drawn = 0
     for box, names in objects:
