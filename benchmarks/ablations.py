@@ -16,7 +16,10 @@ seeds, the paired difference to the full model with its interval, the sign the p
 that difference and a verdict (:func:`verdict`). ``--extra-seeds-on-overlap`` adds two seeds to
 every variant whose interval overlaps the full model's (and to the full model).
 
-Writes ``<output-dir>/<config>.json`` (default ``outputs/ablations``) and prints markdown tables.
+Writes ``<output-dir>/<config>.json`` (default ``outputs/ablations``) and prints markdown tables;
+tables of an earlier invocation with the same overrides stay in that file. Each finished run is
+logged to ``<output-dir>/<config>.runs.jsonl`` and not trained again by a later invocation with
+the same overrides, so an interrupted run continues where it stopped.
 ``--quick`` is the CI size: 2 seeds, 200/100 images, 2 epochs, the first variant of each table
 (all of them for the tables ``--tables`` names).
 """
@@ -158,14 +161,27 @@ def select_tables(names: Sequence[str] | None, quick: bool) -> dict[str, tuple[s
 
 
 class Runner:
-    """Trains each (variant, seed) of one config once, whatever the tables that ask for it."""
+    """Trains each (variant, seed) of one config once, whatever the tables that ask for it.
 
-    def __init__(self, config_name: str, overrides: Sequence[str], workdir: Path):
+    Every finished run is appended to ``log`` (JSON lines, with the overrides shared by all runs),
+    and runs found there with the same shared overrides are not trained again: an interrupted
+    benchmark continues where it stopped, and tables run in separate invocations share their
+    full-model runs.
+    """
+
+    def __init__(self, config_name: str, overrides: Sequence[str], workdir: Path, log: Path | None = None):
         self.config_name = config_name
         self.overrides = list(overrides)
+        self.shared = [o for o in self.overrides if not o.startswith("train.feature_cache_dir=")]
         self.workdir = workdir
+        self.log = log
         self.values: dict[tuple[tuple[str, ...], int], float] = {}
         self.seconds: dict[tuple[tuple[str, ...], int], float] = {}
+        for line in log.read_text().splitlines() if log is not None and log.is_file() else ():
+            entry = json.loads(line)
+            if entry["shared"] == self.shared:
+                key = (tuple(entry["overrides"]), entry["seed"])
+                self.values[key], self.seconds[key] = entry["value"], entry["seconds"]
 
     def __call__(self, variant: Variant, seed: int) -> float:
         key = (variant.overrides, seed)
@@ -178,6 +194,10 @@ class Runner:
             self.seconds[key] = time.perf_counter() - start
             self.values[key] = 100 * float(trainer.history[-1][config["train"]["monitor"]])
             print(f"  {variant.name} [seed {seed}]: {self.values[key]:.2f} ({self.seconds[key]:.1f} s)", flush=True)
+            if self.log is not None:
+                with self.log.open("a") as f:
+                    f.write(json.dumps({"shared": self.shared, "overrides": list(variant.overrides), "seed": seed,
+                                        "value": self.values[key], "seconds": round(self.seconds[key], 1)}) + "\n")
         return self.values[key]
 
     def seeds_of(self, variant: Variant) -> list[int]:
@@ -203,10 +223,12 @@ def row(runner: Runner, variant: Variant) -> dict[str, Any]:
 
 
 def run_config(config_name: str, tables: dict[str, tuple[str, tuple[Variant, ...]]], seeds: int,
-               extra_seeds: bool, overrides: Sequence[str], workdir: Path) -> dict[str, Any]:
+               extra_seeds: bool, overrides: Sequence[str], workdir: Path,
+               log: Path | None = None) -> dict[str, Any]:
     """Every variant of ``tables`` (and the full model) on seeds ``0..seeds-1``, plus two more
-    seeds for variants that overlap the full model when ``extra_seeds``; the results record."""
-    runner = Runner(config_name, overrides, workdir)
+    seeds for variants that overlap the full model when ``extra_seeds``; the results record.
+    ``log``: the runs already made and to be made (:class:`Runner`)."""
+    runner = Runner(config_name, overrides, workdir, log)
     variants = list(dict.fromkeys([FULL, *(v for _, vs in tables.values() for v in vs)]))
     for variant in variants:
         for seed in range(seeds):
@@ -229,6 +251,14 @@ def summary(results: dict[str, Any]) -> dict[str, int]:
     for name in ("reproduced", "not reproduced", "within noise", "undetermined"):
         counts[name.replace(" ", "_")] = sum(r["verdict"] == name for r in rows.values())
     return counts
+
+
+def train_seconds(results: dict[str, Any]) -> float:
+    """Seconds of training behind ``results``: each (variant, seed) once, whatever the tables
+    (and invocations) that share it."""
+    runs = {tuple(r["overrides"]): r["seconds_per_run"] * len(r["seeds"])
+            for table in results.values() for r in table["rows"]}
+    return round(sum(runs.values()), 1)
 
 
 def _cell(mean: float, interval: tuple[float, float] | None, signed: bool = False) -> str:
@@ -288,22 +318,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             tc, ds, monitor = config["train"], config["dataset"], config["train"]["monitor"]
             print(f"## {config_name}: {monitor}, seeds 0..{args.seeds - 1}, {ds['kwargs'].get('num_images')} / "
                   f"{ds['eval_kwargs'].get('num_images')} images, {tc['epochs']} epochs", flush=True)
-            results = run_config(config_name, tables, args.seeds, args.extra_seeds_on_overlap, overrides, Path(tmp))
+            results = run_config(config_name, tables, args.seeds, args.extra_seeds_on_overlap, overrides, Path(tmp),
+                                 log=args.output_dir / f"{config_name}.runs.jsonl")
+        path = args.output_dir / f"{config_name}.json"
+        shared = [o for o in overrides if not o.startswith("train.feature_cache_dir=")]
+        previous = json.loads(path.read_text()) if path.is_file() else {}
+        if previous.get("overrides") == shared:  # tables of earlier invocations on the same budget are kept
+            results = {**{k: v for k, v in previous["tables"].items() if k not in results}, **results}
+            results = {k: results[k] for k in TABLES if k in results}
         counts = summary(results)
         record = {
             "config": config_name, "command": shlex.join(["python", "benchmarks/ablations.py", *argv]),
             "monitor": monitor, "unit": "%", "seeds": list(range(args.seeds)),
             "extra_seeds_on_overlap": args.extra_seeds_on_overlap,
-            "overrides": [o for o in overrides if not o.startswith("train.feature_cache_dir=")],
+            "overrides": shared,
             "budget": {"backbone": config["model"]["backbone"], "pretrained": config["model"]["pretrained"],
                        "image_size": ds["image_size"], "train_images": ds["kwargs"].get("num_images"),
                        "eval_images": ds["eval_kwargs"].get("num_images"), "epochs": tc["epochs"],
                        "batch_size": tc["batch_size"], "lr": tc["lr"], "cache_features": tc["cache_features"]},
             "torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            "wall_clock_s": round(time.perf_counter() - start, 1), "tables": results, "summary": counts,
+            "wall_clock_s": round(time.perf_counter() - start, 1),
+            "train_seconds_all_tables": train_seconds(results), "tables": results, "summary": counts,
         }
-        path = args.output_dir / f"{config_name}.json"
         path.write_text(json.dumps(record, indent=1))
         print(markdown(results, monitor))
         totals.append(f"{config_name}: {counts['reproduced']} of {counts['paper_signs']} paper signs reproduced "

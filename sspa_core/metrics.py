@@ -159,7 +159,8 @@ def _precision_recall_f1(scores: np.ndarray, targets: np.ndarray, threshold: flo
     return {"CP": cp, "CR": cr, "CF1": _harmonic(cp, cr), "OP": op, "OR": o_r, "OF1": _harmonic(op, o_r)}
 
 
-def pedestrian_metrics(scores: np.ndarray, targets: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+def pedestrian_metrics(scores: np.ndarray, targets: np.ndarray, threshold: float = 0.5,
+                       mask: np.ndarray | None = None) -> dict[str, float]:
     """Pedestrian-attribute metrics: label-based mA and instance-based accuracy, precision,
     recall and F1.
 
@@ -168,29 +169,39 @@ def pedestrian_metrics(scores: np.ndarray, targets: np.ndarray, threshold: float
     ``Precision = |gt∩pred|/|pred|``, ``Recall = |gt∩pred|/|gt|``, each averaged over images,
     a ratio with an empty denominator counting 0 (their ``eps``); ``F1`` is the harmonic mean
     of the mean precision and the mean recall.
+
+    With a ``mask``, entries with ``mask == 0`` count nowhere: attribute ``j``'s ``P_j``, ``N_j``
+    and an image's sets hold its unmasked entries only; an attribute or an image with no unmasked
+    entry is left out of the mean (an all-ones mask gives the unmasked result).
     """
-    scores, targets, _ = _check_inputs(scores, targets)
-    return _pedestrian_metrics(scores, targets, threshold)
+    scores, targets, mask = _check_inputs(scores, targets, mask)
+    return _pedestrian_metrics(scores, targets, threshold, mask)
 
 
-def _pedestrian_metrics(scores: np.ndarray, targets: np.ndarray, threshold: float) -> dict[str, float]:
-    predicted = scores > threshold
-    truth = targets.astype(bool)
+def _pedestrian_metrics(scores: np.ndarray, targets: np.ndarray, threshold: float,
+                        mask: np.ndarray | None = None) -> dict[str, float]:
+    kept = np.ones(scores.shape, dtype=bool) if mask is None else mask.astype(bool)
+    if not kept.any():
+        raise ValueError("every entry is masked: the pedestrian metrics have nothing to count")
+    predicted = (scores > threshold) & kept
+    truth = targets.astype(bool) & kept
+    negative = ~targets.astype(bool) & kept
 
     def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
 
     tp = (truth & predicted).sum(0)
-    tn = (~truth & ~predicted).sum(0)
-    mean_accuracy = (ratio(tp, truth.sum(0)) + ratio(tn, (~truth).sum(0))) / 2
+    tn = (negative & ~predicted).sum(0)
+    mean_accuracy = (ratio(tp, truth.sum(0)) + ratio(tn, negative.sum(0))) / 2
+    attributes, images = kept.any(0), kept.any(1)
 
     intersection = (truth & predicted).sum(1)
     union = (truth | predicted).sum(1)
-    precision = float(ratio(intersection, predicted.sum(1)).mean())
-    recall = float(ratio(intersection, truth.sum(1)).mean())
+    precision = float(ratio(intersection, predicted.sum(1))[images].mean())
+    recall = float(ratio(intersection, truth.sum(1))[images].mean())
     return {
-        "mA": float(mean_accuracy.mean()),
-        "accuracy": float(ratio(intersection, union).mean()),
+        "mA": float(mean_accuracy[attributes].mean()),
+        "accuracy": float(ratio(intersection, union)[images].mean()),
         "precision": precision,
         "recall": recall,
         "F1": _harmonic(precision, recall),
@@ -213,7 +224,8 @@ def evaluate(
 
     Returns ``mAP``, ``n_labels_without_positive``, the ALL set (CP, CR, CF1, OP, OR, OF1 at
     0.5), the top-3 set (same keys suffixed ``_top3``) and, for ``metric_set="pedestrian"``, the
-    Rethinking_of_PAR set (mA, accuracy, precision, recall, F1; computed on unmasked entries).
+    Rethinking_of_PAR set (mA, accuracy, precision, recall, F1). Masked entries count nowhere
+    in any of them.
     """
     if metric_set not in METRIC_SETS:
         raise ValueError(f"unknown metric set {metric_set!r}; expected one of {METRIC_SETS} "
@@ -228,5 +240,5 @@ def evaluate(
     top3 = _precision_recall_f1(scores, targets, 0.5, min(3, scores.shape[1]), mask)
     result.update({f"{k}_top3": v for k, v in top3.items()})
     if metric_set == "pedestrian":
-        result.update(_pedestrian_metrics(scores, targets, 0.5))
+        result.update(_pedestrian_metrics(scores, targets, 0.5, mask))
     return result

@@ -85,10 +85,14 @@ def test_quick_mode_runs_one_variant_per_table_unless_tables_are_named():
     assert ablations.parse_args(["--quick"]).seeds == 2 and ablations.parse_args([]).seeds == 3
 
 
-def test_the_script_end_to_end(tiny_weights, tmp_path, capsys):
-    argv = ["--quick", "--tables", "IX", "--output-dir", str(tmp_path), "--threads", "1",
+def _tiny_argv(tmp_path: Path, weights: Path, *tables: str) -> list[str]:
+    return ["--quick", "--tables", *tables, "--output-dir", str(tmp_path), "--threads", "1",
             *(arg for o in (*TINY, "dataset.kwargs.num_images=32", "dataset.eval_kwargs.num_images=16",
-                            "train.batch_size=16", f"model.pretrained={tiny_weights}") for arg in ("--set", o))]
+                            "train.batch_size=16", f"model.pretrained={weights}") for arg in ("--set", o))]
+
+
+def test_the_script_end_to_end(tiny_weights, tmp_path, capsys):
+    argv = _tiny_argv(tmp_path, tiny_weights, "IX")
     assert ablations.main(argv) == 0
     record = json.loads((tmp_path / "synthetic_natural.json").read_text())
     assert record["monitor"] == "mAP" and record["seeds"] == [0, 1] and record["torch"] == torch.__version__
@@ -105,3 +109,24 @@ def test_the_script_end_to_end(tiny_weights, tmp_path, capsys):
     assert record["summary"]["paper_signs"] == 2
     out = capsys.readouterr().out
     assert "Table IX" in out and "| Uni-D (learned classifier) |" in out and "paper signs reproduced" in out
+
+
+def test_a_later_invocation_reuses_logged_runs_and_keeps_earlier_tables(tiny_weights, tmp_path, monkeypatch):
+    assert ablations.main(_tiny_argv(tmp_path, tiny_weights, "IX")) == 0
+    log = tmp_path / "synthetic_natural.runs.jsonl"
+    assert len(log.read_text().splitlines()) == 6  # full, no gate, Uni-D x 2 seeds
+    trained = []
+    real = ablations.train_from_config
+    monkeypatch.setattr(ablations, "train_from_config", lambda config: trained.append(config) or real(config))
+    assert ablations.main(_tiny_argv(tmp_path, tiny_weights, "VIII")) == 0
+    assert len(trained) == 2 * 3  # VIII's three variants; the full model's two runs come from the log
+    record = json.loads((tmp_path / "synthetic_natural.json").read_text())
+    assert list(record["tables"]) == ["VIII", "IX"]  # IX of the first invocation is kept
+    full = [t["rows"][0]["values"] for t in record["tables"].values()]
+    assert full[0] == full[1]
+    assert record["train_seconds_all_tables"] > 0 and record["summary"]["paper_signs"] == 5
+    trained.clear()
+    assert ablations.main(_tiny_argv(tmp_path, tiny_weights, "IX")) == 0 and not trained
+    other = _tiny_argv(tmp_path, tiny_weights, "IX") + ["--set", "train.lr=1e-3"]  # another budget: no reuse
+    assert ablations.main(other) == 0 and len(trained) == 6
+    assert list(json.loads((tmp_path / "synthetic_natural.json").read_text())["tables"]) == ["IX"]

@@ -103,6 +103,54 @@ def test_pedestrian_metrics_hand_computed():
     assert m["F1"] == pytest.approx(2 * p * r / (p + r))
 
 
+def _pedestrian_reference(scores, targets, mask, threshold=0.5):
+    """Rethinking_of_PAR's metrics entry by entry with scikit-learn, on each attribute's and each
+    image's unmasked entries (attributes and images without one left out)."""
+    from sklearn.metrics import jaccard_score
+
+    predicted = (scores > threshold).astype(int)
+    kept = mask.astype(bool)
+    per_attribute = []
+    for j in range(scores.shape[1]):
+        rows = kept[:, j]
+        if rows.any():
+            y, p = targets[rows, j], predicted[rows, j]
+            per_attribute.append((recall_score(y, p, pos_label=1, zero_division=0)
+                                  + recall_score(y, p, pos_label=0, zero_division=0)) / 2)
+    acc, prec, rec = [], [], []
+    for i in range(scores.shape[0]):
+        cols = kept[i]
+        if cols.any():
+            y, p = targets[i, cols], predicted[i, cols]
+            acc.append(jaccard_score(y, p, zero_division=0) if (y.any() or p.any()) else 0.0)
+            prec.append(precision_score(y, p, zero_division=0))
+            rec.append(recall_score(y, p, zero_division=0))
+    return {"mA": np.mean(per_attribute), "accuracy": np.mean(acc), "precision": np.mean(prec),
+            "recall": np.mean(rec)}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pedestrian_metrics_honour_the_mask(seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.random((40, 6))
+    targets = (rng.random((40, 6)) < 0.35).astype(float)
+    mask = (rng.random((40, 6)) < 0.7).astype(float)
+    mask[3] = 0  # an image with every attribute masked is left out
+    mask[:, 5] = 0  # as is an attribute masked on every image
+    got = pedestrian_metrics(scores, targets, mask=mask)
+    for key, value in _pedestrian_reference(scores, targets, mask).items():
+        assert got[key] == pytest.approx(value), key
+    assert evaluate(scores, targets, mask, metric_set="pedestrian")["mA"] == pytest.approx(got["mA"])
+    # masked entries count nowhere: flipping their targets and scores changes nothing
+    flipped_targets = np.where(mask == 1, targets, 1 - targets)
+    flipped_scores = np.where(mask == 1, scores, 1 - scores)
+    assert pedestrian_metrics(flipped_scores, flipped_targets, mask=mask) == got
+    assert pedestrian_metrics(scores, targets, mask=np.ones_like(mask)) == pedestrian_metrics(scores, targets)
+    assert got != pedestrian_metrics(scores, targets)
+    with pytest.raises(ValueError, match="every entry is masked"):
+        pedestrian_metrics(scores, targets, mask=np.zeros_like(mask))
+
+
 def test_evaluate_reports_every_set_and_labels_without_positive():
     scores, targets = random_problem(3)
     natural = evaluate(scores, targets)
