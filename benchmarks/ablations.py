@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import shlex
 import statistics
@@ -45,6 +44,7 @@ import torch
 from sspa_core.config import load_config
 from sspa_core.engine import train_from_config
 from sspa_core.paths import OUTPUT_DIR
+from sspa_core.results import format_cell, mean_interval, overlaps, verdict
 
 
 class Variant(NamedTuple):
@@ -104,54 +104,6 @@ TABLES: dict[str, tuple[str, tuple[Variant, ...]]] = {
 #: ``--quick``: a CI-size budget (before ``--set``)
 QUICK_OVERRIDES = ("dataset.kwargs.num_images=200", "dataset.eval_kwargs.num_images=100", "train.epochs=2")
 CONFIGS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_aerial")
-#: two-sided 95% quantiles of Student's t, df = 1..10
-T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
-
-
-def t_quantile(df: int) -> float:
-    """The 0.975 quantile of Student's t with ``df`` degrees of freedom: :data:`T975`, beyond it
-    the Cornish–Fisher expansion around the normal quantile (error < 1e-3 for df > 10)."""
-    if df < 1:
-        raise ValueError(f"t quantile needs df >= 1, got {df}")
-    if df <= len(T975):
-        return T975[df - 1]
-    z = statistics.NormalDist().inv_cdf(0.975)
-    return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))
-
-
-def mean_interval(values: Sequence[float]) -> tuple[float, tuple[float, float] | None]:
-    """Mean and 95% t-interval of ``values`` (None with fewer than two)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, None
-    half = t_quantile(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, (mean - half, mean + half)
-
-
-def verdict(interval: tuple[float, float] | None, paper_sign: str | None) -> str:
-    """The verdict on a difference ``variant − full`` with 95% ``interval``: "reproduced" (the
-    paper's sign, the interval excludes 0), "not reproduced" (the opposite sign, excludes 0),
-    "within noise" (contains 0), "higher"/"lower" where the paper makes no claim, "undetermined"
-    without an interval (one seed)."""
-    if paper_sign not in ("+", "-", None):
-        raise ValueError(f"paper_sign must be '+', '-' or None, got {paper_sign!r}")
-    if interval is None:
-        return "undetermined"
-    low, high = interval
-    if low <= 0 <= high:
-        return "within noise"
-    observed = "+" if low > 0 else "-"
-    if paper_sign is None:
-        return "higher" if observed == "+" else "lower"
-    return "reproduced" if observed == paper_sign else "not reproduced"
-
-
-def overlaps(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:
-    """Whether two intervals overlap (an undefined one overlaps everything)."""
-    return a is None or b is None or (a[0] <= b[1] and b[0] <= a[1])
-
-
 def select_tables(names: Sequence[str] | None, quick: bool) -> dict[str, tuple[str, tuple[Variant, ...]]]:
     """The tables ``names`` (all when None) with all their variants, or with ``quick`` and no
     ``names`` the first variant of each table."""
@@ -261,11 +213,6 @@ def train_seconds(results: dict[str, Any]) -> float:
     return round(sum(runs.values()), 1)
 
 
-def _cell(mean: float, interval: tuple[float, float] | None, signed: bool = False) -> str:
-    text = f"{mean:+.2f}" if signed else f"{mean:.2f}"
-    return text if interval is None else f"{text} [{interval[0]:.2f}, {interval[1]:.2f}]"
-
-
 def markdown(results: dict[str, Any], monitor: str) -> str:
     """The tables of ``results`` in markdown."""
     lines = []
@@ -275,8 +222,8 @@ def markdown(results: dict[str, Any], monitor: str) -> str:
                   "|---|---|---|---|---|---|---|"]
         for r in table["rows"]:
             overrides = ", ".join(f"`{o.removeprefix(S)}`" for o in r["overrides"]) or "(none)"
-            delta = "" if r["verdict"] == "reference" else _cell(r["delta"], r["delta_ci95"], signed=True)
-            lines.append(f"| {r['variant']} | {overrides} | {_cell(r['mean'], r['ci95'])} | {delta} | "
+            delta = "" if r["verdict"] == "reference" else format_cell(r["delta"], r["delta_ci95"], signed=True)
+            lines.append(f"| {r['variant']} | {overrides} | {format_cell(r['mean'], r['ci95'])} | {delta} | "
                          f"{r['paper_sign'] or ''} | {r['verdict']} | {len(r['seeds'])} |")
     return "\n".join(lines)
 

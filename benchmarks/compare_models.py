@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/compare_models.py [--config synthetic_natural|synthetic_pedestrian|
 synthetic_aerial] [--images N] [--eval-images N] [--epochs N] [--batch N] [--seeds 0 1 2]
-[--protocol paper|config] [--pretrained PATH] [--set KEY=VALUE]``.
+[--protocol paper|config] [--pretrained PATH] [--set KEY=VALUE] [--output FILE.json]``.
 
 Every model sees the same training images, epochs, batch size and learning rates: those of
 ``sspa_core/configs/<config>.yaml`` unless an option here changes them. With
@@ -14,14 +14,22 @@ nothing. ``--protocol config`` trains every head on cached features of the froze
 (CLIP-FT still fine-tunes both encoders). Printed: the domain's metrics (%) on the validation
 split after the last epoch (mAP, CF1, OF1; for pedestrian attributes mA, instance F1 and mAP),
 mean ± standard deviation over the seeds (the seed sets the model initialisation and the
-training order; the scenes are the same).
+training order; the scenes are the same). ``--output`` also writes them, per seed, as JSON: the
+format of ``data/results/compare_models/<config>.json``, which notebooks 06 and 07 read
+(``sspa_core.results``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import platform
+import shlex
+import sys
 import tempfile
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -49,6 +57,7 @@ def main() -> None:
     parser.add_argument("--pretrained", default="", help='tiny-CLIP weights ("" = the shipped checkpoint)')
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="further config overrides, applied to every model")
+    parser.add_argument("--output", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,6 +91,24 @@ def main() -> None:
         print(f"{model:<10s} " + " ".join(f"{cell:>14s}" for cell in cells) + f" {seconds:8.1f}")
     chance = label_freq[label_freq > 0].mean()  # AP of a constant score = the label's frequency
     print(f"chance level (mAP of a constant score): {100 * chance:.2f}")
+    if args.output is not None:
+        record = {
+            "config": args.config, "command": shlex.join(["python", "benchmarks/compare_models.py", *sys.argv[1:]]),
+            "protocol": args.protocol, "seeds": args.seeds, "unit": "%", "columns": list(columns),
+            "budget": {"backbone": config["model"]["backbone"], "image_size": ds["image_size"],
+                       "train_images": ds["kwargs"]["num_images"], "eval_images": ds["eval_kwargs"]["num_images"],
+                       "epochs": tc["epochs"], "batch_size": tc["batch_size"], "lr": tc["lr"]},
+            "models": {model: {"values": {key: [100 * run["metrics"][key] for run in runs] for key in columns},
+                               "seconds_per_run": round(seconds, 1)} for model, runs, seconds in rows},
+            "chance_mAP": 100 * float(chance), "torch": torch.__version__, "python": platform.python_version(),
+            "threads": torch.get_num_threads(), "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        for entry in record["models"].values():
+            entry["mean"] = {k: float(np.mean(v)) for k, v in entry["values"].items()}
+            entry["std"] = {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in entry["values"].items()}
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(record, indent=1))
+        print(f"-> {args.output}")
 
 
 if __name__ == "__main__":

@@ -55,29 +55,6 @@ def test_every_variant_is_a_valid_config_that_changes_the_model(tiny_weights):
             assert not torch.allclose(scores, reference), f"{variant.name}: {variant.overrides} changes nothing"
 
 
-def test_t_interval_on_hand_made_numbers():
-    assert ablations.t_quantile(1) == 12.706 and ablations.t_quantile(10) == 2.228
-    assert ablations.t_quantile(11) == pytest.approx(2.201, abs=1e-3)  # beyond the table
-    assert ablations.t_quantile(30) == pytest.approx(2.042, abs=1e-3)
-    mean, (low, high) = ablations.mean_interval([1.0, 2.0, 3.0])  # sd 1, n 3: half-width 4.303 / sqrt(3)
-    assert mean == 2.0 and high - mean == pytest.approx(4.303 / 3**0.5) and low == pytest.approx(4 - high)
-    assert ablations.mean_interval([5.0]) == (5.0, None)
-    assert ablations.overlaps((0, 1), (1, 2)) and not ablations.overlaps((0, 1), (1.5, 2))
-    assert ablations.overlaps(None, (0, 1))
-
-
-@pytest.mark.parametrize(("deltas", "sign", "expected"), [
-    ([-1.0, -1.2, -0.8], "-", "reproduced"),
-    ([1.0, 1.2, 0.8], "-", "not reproduced"),
-    ([-1.0, 1.0, 0.1], "-", "within noise"),
-    ([1.0, 1.2, 0.8], "+", "reproduced"),
-    ([1.0, 1.2, 0.8], None, "higher"),
-    ([-1.0], "-", "undetermined"),
-])
-def test_verdicts(deltas, sign, expected):
-    assert ablations.verdict(ablations.mean_interval(deltas)[1], sign) == expected
-
-
 def test_quick_mode_runs_one_variant_per_table_unless_tables_are_named():
     quick = ablations.select_tables(None, quick=True)
     assert list(quick) == list(ablations.TABLES) and all(len(vs) == 1 for _, vs in quick.values())

@@ -24,8 +24,10 @@ IMAGE_SIZE = {"ViT-B-16": 64, "RN50": 64}  # small inputs keep a CPU run short (
 # minutes alone) is left to the full matrix.
 RUNS = [
     ("06", "coco", "tiny"), ("06", "voc", "tiny"), ("06", "pa100k", "tiny"), ("06", "multiscene", "tiny"),
-    ("05", "pa100k", "tiny"), ("03", "coco", "ViT-B-16"), ("05", "coco", "ViT-B-16"),
+    ("05", "pa100k", "tiny"), ("03", "coco", "ViT-B-16"), ("05", "coco", "ViT-B-16"), ("07", "pa100k", "tiny"),
 ]
+#: the dataset files of the transfer domains, which notebook 07 (domain transfer) runs on
+TRANSFER = ("pa100k", "rap", "peta", "multiscene", "mlrsnet", "aid")
 
 
 def selected(dataset: str) -> list[str]:
@@ -72,6 +74,16 @@ def test_notebook_on_dataset_layout(number, dataset, backbone, dataset_roots, ra
     assert result.parameters["dataset"] == dataset
     assert {k: result.parameters[k] for k in overrides} == overrides
     assert (tmp_path / f"{notebook.stem}.html").stat().st_size > 0
+
+
+def test_domain_transfer_runs_on_the_six_transfer_datasets_only():
+    for dataset in runner.dataset_parameter_files():
+        plan = {path.stem: values for path, values in runner.resolve_parameters("smoke", dataset).items()}
+        assert ("07_domain_transfer" in plan) == (dataset in TRANSFER), dataset
+        if dataset in TRANSFER:
+            assert plan["07_domain_transfer"]["dataset"] == dataset
+            full = runner.resolve_parameters("full", dataset, only=["07"])
+            assert list(full.values())[0]["image_size"] == 224  # the paper's size for these domains
 
 
 def test_full_matrix_covers_every_notebook_and_dataset_file():

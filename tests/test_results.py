@@ -1,0 +1,81 @@
+"""sspa_core.results: the statistics the benchmarks report with, and the recorded results the
+notebooks read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sspa_core import results
+
+
+def test_t_interval_on_hand_made_numbers():
+    assert results.t_quantile(1) == 12.706 and results.t_quantile(10) == 2.228
+    assert results.t_quantile(11) == pytest.approx(2.201, abs=1e-3)  # beyond the table
+    assert results.t_quantile(30) == pytest.approx(2.042, abs=1e-3)
+    mean, (low, high) = results.mean_interval([1.0, 2.0, 3.0])  # sd 1, n 3: half-width 4.303 / sqrt(3)
+    assert mean == 2.0 and high - mean == pytest.approx(4.303 / 3**0.5) and low == pytest.approx(4 - high)
+    assert results.mean_interval([5.0]) == (5.0, None)
+    assert results.overlaps((0, 1), (1, 2)) and not results.overlaps((0, 1), (1.5, 2))
+    assert results.overlaps(None, (0, 1))
+
+
+@pytest.mark.parametrize(("deltas", "sign", "expected"), [
+    ([-1.0, -1.2, -0.8], "-", "reproduced"),
+    ([1.0, 1.2, 0.8], "-", "not reproduced"),
+    ([-1.0, 1.0, 0.1], "-", "within noise"),
+    ([1.0, 1.2, 0.8], "+", "reproduced"),
+    ([1.0, 1.2, 0.8], None, "higher"),
+    ([-1.0], "-", "undetermined"),
+])
+def test_verdicts(deltas, sign, expected):
+    assert results.verdict(results.mean_interval(deltas)[1], sign) == expected
+
+
+def test_recorded_results_are_found_by_name_and_bad_names_refused(tmp_path):
+    assert results.load_result("ablations", "synthetic_natural", tmp_path) is None
+    path = results.result_path("ablations", "synthetic_natural", tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"config": "synthetic_natural"}))
+    assert results.load_result("ablations", "synthetic_natural", tmp_path) == {"config": "synthetic_natural"}
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        results.load_result("ablations", "synthetic_natural", tmp_path)
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        results.result_path("ablation", "synthetic_natural")
+    with pytest.raises(ValueError, match="plain name"):
+        results.result_path("ablations", "../../etc/passwd")
+
+
+
+def _row(name, values, seeds, verdict="reference", sign=None):
+    return {"variant": name, "values": values, "seeds": seeds, "mean": sum(values) / len(values),
+            "ci95": results.mean_interval(values)[1], "delta": 0.0, "delta_ci95": None, "paper_sign": sign,
+            "verdict": verdict}
+
+
+def _record():
+    row = _row
+    return {"config": "synthetic_natural", "monitor": "mAP", "tables": {"VI": {"title": "Table VI", "rows": [
+        row("SSPA (full)", [50.0, 51.0, 52.0], [0, 1, 2]),
+        row("w/o KAP", [49.0, 50.5, 50.0], [0, 1, 2], "within noise", "-"),
+        row("w/o CAP", [47.0, 48.0], [0, 2], "undetermined", "-")]}}}
+
+
+def test_paired_difference_uses_the_common_seeds():
+    rows = {r["variant"]: r for r in _record()["tables"]["VI"]["rows"]}
+    mean, interval, n = results.paired_difference(rows["w/o KAP"], rows["w/o CAP"])
+    assert n == 2 and mean == pytest.approx(((49 - 47) + (50 - 48)) / 2) and interval is not None
+    assert interval[0] == pytest.approx(2.0) and interval[1] == pytest.approx(2.0)  # equal differences: no spread
+    with pytest.raises(ValueError, match="share no seed"):
+        results.paired_difference(rows["w/o KAP"], {**rows["w/o CAP"], "seeds": [7, 8]})
+
+
+def test_ablation_rows_for_display():
+    rows = results.ablation_rows(_record(), "VI")
+    assert [r["variant"] for r in rows] == ["SSPA (full)", "w/o KAP", "w/o CAP"]
+    assert rows[0]["Δ vs full [95% CI]"] == "" and rows[0]["mAP % [95% CI]"].startswith("51.00 [")
+    assert rows[1]["paper's sign"] == "-" and rows[2]["seeds"] == 2
+    with pytest.raises(KeyError, match="not recorded"):
+        results.ablation_rows(_record(), "VII")
