@@ -325,7 +325,7 @@ def _configure_notebooks(parser: argparse.ArgumentParser) -> None:
 
 def _run_notebooks(args: argparse.Namespace) -> int:
     from sspa_core.config import parse_override
-    from sspa_core.notebooks import NotebookError, resolve_parameters, run_notebooks
+    from sspa_core.notebooks import NotebookError, dataset_commands, resolve_parameters, run_notebooks
 
     overrides: dict = {}
     for text in args.overrides:
@@ -333,6 +333,11 @@ def _run_notebooks(args: argparse.Namespace) -> int:
     if args.list:
         for notebook, parameters in resolve_parameters(args.profile, args.dataset, args.only, overrides).items():
             print(f"{notebook.name}: {parameters}")
+        if args.dataset is None and args.only is None:
+            print("\nper dataset (notebooks/params/<dataset>.yaml; data layouts in data/README.md):")
+            for row in dataset_commands():
+                print(f"  {row['dataset']} (notebooks {' '.join(row['notebooks'])}):\n"
+                      f"    CPU check of a download: {row['smoke']}\n    GPU run: {row['full']}")
         return 0
     try:
         results = run_notebooks(args.profile, args.dataset, args.only, overrides, args.output_dir,

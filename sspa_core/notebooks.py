@@ -61,6 +61,18 @@ def dataset_parameter_files(params_dir: Path = PARAMS_DIR) -> list[str]:
     return sorted(p.stem for p in Path(params_dir).glob("*.yaml") if p.stem not in PROFILES)
 
 
+def dataset_commands(params_dir: Path = PARAMS_DIR, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[dict[str, Any]]:
+    """For each dataset parameter file: its name, the numbers of the notebooks it runs, and the two
+    commands a user types: a CPU check of a download (smoke) and the GPU run (full)."""
+    rows = []
+    for name in dataset_parameter_files(params_dir):
+        selected = resolve_parameters("smoke", name, params_dir=params_dir, notebooks_dir=notebooks_dir)
+        command = f"sspa notebooks --profile {{}} --dataset {name} -p data_root=/data/{name}"
+        rows.append({"dataset": name, "notebooks": [path.stem.split("_")[0] for path in selected],
+                     "smoke": command.format("smoke"), "full": command.format("full")})
+    return rows
+
+
 def _read_params_file(path: Path) -> dict[str, Any]:
     content = yaml.safe_load(path.read_text()) or {}
     unknown = set(content) - set(PARAMS_FILE_KEYS)

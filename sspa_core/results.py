@@ -120,3 +120,26 @@ def ablation_rows(record: dict[str, Any], table: str) -> list[dict[str, Any]]:
                      "Δ vs full [95% CI]": "" if reference else format_cell(r["delta"], r["delta_ci95"], signed=True),
                      "paper's sign": r["paper_sign"] or "", "verdict": r["verdict"], "seeds": len(r["seeds"])})
     return rows
+
+
+def recorded_ablations(config: str, tables: Sequence[str], fallback: str = "synthetic_natural",
+                       results_dir: Path | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
+    """``(heading, rows)`` per table for a notebook: :func:`ablation_rows` of the record of ``config``
+    (of ``fallback`` when ``config`` has none, which the heading says), or an empty ``rows`` with a
+    heading that gives the command to record the table."""
+    record = load_result("ablations", config, results_dir)
+    note = ""
+    if record is None and fallback != config:
+        record, note = load_result("ablations", fallback, results_dir), f" (recorded on {fallback}, not {config})"
+    out = []
+    for table in tables:
+        if record is None or table not in record["tables"]:
+            out.append((f"Table {table}: not recorded yet; `python benchmarks/ablations.py --configs {fallback} "
+                        f"--tables {table} --output-dir data/results/ablations` records it", []))
+            continue
+        budget = record["budget"]
+        heading = (f"{record['tables'][table]['title']}{note}: {record['config']}, {budget['backbone']} at "
+                   f"{budget['image_size']} px, {budget['train_images']} images x {budget['epochs']} epochs, "
+                   f"mean and 95% interval over seeds; `{record['command']}`")
+        out.append((heading, ablation_rows(record, table)))
+    return out

@@ -86,6 +86,20 @@ def test_domain_transfer_runs_on_the_six_transfer_datasets_only():
             assert list(full.values())[0]["image_size"] == 224  # the paper's size for these domains
 
 
+def test_the_listing_shows_each_dataset_files_commands(capsys):
+    from sspa_core.cli import main
+
+    assert main(["notebooks", "--list"]) == 0
+    out = capsys.readouterr().out
+    rows = {row["dataset"]: row for row in runner.dataset_commands()}
+    assert set(rows) == set(runner.dataset_parameter_files())
+    assert rows["pa100k"]["notebooks"] == selected("pa100k") and "07" in rows["aid"]["notebooks"]
+    assert "07" not in rows["coco"]["notebooks"]
+    for row in rows.values():
+        assert row["smoke"] in out and row["full"] in out
+    assert rows["voc"]["smoke"] == "sspa notebooks --profile smoke --dataset voc -p data_root=/data/voc"
+
+
 def test_full_matrix_covers_every_notebook_and_dataset_file():
     matrix = full_matrix()
     assert {ds for _, ds, bb in matrix if bb == "tiny"} == set(runner.dataset_parameter_files())

@@ -79,3 +79,13 @@ def test_ablation_rows_for_display():
     assert rows[1]["paper's sign"] == "-" and rows[2]["seeds"] == 2
     with pytest.raises(KeyError, match="not recorded"):
         results.ablation_rows(_record(), "VII")
+
+
+def test_recorded_ablations_fall_back_and_say_how_to_record(tmp_path):
+    record = {**_record(), "command": "python benchmarks/ablations.py --tables VI",
+              "budget": {"backbone": "sspa-tiny-vit", "image_size": 112, "train_images": 2000, "epochs": 12}}
+    (tmp_path / "ablations").mkdir()
+    (tmp_path / "ablations" / "synthetic_natural.json").write_text(json.dumps(record))
+    (heading, rows), (missing, none) = results.recorded_ablations("coco", ["VI", "VII"], results_dir=tmp_path)
+    assert "recorded on synthetic_natural, not coco" in heading and len(rows) == 3
+    assert "not recorded yet" in missing and "--tables VII" in missing and none == []
