@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -228,6 +230,26 @@ def fetch_weights(plan: dict[Path, dict[str, Any]]) -> None:
             raise WeightsUnavailable(f"{err}; for the notebooks: --set pretrained=/path/to/file.pt") from None
 
 
+def _ipc_kernel_manager() -> type:
+    """A kernel manager that talks to the kernel over local IPC sockets in a private temporary
+    folder instead of TCP ports, so no network port is opened (and ipykernel does not warn about
+    unencrypted TCP in every run's log)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = str(Path(tempfile.mkdtemp(prefix="sspa-kernel-")) / "kernel")
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart)
+            if not restart:
+                shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
+
+    return IPCKernelManager
+
+
 def run_notebooks(
     profile: str = "smoke",
     dataset: str | None = None,
@@ -257,8 +279,8 @@ def run_notebooks(
     output_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for notebook, parameters in plan.items():
-        if "output_dir" in declared_parameters(notebook):
-            parameters = {**parameters, "output_dir": str(output_dir / notebook.stem)}
+        if "output_dir" in declared_parameters(notebook):  # each notebook writes into <output_dir>/<its name>/
+            parameters = {**parameters, "output_dir": str(output_dir)}
         executed = output_dir / notebook.name
         print(f"[sspa notebooks] {notebook.name} {parameters}", flush=True)
         start = time.perf_counter()
@@ -267,7 +289,7 @@ def run_notebooks(
             papermill.execute_notebook(
                 str(notebook), str(executed), parameters=parameters, kernel_name=kernel,
                 cwd=str(notebook.parent), progress_bar=False, log_output=log_output,
-                timeout_func=deadline,
+                timeout_func=deadline, kernel_manager_class=_ipc_kernel_manager(),
             )
         except TimeoutError:  # nbclient's CellTimeoutError, raised only by the deadline
             export_html(executed)

@@ -26,8 +26,9 @@ def tree(tmp_path):
     nbs, params = tmp_path / "notebooks", tmp_path / "notebooks" / "params"
     params.mkdir(parents=True)
     _notebook(nbs / "00_first.ipynb", 'profile = "smoke"\nsize = 1\noutput_dir = "outputs"',
-              ["import json, pathlib\npathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)\n"
-               "pathlib.Path(output_dir, 'seen.json').write_text(json.dumps({'profile': profile, 'size': size}))"])
+              ["import json, pathlib\nfolder = pathlib.Path(output_dir, '00_first')\n"
+               "folder.mkdir(parents=True, exist_ok=True)\n"
+               "(folder / 'seen.json').write_text(json.dumps({'profile': profile, 'size': size}))"])
     _notebook(nbs / "01_second.ipynb", 'profile = "smoke"\nfail = False',
               ["x = 1", "if fail:\n    raise RuntimeError('boom in cell')"])
     (params / "smoke.yaml").write_text(yaml.safe_dump(
@@ -42,11 +43,13 @@ def _run(tree, **kwargs):
     return runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=out, **kwargs)
 
 
-def test_runner_injects_parameters_and_writes_html(tree):
+def test_runner_injects_parameters_and_writes_html(tree, capfd):
     results = _run(tree, profile="full", overrides={"size": 7})
     out = tree[2]
     assert [r.name for r in results] == ["00_first", "01_second"]
-    seen = json.loads((out / "00_first" / "seen.json").read_text())
+    seen = json.loads((out / "00_first" / "seen.json").read_text())  # <output_dir>/<notebook>/, nested once
+    assert not (out / "00_first" / "00_first").exists()
+    assert "without encryption" not in capfd.readouterr().err  # the kernel talks over IPC, not TCP
     assert seen == {"profile": "full", "size": 7}
     assert (out / "00_first.html").read_text().lower().startswith("<!doctype html")
     assert json.loads((out / "summary.json").read_text())[1]["parameters"] == {"profile": "full"}
