@@ -117,8 +117,8 @@ class Runner:
 
     Every finished run is appended to ``log`` (JSON lines, with the overrides shared by all runs),
     and runs found there with the same shared overrides are not trained again: an interrupted
-    benchmark continues where it stopped, and tables run in separate invocations share their
-    full-model runs.
+    benchmark continues where it stopped, and invocations share their runs (a concurrent one's
+    too: the log is read again before each run).
     """
 
     def __init__(self, config_name: str, overrides: Sequence[str], workdir: Path, log: Path | None = None):
@@ -129,7 +129,11 @@ class Runner:
         self.log = log
         self.values: dict[tuple[tuple[str, ...], int], float] = {}
         self.seconds: dict[tuple[tuple[str, ...], int], float] = {}
-        for line in log.read_text().splitlines() if log is not None and log.is_file() else ():
+        self._read_log()
+
+    def _read_log(self) -> None:
+        """Take the runs of ``log`` made with the same shared overrides (by any invocation)."""
+        for line in self.log.read_text().splitlines() if self.log is not None and self.log.is_file() else ():
             entry = json.loads(line)
             if entry["shared"] == self.shared:
                 key = (tuple(entry["overrides"]), entry["seed"])
@@ -137,6 +141,8 @@ class Runner:
 
     def __call__(self, variant: Variant, seed: int) -> float:
         key = (variant.overrides, seed)
+        if key not in self.values:
+            self._read_log()  # another invocation on the same log may have made it meanwhile
         if key not in self.values:
             run_dir = self.workdir / "runs" / f"{len(self.values):03d}-seed{seed}"
             config = load_config(self.config_name, [*self.overrides, *variant.overrides,
