@@ -1,0 +1,45 @@
+"""Every notebook has the course structure: a header with learning objectives, prerequisites,
+time and the paper's sections; numbered sections; take-aways; check-your-understanding
+questions; a link to the next notebook."""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+
+from sspa_core.notebooks import list_notebooks
+
+NOTEBOOKS = list_notebooks()
+
+
+def _markdown(path) -> list[str]:
+    return [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
+
+
+def test_the_series_is_complete():
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(8)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_has_the_course_structure(path):
+    cells = _markdown(path)
+    number = path.name[:2]
+    header = cells[0]
+    assert header.startswith(f"# {number} · "), "the first cell is the title '# NN · ...'"
+    for part in ("**Learning objectives.**", "**Prerequisites.**", "**Time.**"):
+        assert part in header, f"the header lacks {part}"
+    assert re.search(r"\*\*Learning objectives\.\*\*[^\n]*\n1\. .+\n2\. ", header), "objectives are a numbered list"
+    assert "§" in header or "Paper:" in header, "the header names the paper's sections"
+    headings = [line for cell in cells[1:] for line in cell.splitlines() if line.startswith("## ")]
+    sections = [h for h in headings if h not in ("## Take-aways", "## Check your understanding")]
+    assert sections, "the notebook has sections"
+    assert [h.split(" · ")[0] for h in sections] == [f"## {k}" for k in range(1, len(sections) + 1)], \
+        "sections are numbered 1, 2, 3, ... as '## k · title'"
+    assert headings[-2:] == ["## Take-aways", "## Check your understanding"]
+    questions = cells[-1].split("## Check your understanding", 1)[1]
+    assert len(re.findall(r"^\d\. ", questions, flags=re.M)) >= 2, "at least two questions"
+    following = [p.stem for p in NOTEBOOKS if p.name[:2] == f"{int(number) + 1:02d}"]
+    link = f"({following[0]}.ipynb)" if following else "(../README.md)"
+    assert link in cells[-1], f"the last cell links to {link}"
