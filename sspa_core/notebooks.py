@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -30,6 +31,9 @@ from typing import Any
 import yaml
 
 from sspa_core.paths import OUTPUT_DIR, REPO_ROOT
+
+#: the kernels of a run have no front end to show widgets (sspa_core.explorers reads it)
+HEADLESS_ENV = "SSPA_HEADLESS"
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 PARAMS_DIR = NOTEBOOKS_DIR / "params"
@@ -272,6 +276,7 @@ def run_notebooks(
 
     plan = resolve_parameters(profile, dataset, only, overrides, notebooks_dir, params_dir)
     fetch_weights(plan)
+    os.environ[HEADLESS_ENV] = "1"  # the kernels inherit it: no front end, explorers draw static figures
     if timeout_s is None:
         timeout_s = resolve_timeout(profile, dataset, params_dir)
     run_name = profile if dataset is None else f"{profile}-{dataset}"
