@@ -208,12 +208,33 @@ def resolve_parameters(
     return resolved
 
 
+#: MathJax's entry point and configuration inside the folder :func:`local_mathjax` copies
+MATHJAX_ENTRY = "MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+
+
+def local_mathjax(output_dir: Path) -> str | None:
+    """Copy MathJax (the static files of ``jupyter_server_mathjax``) into ``output_dir/mathjax``
+    once, so that the HTML exports beside it render equations offline; the relative URL, or None
+    when the package is missing (nbconvert's CDN default then applies)."""
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        return None
+    target = Path(output_dir) / "mathjax"
+    if not (target / "MathJax.js").is_file():
+        shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static", target, dirs_exist_ok=True)
+    return f"mathjax/{MATHJAX_ENTRY}"
+
+
 def export_html(executed: Path) -> Path:
-    """Write the executed notebook as HTML beside it (nbconvert)."""
+    """Write the executed notebook as HTML beside it (nbconvert), with a local copy of MathJax
+    (:func:`local_mathjax`) so that equations render without internet."""
     import nbformat
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    mathjax = local_mathjax(executed.parent)
+    exporter = HTMLExporter(mathjax_url=mathjax) if mathjax else HTMLExporter()
+    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
     html = executed.with_suffix(".html")
     html.write_text(body, encoding="utf-8")
     return html

@@ -51,7 +51,10 @@ def test_runner_injects_parameters_and_writes_html(tree, capfd):
     assert not (out / "00_first" / "00_first").exists()
     assert "without encryption" not in capfd.readouterr().err  # the kernel talks over IPC, not TCP
     assert seen == {"profile": "full", "size": 7}
-    assert (out / "00_first.html").read_text().lower().startswith("<!doctype html")
+    html = (out / "00_first.html").read_text()
+    assert html.lower().startswith("<!doctype html")
+    assert f'src="mathjax/{runner.MATHJAX_ENTRY}"' in html and "cdnjs.cloudflare.com/ajax/libs/mathjax" not in html
+    assert (out / "mathjax" / "MathJax.js").is_file()  # equations render offline
     assert json.loads((out / "summary.json").read_text())[1]["parameters"] == {"profile": "full"}
 
 
