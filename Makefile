@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROFILE ?= smoke
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint heads clean
+.PHONY: setup demo lab test test-fast lint heads clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,12 @@ $(STAMP): pyproject.toml setup.py
 
 demo: $(STAMP)
 	$(BIN)/sspa notebooks --profile $(PROFILE)
+
+# JupyterLab on the notebooks, from the project's environment (the explorers need its widgets);
+# LAB_ARGS passes options, e.g. make lab LAB_ARGS="--no-browser --port 8890"
+LAB_ARGS ?=
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

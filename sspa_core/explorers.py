@@ -61,7 +61,9 @@ class Explorer:
         for control in self.controls.values():
             control.observe(self._redraw, names="value")
         header = [widgets.HTML(f"<b>{self.title}</b>")] if self.title else []
-        box = widgets.VBox([*header, widgets.HBox(list(self.controls.values())), self._output])
+        controls = list(self.controls.values())
+        rows = [widgets.HBox(controls[i:i + 4]) for i in range(0, len(controls), 4)]  # at most four a row
+        box = widgets.VBox([*header, *rows, self._output])
         self._redraw()
         return box
 
@@ -113,7 +115,7 @@ def hamilton_explorer() -> Explorer:
         limit = max(1e-9, float(np.abs(matrix).max()))
         image = axes[1].imshow(matrix, cmap="coolwarm", vmin=-limit, vmax=limit)
         for (i, j), value in np.ndenumerate(matrix):
-            axes[1].text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8)
+            axes[1].text(j, i, f"{value + 0.0:.2f}", ha="center", va="center", fontsize=8)  # + 0.0: no "-0.00"
         axes[1].set_xticks(range(4), names)
         axes[1].set_yticks(range(4), names)
         axes[1].set_title("p as a real 4 × 4 matrix: p ⊗ q = L(p) q")

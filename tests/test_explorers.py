@@ -63,7 +63,8 @@ def test_a_control_change_redraws(monkeypatch):
     monkeypatch.delenv(explorers.HEADLESS_ENV, raising=False)
     explorer = explorers.threshold_explorer(RNG.random((20, 4)), (RNG.random((20, 4)) < 0.4).astype(float), LABELS)
     box = explorer.widget()
-    assert explorer.redraws == 1 and len(box.children) == 3  # title, controls, output
+    assert explorer.redraws == 1 and len(box.children) == 3  # title, one row of controls, output
+    assert len(explorers.hamilton_explorer().widget().children) == 4  # eight sliders: two rows of four
     explorer.controls["threshold"].value = 0.7
     assert explorer.redraws == 2
     assert explorer.values == {"threshold": 0.7}
