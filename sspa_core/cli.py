@@ -321,6 +321,8 @@ def _configure_notebooks(parser: argparse.ArgumentParser) -> None:
                         help="seconds each notebook may run (default: the parameter files' timeout_s; 0 = no limit)")
     parser.add_argument("--output-dir", type=Path, help="default: outputs/notebooks/<profile>[-<dataset>]")
     parser.add_argument("--list", action="store_true", help="print the resolved parameters of each notebook and stop")
+    parser.add_argument("--to", nargs="+", default=["html"], choices=["html", "slides"], metavar="FORMAT",
+                        help="exports beside each executed notebook: html (always written), slides (reveal.js)")
 
 
 def _run_notebooks(args: argparse.Namespace) -> int:
@@ -341,7 +343,7 @@ def _run_notebooks(args: argparse.Namespace) -> int:
         return 0
     try:
         results = run_notebooks(args.profile, args.dataset, args.only, overrides, args.output_dir,
-                                timeout_s=args.timeout_s)
+                                timeout_s=args.timeout_s, formats=tuple(args.to))
     except NotebookError as err:
         print(f"sspa notebooks: FAILED {err}")
         return 1

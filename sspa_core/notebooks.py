@@ -240,6 +240,27 @@ def export_html(executed: Path) -> Path:
     return html
 
 
+def export_slides(executed: Path) -> Path:
+    """Write the executed notebook as reveal.js slides beside it (nbconvert's SlidesExporter):
+    ``<name>.slides.html``. Cells carry their slide type in ``metadata.slideshow`` (each section
+    heading starts a slide); equations use the local MathJax like :func:`export_html`; reveal.js
+    itself loads from nbconvert's default CDN (``--SlidesExporter.reveal_url_prefix`` of
+    ``jupyter nbconvert`` points it at a local copy)."""
+    import nbformat
+    from nbconvert import SlidesExporter
+
+    mathjax = local_mathjax(executed.parent)
+    exporter = SlidesExporter(mathjax_url=mathjax) if mathjax else SlidesExporter()
+    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    slides = executed.with_suffix(".slides.html")
+    slides.write_text(body, encoding="utf-8")
+    return slides
+
+
+#: what ``run_notebooks(..., formats=...)`` can export besides the executed notebook
+EXPORTS = {"html": export_html, "slides": export_slides}
+
+
 def fetch_weights(plan: dict[Path, dict[str, Any]]) -> None:
     """Find or download, once and before any kernel starts, the CLIP weights (``backbone``,
     ``pretrained``) the notebooks of ``plan`` load; offline, a download that fails stops the run
@@ -286,15 +307,20 @@ def run_notebooks(
     kernel: str = KERNEL,
     log_output: bool = False,
     timeout_s: float | None = None,
+    formats: tuple[str, ...] = ("html",),
 ) -> list[NotebookResult]:
     """Execute the selected notebooks in order; executed copies and HTML go to ``output_dir``
     (default ``outputs/notebooks/<profile>[-<dataset>]``). Each notebook may run ``timeout_s``
     seconds (default: :func:`resolve_timeout`; 0 = no limit). The CLIP weights are fetched first
     (:func:`fetch_weights`). Raises :class:`NotebookError` naming the notebook and cell at the
-    first failure or time-out (its executed copy and HTML are still written)."""
+    first failure or time-out (its executed copy and HTML are still written). ``formats``: the
+    exports written beside each executed copy (:data:`EXPORTS`: ``html``, ``slides``)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    unknown = set(formats) - set(EXPORTS)
+    if unknown:
+        raise ValueError(f"unknown export format(s) {sorted(unknown)}; choose from {sorted(EXPORTS)}")
     plan = resolve_parameters(profile, dataset, only, overrides, notebooks_dir, params_dir)
     fetch_weights(plan)
     os.environ[HEADLESS_ENV] = "1"  # the kernels inherit it: no front end, explorers draw static figures
@@ -334,6 +360,9 @@ def run_notebooks(
             ) from None
         seconds = time.perf_counter() - start
         html = export_html(executed)
+        for name in formats:
+            if name != "html":
+                EXPORTS[name](executed)
         print(f"[sspa notebooks] {notebook.name} done in {seconds:.1f} s", flush=True)
         results.append(NotebookResult(notebook.stem, str(executed), str(html), seconds, parameters))
     (output_dir / "summary.json").write_text(

@@ -43,3 +43,13 @@ def test_notebook_has_the_course_structure(path):
     following = [p.stem for p in NOTEBOOKS if p.name[:2] == f"{int(number) + 1:02d}"]
     link = f"({following[0]}.ipynb)" if following else "(../README.md)"
     assert link in cells[-1], f"the last cell links to {link}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_each_heading_starts_a_slide(path):
+    for cell in nbformat.read(path, as_version=4).cells:
+        kind = cell.metadata.get("slideshow", {}).get("slide_type")
+        if cell.cell_type == "markdown" and cell.source.startswith(("# ", "## ")):
+            assert kind == "slide", cell.source.splitlines()[0]
+        if "parameters" in cell.metadata.get("tags", []):
+            assert kind == "skip"

@@ -188,3 +188,14 @@ def test_each_notebook_is_inspected_once_per_version(tree, monkeypatch):
     _notebook(nbs / "01_second.ipynb", 'profile = "smoke"\nfail = False\nextra = 1', ["x = 1"])
     assert "extra" in runner.declared_parameters(nbs / "01_second.ipynb")
     assert len(inspected) == 3
+
+
+def test_slides_are_exported_on_request(tree):
+    nbs, params, out = tree
+    runner.run_notebooks("smoke", only=["00"], notebooks_dir=nbs, params_dir=params, output_dir=out,
+                         formats=("html", "slides"))
+    slides = (out / "00_first.slides.html").read_text()
+    assert "reveal" in slides.lower() and f"mathjax/{runner.MATHJAX_ENTRY}" in slides
+    with pytest.raises(ValueError, match="unknown export format"):
+        runner.run_notebooks("smoke", only=["00"], notebooks_dir=nbs, params_dir=params, output_dir=out,
+                             formats=("pdf",))
