@@ -99,10 +99,12 @@ def prediction_figure(
     patch_weights: torch.Tensor | np.ndarray | None = None,
     visual_gates: torch.Tensor | np.ndarray | None = None,
     top_k: int = 3,
+    title: str | None = None,
 ):
     """One row per image: the image titled with its ``top_k`` labels, the patch-importance map
     ``w_{·j}`` (eq. 15, ``patch_weights`` [N, M, C]) of each of those labels, and the mean
-    semantic-to-visual gate ``G`` (eq. 11, ``visual_gates`` [N, M, d]) per patch."""
+    semantic-to-visual gate ``G`` (eq. 11, ``visual_gates`` [N, M, d]) per patch. ``title`` goes
+    above the whole figure (say which model made the maps, e.g. a barely trained one)."""
     import matplotlib.pyplot as plt
 
     scores = _to_numpy(scores)
@@ -122,6 +124,8 @@ def prediction_figure(
                 col += 1
         if visual_gates is not None:
             heatmap_over_image(axes[row, col], image, _to_numpy(visual_gates[row]).mean(-1), "gate G (mean)")
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -72,3 +72,19 @@ def test_object_coverage_is_the_share_of_each_patch_under_the_boxes():
     assert cover == pytest.approx(np.array([[1.0, 0.0], [0.0, 0.5]]))
     assert object_coverage(objects, 2, only=["car"]).tolist() == [0.0, 0.0, 0.0, 0.5]
     assert object_coverage([], 7).shape == (49,) and object_coverage([], 7).sum() == 0
+
+
+def test_prediction_figure_says_whose_maps_it_shows():
+    from PIL import Image
+
+    from sspa_core.viz import prediction_figure
+
+    images = [Image.new("RGB", (56, 56)) for _ in range(2)]
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.3]])
+    rng = np.random.default_rng(0)
+    fig = prediction_figure(images, scores, ["a", "b", "c"], rng.random((2, 49, 3)), rng.random((2, 49, 8)), top_k=2,
+                            title="a barely trained head")
+    assert fig._suptitle.get_text() == "a barely trained head"
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[:4] == ["a 0.90\nc 0.50", "w: a", "w: c", "gate G (mean)"]
+    plt.close(fig)
