@@ -10,8 +10,8 @@ In a notebook::
         hamilton = solution("01.hamilton")
     check("01.hamilton", hamilton, strict=solutions)
 
-``check`` prints the verdict and returns it; with ``strict=True`` a wrong answer raises
-:class:`ExerciseFailed`, so a run with the solutions proves that every check passes.
+``check`` prints the verdict (``is_correct`` returns it); with ``strict=True`` a wrong answer
+raises :class:`ExerciseFailed`, so a run with the solutions proves that every check passes.
 """
 
 from __future__ import annotations
@@ -386,9 +386,9 @@ def solution(name: str) -> Callable[..., Any]:
     return exercise(name).solution
 
 
-def check(name: str, answer: Callable[..., Any], strict: bool = False) -> bool:
-    """Try ``answer`` on the exercise's cases against the expected values; print ✓ or a hint.
-    Returns whether it is right; with ``strict``, raises :class:`ExerciseFailed` when not."""
+def is_correct(name: str, answer: Callable[..., Any]) -> tuple[bool, str]:
+    """Whether ``answer`` gives the expected values on every case of exercise ``name``, and the
+    message :func:`check` prints (✓, or ✗ with what went wrong, the task and the hint)."""
     ex = exercise(name)
     problem = None
     for args in ex.cases():
@@ -407,13 +407,17 @@ def check(name: str, answer: Callable[..., Any], strict: bool = False) -> bool:
         if problem:
             break
     if problem is None:
-        print(f"✓ {name}: correct on {len(ex.cases())} cases")
-        return True
-    message = f"✗ {name}: {problem}.\n  Task: {ex.task}.\n  Hint: {ex.hint}."
-    if strict:
+        return True, f"✓ {name}: correct on {len(ex.cases())} cases"
+    return False, f"✗ {name}: {problem}.\n  Task: {ex.task}.\n  Hint: {ex.hint}."
+
+
+def check(name: str, answer: Callable[..., Any], strict: bool = False) -> None:
+    """Try ``answer`` on the exercise's cases against the expected values and print ✓ or a hint;
+    with ``strict``, a wrong answer raises :class:`ExerciseFailed` instead."""
+    correct, message = is_correct(name, answer)
+    if not correct and strict:
         raise ExerciseFailed(message)
     print(message)
-    return False
 
 
 def _short(value: Any, limit: int = 160) -> str:
