@@ -226,18 +226,24 @@ def local_mathjax(output_dir: Path) -> str | None:
     return f"mathjax/{MATHJAX_ENTRY}"
 
 
+def _export(executed: Path, exporter_name: str, suffix: str) -> Path:
+    """``executed`` through nbconvert's exporter ``exporter_name``, with the local MathJax
+    (:func:`local_mathjax`), written beside it as ``<name><suffix>``."""
+    import nbconvert
+    import nbformat
+
+    mathjax = local_mathjax(executed.parent)
+    exporter = getattr(nbconvert, exporter_name)(**({"mathjax_url": mathjax} if mathjax else {}))
+    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    out = executed.with_suffix(suffix)
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
 def export_html(executed: Path) -> Path:
     """Write the executed notebook as HTML beside it (nbconvert), with a local copy of MathJax
     (:func:`local_mathjax`) so that equations render without internet."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    mathjax = local_mathjax(executed.parent)
-    exporter = HTMLExporter(mathjax_url=mathjax) if mathjax else HTMLExporter()
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
-    html = executed.with_suffix(".html")
-    html.write_text(body, encoding="utf-8")
-    return html
+    return _export(executed, "HTMLExporter", ".html")
 
 
 def export_slides(executed: Path) -> Path:
@@ -246,15 +252,7 @@ def export_slides(executed: Path) -> Path:
     heading starts a slide); equations use the local MathJax like :func:`export_html`; reveal.js
     itself loads from nbconvert's default CDN (``--SlidesExporter.reveal_url_prefix`` of
     ``jupyter nbconvert`` points it at a local copy)."""
-    import nbformat
-    from nbconvert import SlidesExporter
-
-    mathjax = local_mathjax(executed.parent)
-    exporter = SlidesExporter(mathjax_url=mathjax) if mathjax else SlidesExporter()
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
-    slides = executed.with_suffix(".slides.html")
-    slides.write_text(body, encoding="utf-8")
-    return slides
+    return _export(executed, "SlidesExporter", ".slides.html")
 
 
 #: what ``run_notebooks(..., formats=...)`` can export besides the executed notebook
