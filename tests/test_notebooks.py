@@ -1,6 +1,7 @@
 """The papermill runner (sspa_core.notebooks) on small throw-away notebooks, and the rules every
 committed notebook follows."""
 
+import argparse
 import ast
 import json
 
@@ -199,3 +200,19 @@ def test_slides_are_exported_on_request(tree):
     with pytest.raises(ValueError, match="unknown export format"):
         runner.run_notebooks("smoke", only=["00"], notebooks_dir=nbs, params_dir=params, output_dir=out,
                              formats=("pdf",))
+
+
+def test_the_command_line_passes_the_export_formats(monkeypatch):
+    from sspa_core import cli
+
+    seen = {}
+
+    def fake_run(profile, dataset, only, overrides, output_dir, timeout_s=None, formats=("html",)):
+        seen.update(profile=profile, only=only, formats=formats)
+        return []
+
+    monkeypatch.setattr(runner, "run_notebooks", fake_run)
+    assert cli.main(["notebooks", "--only", "01", "--to", "html", "slides"]) == 0
+    assert seen == {"profile": "smoke", "only": ["01"], "formats": ("html", "slides")}
+    with pytest.raises((SystemExit, argparse.ArgumentError), match="invalid choice: 'pdf'|2"):
+        cli.main(["notebooks", "--to", "pdf"])
