@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -100,11 +101,14 @@ def prediction_figure(
     visual_gates: torch.Tensor | np.ndarray | None = None,
     top_k: int = 3,
     title: str | None = None,
+    objects: Sequence[Sequence[Any]] | None = None,
 ):
     """One row per image: the image titled with its ``top_k`` labels, the patch-importance map
     ``w_{·j}`` (eq. 15, ``patch_weights`` [N, M, C]) of each of those labels, and the mean
     semantic-to-visual gate ``G`` (eq. 11, ``visual_gates`` [N, M, d]) per patch. ``title`` goes
-    above the whole figure (say which model made the maps, e.g. a barely trained one)."""
+    above the whole figure (say which model made the maps, e.g. a barely trained one);
+    ``objects[i]``, the true objects of image ``i`` (:func:`scene_objects`), are drawn on the image
+    and each label's on its map."""
     import matplotlib.pyplot as plt
 
     scores = _to_numpy(scores)
@@ -116,14 +120,19 @@ def prediction_figure(
         axes[row, 0].imshow(image)
         axes[row, 0].set_axis_off()
         axes[row, 0].set_title("\n".join(f"{label_names[j]} {scores[row, j]:.2f}" for j in order), fontsize=8)
+        found = objects[row] if objects is not None else []
+        size = image.size if isinstance(image, Image.Image) else tuple(np.asarray(image).shape[1::-1])
+        draw_objects(axes[row, 0], found, size)
         col = 1
         if patch_weights is not None:
             weights = _to_numpy(patch_weights[row])
             for j in order:
                 heatmap_over_image(axes[row, col], image, weights[:, j], f"w: {label_names[j]}")
+                draw_objects(axes[row, col], found, size, only=[label_names[j]])
                 col += 1
         if visual_gates is not None:
             heatmap_over_image(axes[row, col], image, _to_numpy(visual_gates[row]).mean(-1), "gate G (mean)")
+            draw_objects(axes[row, col], found, size)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

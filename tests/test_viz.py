@@ -82,9 +82,12 @@ def test_prediction_figure_says_whose_maps_it_shows():
     images = [Image.new("RGB", (56, 56)) for _ in range(2)]
     scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.3]])
     rng = np.random.default_rng(0)
+    objects = [[((0.1, 0.1, 0.4, 0.4), ("a",)), ((0.5, 0.5, 0.9, 0.9), ("c",))], []]
     fig = prediction_figure(images, scores, ["a", "b", "c"], rng.random((2, 49, 3)), rng.random((2, 49, 8)), top_k=2,
-                            title="a barely trained head")
+                            title="a barely trained head", objects=objects)
     assert fig._suptitle.get_text() == "a barely trained head"
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles[:4] == ["a 0.90\nc 0.50", "w: a", "w: c", "gate G (mean)"]
+    boxes = [len(ax.patches) for ax in fig.axes[:8] if ax.get_title()]
+    assert boxes[:4] == [2, 1, 1, 2] and boxes[4:] == [0, 0, 0, 0]  # all on the image and gate, the label's on its map
     plt.close(fig)
