@@ -182,15 +182,16 @@ def row(runner: Runner, variant: Variant) -> dict[str, Any]:
 
 def run_config(config_name: str, tables: dict[str, tuple[str, tuple[Variant, ...]]], seeds: int,
                extra_seeds: bool, overrides: Sequence[str], workdir: Path,
-               log: Path | None = None) -> dict[str, Any]:
+               log: Path | None = None, from_end: bool = False) -> dict[str, Any]:
     """Every variant of ``tables`` (and the full model) on seeds ``0..seeds-1``, plus two more
     seeds for variants that overlap the full model when ``extra_seeds``; the results record.
-    ``log``: the runs already made and to be made (:class:`Runner`)."""
+    ``log``: the runs already made and to be made (:class:`Runner`). ``from_end`` trains the
+    runs in the opposite order, so that two invocations on one log share the work from both ends."""
     runner = Runner(config_name, overrides, workdir, log)
     variants = list(dict.fromkeys([FULL, *(v for _, vs in tables.values() for v in vs)]))
-    for variant in variants:
-        for seed in range(seeds):
-            runner(variant, seed)
+    plan = [(variant, seed) for variant in variants for seed in range(seeds)]
+    for variant, seed in reversed(plan) if from_end else plan:
+        runner(variant, seed)
     if extra_seeds:
         full_interval = mean_interval([runner(FULL, s) for s in range(seeds)])[1]
         overlapping = [v for v in variants[1:]
@@ -245,6 +246,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         + ", 2 seeds, the first variant of each table unless --tables is given")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override applied to every run (before the variant's own)")
+    parser.add_argument("--from-end", action="store_true",
+                        help="train the runs in the opposite order (so two invocations on one log share the work)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--output-dir", type=Path, default=OUTPUT_DIR / "ablations")
     args = parser.parse_args(argv)
@@ -272,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"## {config_name}: {monitor}, seeds 0..{args.seeds - 1}, {ds['kwargs'].get('num_images')} / "
                   f"{ds['eval_kwargs'].get('num_images')} images, {tc['epochs']} epochs", flush=True)
             results = run_config(config_name, tables, args.seeds, args.extra_seeds_on_overlap, overrides, Path(tmp),
-                                 log=args.output_dir / f"{config_name}.runs.jsonl")
+                                 log=args.output_dir / f"{config_name}.runs.jsonl", from_end=args.from_end)
         path = args.output_dir / f"{config_name}.json"
         shared = [o for o in overrides if not o.startswith("train.feature_cache_dir=")]
         previous = json.loads(path.read_text()) if path.is_file() else {}

@@ -107,3 +107,12 @@ def test_a_later_invocation_reuses_logged_runs_and_keeps_earlier_tables(tiny_wei
     other = _tiny_argv(tmp_path, tiny_weights, "IX") + ["--set", "train.lr=1e-3"]  # another budget: no reuse
     assert ablations.main(other) == 0 and len(trained) == 6
     assert list(json.loads((tmp_path / "synthetic_natural.json").read_text())["tables"]) == ["IX"]
+
+
+def test_from_end_trains_the_same_runs_in_the_opposite_order(tiny_weights, tmp_path, monkeypatch):
+    order = []
+    real = ablations.train_from_config
+    monkeypatch.setattr(ablations, "train_from_config", lambda config: order.append(
+        (config["model"]["name"], (config["model"].get("sspa") or {}).get("gate", True))) or real(config))
+    assert ablations.main([*_tiny_argv(tmp_path, tiny_weights, "IX"), "--from-end", "--seeds", "1"]) == 0
+    assert order == [("unid", True), ("sspa", False), ("sspa", True)]  # Uni-D, the gate off, the full model
