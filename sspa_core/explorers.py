@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from sspa_core.metrics import average_precision_per_class, pedestrian_metrics, precision_recall_f1
 from sspa_core.notebooks import HEADLESS_ENV
 from sspa_core.quaternion import hamilton_product, left_matrix
-from sspa_core.viz import draw_objects, heatmap_over_image
+from sspa_core.viz import cosine_similarity_matrix, draw_objects, heatmap_over_image
 
 
 class Explorer:
@@ -135,13 +135,13 @@ def similarity_explorer(label_names: Sequence[str], features: dict[str, torch.Te
                         top_k: int = 10) -> Explorer:
     """Pick a label: its ``top_k`` most similar labels (cosine) under each kind of text feature
     (e.g. the template against KAP), side by side."""
-    normalised = {kind: _unit(f) for kind, f in features.items()}
+    similarities = {kind: cosine_similarity_matrix(f) for kind, f in features.items()}
 
     def draw(label: str) -> Figure:
         j = list(label_names).index(label)
-        fig, axes = plt.subplots(1, len(normalised), figsize=(5.2 * len(normalised), 3.6), squeeze=False)
-        for ax, (kind, f) in zip(axes[0], normalised.items()):
-            similarity = f @ f[j]
+        fig, axes = plt.subplots(1, len(similarities), figsize=(5.2 * len(similarities), 3.6), squeeze=False)
+        for ax, (kind, matrix) in zip(axes[0], similarities.items()):
+            similarity = matrix[j]
             order = [k for k in np.argsort(-similarity) if k != j][:top_k]
             ax.barh([label_names[k] for k in order][::-1], similarity[order][::-1])
             ax.set(xlabel="cosine similarity", title=f"{kind}: nearest to “{label}”",
@@ -151,11 +151,6 @@ def similarity_explorer(label_names: Sequence[str], features: dict[str, torch.Te
         return fig
 
     return Explorer(draw, {"label": _dropdown(list(label_names), label_names[0], "label")}, "Label similarity explorer")
-
-
-def _unit(features: torch.Tensor | np.ndarray) -> np.ndarray:
-    f = features.detach().float().cpu().numpy() if isinstance(features, torch.Tensor) else np.asarray(features, float)
-    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
 
 
 # --- 04/06: maps of one image and one label --------------------------------------------------
