@@ -18,12 +18,14 @@ error, so a typo never passes silently.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -274,6 +276,20 @@ def fetch_weights(plan: dict[Path, dict[str, Any]]) -> None:
             raise WeightsUnavailable(f"{err}; for the notebooks: --set pretrained=/path/to/file.pt") from None
 
 
+@contextlib.contextmanager
+def _headless() -> Iterator[None]:
+    """Set :data:`HEADLESS_ENV` for the kernels started inside, and restore the caller's value."""
+    previous = os.environ.get(HEADLESS_ENV)
+    os.environ[HEADLESS_ENV] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(HEADLESS_ENV, None)
+        else:
+            os.environ[HEADLESS_ENV] = previous
+
+
 def _ipc_kernel_manager() -> type:
     """A kernel manager that talks to the kernel over local IPC sockets in a private temporary
     folder instead of TCP ports, so no network port is opened (and ipykernel does not warn about
@@ -321,48 +337,48 @@ def run_notebooks(
         raise ValueError(f"unknown export format(s) {sorted(unknown)}; choose from {sorted(EXPORTS)}")
     plan = resolve_parameters(profile, dataset, only, overrides, notebooks_dir, params_dir)
     fetch_weights(plan)
-    os.environ[HEADLESS_ENV] = "1"  # the kernels inherit it: no front end, explorers draw static figures
     if timeout_s is None:
         timeout_s = resolve_timeout(profile, dataset, params_dir)
     run_name = profile if dataset is None else f"{profile}-{dataset}"
     output_dir = Path(output_dir or OUTPUT_DIR / "notebooks" / run_name).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for notebook, parameters in plan.items():
-        if "output_dir" in declared_parameters(notebook):  # each notebook writes into <output_dir>/<its name>/
-            parameters = {**parameters, "output_dir": str(output_dir)}
-        executed = output_dir / notebook.name
-        print(f"[sspa notebooks] {notebook.name} {parameters}", flush=True)
-        start = time.perf_counter()
-        deadline = _Deadline(timeout_s) if timeout_s else None
-        try:
-            papermill.execute_notebook(
-                str(notebook), str(executed), parameters=parameters, kernel_name=kernel,
-                cwd=str(notebook.parent), progress_bar=False, log_output=log_output,
-                timeout_func=deadline, kernel_manager_class=_ipc_kernel_manager(),
-            )
-        except TimeoutError:  # nbclient's CellTimeoutError, raised only by the deadline
-            export_html(executed)
-            first_line = (deadline.cell.source if deadline.cell else "").strip().splitlines()[:1] or [""]
-            raise NotebookError(
-                f"{notebook.name}: cell `{first_line[0]}` was still running at the notebook's time "
-                f"limit of {timeout_s:g} s (timeout_s in the parameter files); executed copy: {executed}"
-            ) from None
-        except PapermillExecutionError as err:
-            export_html(executed)
-            first_line = (err.source or "").strip().splitlines()[:1] or [""]
-            raise NotebookError(
-                f"{notebook.name}: cell {err.cell_index} of the executed copy (In "
-                f"[{err.exec_count}], `{first_line[0]}`) failed with "
-                f"{err.ename}: {err.evalue}; executed copy: {executed}"
-            ) from None
-        seconds = time.perf_counter() - start
-        html = export_html(executed)
-        for name in formats:
-            if name != "html":
-                EXPORTS[name](executed)
-        print(f"[sspa notebooks] {notebook.name} done in {seconds:.1f} s", flush=True)
-        results.append(NotebookResult(notebook.stem, str(executed), str(html), seconds, parameters))
+    with _headless():  # the kernels inherit it: no front end, the explorers draw static figures
+        results = []
+        for notebook, parameters in plan.items():
+            if "output_dir" in declared_parameters(notebook):  # each notebook writes into <output_dir>/<its name>/
+                parameters = {**parameters, "output_dir": str(output_dir)}
+            executed = output_dir / notebook.name
+            print(f"[sspa notebooks] {notebook.name} {parameters}", flush=True)
+            start = time.perf_counter()
+            deadline = _Deadline(timeout_s) if timeout_s else None
+            try:
+                papermill.execute_notebook(
+                    str(notebook), str(executed), parameters=parameters, kernel_name=kernel,
+                    cwd=str(notebook.parent), progress_bar=False, log_output=log_output,
+                    timeout_func=deadline, kernel_manager_class=_ipc_kernel_manager(),
+                )
+            except TimeoutError:  # nbclient's CellTimeoutError, raised only by the deadline
+                export_html(executed)
+                first_line = (deadline.cell.source if deadline.cell else "").strip().splitlines()[:1] or [""]
+                raise NotebookError(
+                    f"{notebook.name}: cell `{first_line[0]}` was still running at the notebook's time "
+                    f"limit of {timeout_s:g} s (timeout_s in the parameter files); executed copy: {executed}"
+                ) from None
+            except PapermillExecutionError as err:
+                export_html(executed)
+                first_line = (err.source or "").strip().splitlines()[:1] or [""]
+                raise NotebookError(
+                    f"{notebook.name}: cell {err.cell_index} of the executed copy (In "
+                    f"[{err.exec_count}], `{first_line[0]}`) failed with "
+                    f"{err.ename}: {err.evalue}; executed copy: {executed}"
+                ) from None
+            seconds = time.perf_counter() - start
+            html = export_html(executed)
+            for name in formats:
+                if name != "html":
+                    EXPORTS[name](executed)
+            print(f"[sspa notebooks] {notebook.name} done in {seconds:.1f} s", flush=True)
+            results.append(NotebookResult(notebook.stem, str(executed), str(html), seconds, parameters))
     (output_dir / "summary.json").write_text(
         json.dumps([asdict(r) for r in results], indent=2, default=str))
     return results

@@ -4,6 +4,7 @@ committed notebook follows."""
 import argparse
 import ast
 import json
+import os
 
 import nbformat
 import pytest
@@ -51,6 +52,7 @@ def test_runner_injects_parameters_and_writes_html(tree, capfd):
     seen = json.loads((out / "00_first" / "seen.json").read_text())  # <output_dir>/<notebook>/, nested once
     assert not (out / "00_first" / "00_first").exists()
     assert "without encryption" not in capfd.readouterr().err  # the kernel talks over IPC, not TCP
+    assert runner.HEADLESS_ENV not in os.environ  # set for the kernels only, then restored
     assert seen == {"profile": "full", "size": 7}
     html = (out / "00_first.html").read_text()
     assert html.lower().startswith("<!doctype html")
