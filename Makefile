@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= smoke
+# notebooks run at once by make demo, each in its own kernel (sspa notebooks --jobs)
+JOBS ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: setup demo lab test test-fast lint heads clean
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml setup.py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/sspa notebooks --profile $(PROFILE)
+	$(BIN)/sspa notebooks --profile $(PROFILE) --jobs $(JOBS)
 
 # JupyterLab on the notebooks, from the project's environment (the explorers need its widgets);
 # LAB_ARGS passes options, e.g. make lab LAB_ARGS="--no-browser --port 8890"

@@ -186,7 +186,8 @@ def run_config(config_name: str, tables: dict[str, tuple[str, tuple[Variant, ...
     """Every variant of ``tables`` (and the full model) on seeds ``0..seeds-1``, plus two more
     seeds for variants that overlap the full model when ``extra_seeds``; the results record.
     ``log``: the runs already made and to be made (:class:`Runner`). ``from_end`` trains the
-    runs in the opposite order, so that two invocations on one log share the work from both ends."""
+    runs (and the extra seeds) in the opposite order, so that two invocations on one log share the
+    work from both ends."""
     runner = Runner(config_name, overrides, workdir, log)
     variants = list(dict.fromkeys([FULL, *(v for _, vs in tables.values() for v in vs)]))
     plan = [(variant, seed) for variant in variants for seed in range(seeds)]
@@ -196,9 +197,10 @@ def run_config(config_name: str, tables: dict[str, tuple[str, tuple[Variant, ...
         full_interval = mean_interval([runner(FULL, s) for s in range(seeds)])[1]
         overlapping = [v for v in variants[1:]
                        if overlaps(mean_interval([runner(v, s) for s in range(seeds)])[1], full_interval)]
-        for variant in [FULL, *overlapping] if overlapping else []:  # the full model pairs the new seeds
-            for seed in (seeds, seeds + 1):
-                runner(variant, seed)
+        # the full model pairs the new seeds
+        extra = [(v, seed) for v in ([FULL, *overlapping] if overlapping else []) for seed in (seeds, seeds + 1)]
+        for variant, seed in reversed(extra) if from_end else extra:
+            runner(variant, seed)
     return {key: {"title": title, "rows": [row(runner, v) for v in (FULL, *vs)]}
             for key, (title, vs) in tables.items()}
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -115,13 +116,21 @@ def load_causal_lm(
             f"not available from the hub or its cache ({err})"
         ) from err
     if converted is not None and kwargs:
-        tmp = converted.with_name(converted.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        _save_converted(lm, tokenizer, tmp)
-        if converted.exists():
-            shutil.rmtree(converted)
-        tmp.replace(converted)
+        # a private temporary folder, renamed into place: a concurrent run (two notebooks at
+        # once) converting the same file neither reads a half-written copy nor loses its own
+        converted.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{converted.name}.", suffix=".tmp", dir=converted.parent))
+        try:
+            _save_converted(lm, tokenizer, tmp)
+            if converted.exists() and not (converted / "config.json").is_file():
+                shutil.rmtree(converted)  # an incomplete copy of an older version
+            try:
+                tmp.replace(converted)
+            except OSError:  # another run put its complete copy there first: keep that one
+                if not (converted / "config.json").is_file():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -18,14 +18,13 @@ error, so a typo never passes silently.
 
 from __future__ import annotations
 
-import contextlib
+import concurrent.futures
 import functools
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -276,24 +275,11 @@ def fetch_weights(plan: dict[Path, dict[str, Any]]) -> None:
             raise WeightsUnavailable(f"{err}; for the notebooks: --set pretrained=/path/to/file.pt") from None
 
 
-@contextlib.contextmanager
-def _headless() -> Iterator[None]:
-    """Set :data:`HEADLESS_ENV` for the kernels started inside, and restore the caller's value."""
-    previous = os.environ.get(HEADLESS_ENV)
-    os.environ[HEADLESS_ENV] = "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(HEADLESS_ENV, None)
-        else:
-            os.environ[HEADLESS_ENV] = previous
-
-
 def _ipc_kernel_manager() -> type:
     """A kernel manager that talks to the kernel over local IPC sockets in a private temporary
     folder instead of TCP ports, so no network port is opened (and ipykernel does not warn about
-    unencrypted TCP in every run's log)."""
+    unencrypted TCP in every run's log), and starts it with :data:`HEADLESS_ENV` set (no front end:
+    the explorers draw static figures) without touching this process's environment."""
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
@@ -301,6 +287,10 @@ def _ipc_kernel_manager() -> type:
             super().__init__(**kwargs)
             self.transport = "ipc"
             self.ip = str(Path(tempfile.mkdtemp(prefix="sspa-kernel-")) / "kernel")
+
+        async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
+            kw["env"] = {**kw.get("env", os.environ), HEADLESS_ENV: "1"}
+            return await super()._async_pre_start_kernel(**kw)
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
             await super()._async_cleanup_resources(restart)
@@ -322,19 +312,23 @@ def run_notebooks(
     log_output: bool = False,
     timeout_s: float | None = None,
     formats: tuple[str, ...] = ("html",),
+    jobs: int = 1,
 ) -> list[NotebookResult]:
-    """Execute the selected notebooks in order; executed copies and HTML go to ``output_dir``
-    (default ``outputs/notebooks/<profile>[-<dataset>]``). Each notebook may run ``timeout_s``
-    seconds (default: :func:`resolve_timeout`; 0 = no limit). The CLIP weights are fetched first
-    (:func:`fetch_weights`). Raises :class:`NotebookError` naming the notebook and cell at the
-    first failure or time-out (its executed copy and HTML are still written). ``formats``: the
-    exports written beside each executed copy (:data:`EXPORTS`: ``html``, ``slides``)."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
+    """Execute the selected notebooks; executed copies and HTML go to ``output_dir`` (default
+    ``outputs/notebooks/<profile>[-<dataset>]``). Each notebook may run ``timeout_s`` seconds
+    (default: :func:`resolve_timeout`; 0 = no limit). The CLIP weights are fetched first
+    (:func:`fetch_weights`). ``jobs`` notebooks run at once, each in its own kernel (the notebooks
+    share no state; a kernel spends most of its time in single-threaded Python, so two jobs on
+    two cores take about half as long); results come in notebook order. Raises
+    :class:`NotebookError` naming the notebook and cell at the first failure or time-out (its
+    executed copy and HTML are still written; notebooks not yet started are not run).
+    ``formats``: the exports written beside each executed copy (:data:`EXPORTS`: ``html``,
+    ``slides``)."""
     unknown = set(formats) - set(EXPORTS)
     if unknown:
         raise ValueError(f"unknown export format(s) {sorted(unknown)}; choose from {sorted(EXPORTS)}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
     plan = resolve_parameters(profile, dataset, only, overrides, notebooks_dir, params_dir)
     fetch_weights(plan)
     if timeout_s is None:
@@ -342,43 +336,66 @@ def run_notebooks(
     run_name = profile if dataset is None else f"{profile}-{dataset}"
     output_dir = Path(output_dir or OUTPUT_DIR / "notebooks" / run_name).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    with _headless():  # the kernels inherit it: no front end, the explorers draw static figures
-        results = []
-        for notebook, parameters in plan.items():
-            if "output_dir" in declared_parameters(notebook):  # each notebook writes into <output_dir>/<its name>/
-                parameters = {**parameters, "output_dir": str(output_dir)}
-            executed = output_dir / notebook.name
-            print(f"[sspa notebooks] {notebook.name} {parameters}", flush=True)
-            start = time.perf_counter()
-            deadline = _Deadline(timeout_s) if timeout_s else None
+
+    def run(notebook: Path, parameters: dict[str, Any]) -> NotebookResult:
+        if "output_dir" in declared_parameters(notebook):  # each notebook writes into <output_dir>/<its name>/
+            parameters = {**parameters, "output_dir": str(output_dir)}
+        return execute_notebook(notebook, parameters, output_dir / notebook.name, kernel=kernel,
+                                log_output=log_output, timeout_s=timeout_s, formats=formats)
+
+    if jobs == 1:
+        results = [run(notebook, parameters) for notebook, parameters in plan.items()]
+    else:
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            futures = [pool.submit(run, notebook, parameters) for notebook, parameters in plan.items()]
             try:
-                papermill.execute_notebook(
-                    str(notebook), str(executed), parameters=parameters, kernel_name=kernel,
-                    cwd=str(notebook.parent), progress_bar=False, log_output=log_output,
-                    timeout_func=deadline, kernel_manager_class=_ipc_kernel_manager(),
-                )
-            except TimeoutError:  # nbclient's CellTimeoutError, raised only by the deadline
-                export_html(executed)
-                first_line = (deadline.cell.source if deadline.cell else "").strip().splitlines()[:1] or [""]
-                raise NotebookError(
-                    f"{notebook.name}: cell `{first_line[0]}` was still running at the notebook's time "
-                    f"limit of {timeout_s:g} s (timeout_s in the parameter files); executed copy: {executed}"
-                ) from None
-            except PapermillExecutionError as err:
-                export_html(executed)
-                first_line = (err.source or "").strip().splitlines()[:1] or [""]
-                raise NotebookError(
-                    f"{notebook.name}: cell {err.cell_index} of the executed copy (In "
-                    f"[{err.exec_count}], `{first_line[0]}`) failed with "
-                    f"{err.ename}: {err.evalue}; executed copy: {executed}"
-                ) from None
-            seconds = time.perf_counter() - start
-            html = export_html(executed)
-            for name in formats:
-                if name != "html":
-                    EXPORTS[name](executed)
-            print(f"[sspa notebooks] {notebook.name} done in {seconds:.1f} s", flush=True)
-            results.append(NotebookResult(notebook.stem, str(executed), str(html), seconds, parameters))
+                results = [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
     (output_dir / "summary.json").write_text(
         json.dumps([asdict(r) for r in results], indent=2, default=str))
     return results
+
+
+def execute_notebook(notebook: Path, parameters: dict[str, Any], executed: Path, kernel: str = KERNEL,
+                     log_output: bool = False, timeout_s: float = 0, formats: tuple[str, ...] = ("html",)
+                     ) -> NotebookResult:
+    """Run one notebook with papermill in a fresh kernel (``parameters`` injected, at most
+    ``timeout_s`` seconds from its first cell; 0 = no limit) into ``executed``, and write its
+    ``formats`` beside it; failures and time-outs raise :class:`NotebookError`."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    print(f"[sspa notebooks] {notebook.name} {parameters}", flush=True)
+    start = time.perf_counter()
+    deadline = _Deadline(timeout_s) if timeout_s else None
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(executed), parameters=parameters, kernel_name=kernel,
+            cwd=str(notebook.parent), progress_bar=False, log_output=log_output,
+            timeout_func=deadline, kernel_manager_class=_ipc_kernel_manager(),
+        )
+    except TimeoutError:  # nbclient's CellTimeoutError, raised only by the deadline
+        export_html(executed)
+        first_line = (deadline.cell.source if deadline.cell else "").strip().splitlines()[:1] or [""]
+        raise NotebookError(
+            f"{notebook.name}: cell `{first_line[0]}` was still running at the notebook's time "
+            f"limit of {timeout_s:g} s (timeout_s in the parameter files); executed copy: {executed}"
+        ) from None
+    except PapermillExecutionError as err:
+        export_html(executed)
+        first_line = (err.source or "").strip().splitlines()[:1] or [""]
+        raise NotebookError(
+            f"{notebook.name}: cell {err.cell_index} of the executed copy (In "
+            f"[{err.exec_count}], `{first_line[0]}`) failed with "
+            f"{err.ename}: {err.evalue}; executed copy: {executed}"
+        ) from None
+    seconds = time.perf_counter() - start
+    html = export_html(executed)
+    for name in formats:
+        if name != "html":
+            EXPORTS[name](executed)
+    print(f"[sspa notebooks] {notebook.name} done in {seconds:.1f} s", flush=True)
+    return NotebookResult(notebook.stem, str(executed), str(html), seconds, parameters)

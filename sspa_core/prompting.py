@@ -150,10 +150,9 @@ class KnowledgeAwarePrompts(nn.Module):
             tokens = text_encoder.tokenize(self.texts).to(device)
             features = text_encoder.encode_tokens(tokens).detach().float()
         if self.cache_path is not None:
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_path.with_suffix(".tmp")
-            torch.save(features.cpu(), tmp)
-            tmp.replace(self.cache_path)
+            from sspa_core.engine.checkpoint import atomic_save  # (the engine imports this module)
+
+            atomic_save(features.cpu(), self.cache_path)  # a private temporary file: concurrent runs are safe
         return features
 
     def forward(self) -> torch.Tensor:

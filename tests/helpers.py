@@ -3,8 +3,11 @@ the import path)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import functools
+from collections.abc import Callable, Hashable
+from typing import Any
 
 import open_clip
 import torch
@@ -76,3 +79,13 @@ class NoisyImages(Dataset):
     def __getitem__(self, i: int) -> dict:
         return {"image": self.images[i] + 0.1 * torch.randn(3, 16, 16),
                 "target": torch.from_numpy(self.targets[i]), "mask": torch.ones(5), "index": i}
+
+
+def run_concurrently(calls: dict[Hashable, Callable[[], Any]], jobs: int) -> dict[Hashable, Any]:
+    """Call each of ``calls`` with ``jobs`` running at once (threads: each notebook run waits on its
+    own kernel process, so two jobs keep a 2-core machine busy); ``{key: result or the exception
+    it raised}``, so that one failing run fails only its own test. Calls start in the given order:
+    put the longest first."""
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        futures = {key: pool.submit(call) for key, call in calls.items()}
+    return {key: future.exception() or future.result() for key, future in futures.items()}

@@ -30,7 +30,9 @@ def tree(tmp_path):
     _notebook(nbs / "00_first.ipynb", 'profile = "smoke"\nsize = 1\noutput_dir = "outputs"',
               ["import json, pathlib\nfolder = pathlib.Path(output_dir, '00_first')\n"
                "folder.mkdir(parents=True, exist_ok=True)\n"
-               "(folder / 'seen.json').write_text(json.dumps({'profile': profile, 'size': size}))"])
+               "import os\n"
+               "(folder / 'seen.json').write_text(json.dumps({'profile': profile, 'size': size,\n"
+               "                                               'headless': os.environ.get('SSPA_HEADLESS')}))"])
     _notebook(nbs / "01_second.ipynb", 'profile = "smoke"\nfail = False',
               ["x = 1", "if fail:\n    raise RuntimeError('boom in cell')"])
     (params / "smoke.yaml").write_text(yaml.safe_dump(
@@ -52,13 +54,32 @@ def test_runner_injects_parameters_and_writes_html(tree, capfd):
     seen = json.loads((out / "00_first" / "seen.json").read_text())  # <output_dir>/<notebook>/, nested once
     assert not (out / "00_first" / "00_first").exists()
     assert "without encryption" not in capfd.readouterr().err  # the kernel talks over IPC, not TCP
-    assert runner.HEADLESS_ENV not in os.environ  # set for the kernels only, then restored
-    assert seen == {"profile": "full", "size": 7}
+    assert runner.HEADLESS_ENV not in os.environ  # set for the kernels only
+    assert seen == {"profile": "full", "size": 7, "headless": "1"}
     html = (out / "00_first.html").read_text()
     assert html.lower().startswith("<!doctype html")
     assert f'src="mathjax/{runner.MATHJAX_ENTRY}"' in html and "cdnjs.cloudflare.com/ajax/libs/mathjax" not in html
     assert (out / "mathjax" / "MathJax.js").is_file()  # equations render offline
     assert json.loads((out / "summary.json").read_text())[1]["parameters"] == {"profile": "full"}
+
+
+def test_jobs_run_notebooks_at_once_and_keep_their_order(tmp_path):
+    """Each notebook waits until the other has started: only concurrent kernels finish."""
+    nbs, params = tmp_path / "notebooks", tmp_path / "notebooks" / "params"
+    params.mkdir(parents=True)
+    for name, other in (("00_a", "01_b"), ("01_b", "00_a")):
+        _notebook(nbs / f"{name}.ipynb", f'flags = "{tmp_path}"',
+                  ["import pathlib, time\n"
+                   f"pathlib.Path(flags, '{name}').touch()\n"
+                   "deadline = time.time() + 60\n"
+                   f"while not pathlib.Path(flags, '{other}').exists():\n"
+                   "    assert time.time() < deadline, 'the other notebook never started'\n"
+                   "    time.sleep(0.1)"])
+    (params / "smoke.yaml").write_text("parameters: {}\n")
+    results = runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=tmp_path / "out", jobs=2)
+    assert [r.name for r in results] == ["00_a", "01_b"]
+    with pytest.raises(ValueError, match="jobs must be at least 1"):
+        runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=tmp_path / "out", jobs=0)
 
 
 def test_per_notebook_and_dataset_values(tree):
@@ -204,17 +225,18 @@ def test_slides_are_exported_on_request(tree):
                              formats=("pdf",))
 
 
-def test_the_command_line_passes_the_export_formats(monkeypatch):
+def test_the_command_line_passes_the_export_formats_and_jobs(monkeypatch):
     from sspa_core import cli
 
     seen = {}
 
-    def fake_run(profile, dataset, only, overrides, output_dir, timeout_s=None, formats=("html",)):
-        seen.update(profile=profile, only=only, formats=formats)
+    def fake_run(profile, dataset, only, overrides, output_dir, timeout_s=None, formats=("html",), jobs=1):
+        seen.update(profile=profile, only=only, formats=formats, jobs=jobs)
         return []
 
     monkeypatch.setattr(runner, "run_notebooks", fake_run)
     assert cli.main(["notebooks", "--only", "01", "--to", "html", "slides"]) == 0
-    assert seen == {"profile": "smoke", "only": ["01"], "formats": ("html", "slides")}
+    assert seen == {"profile": "smoke", "only": ["01"], "formats": ("html", "slides"), "jobs": 1}
+    assert cli.main(["notebooks", "--only", "01", "--jobs", "2"]) == 0 and seen["jobs"] == 2
     with pytest.raises((SystemExit, argparse.ArgumentError), match="invalid choice: 'pdf'|2"):
         cli.main(["notebooks", "--to", "pdf"])

@@ -1,33 +1,24 @@
 """The notebooks on the nine datasets' official layouts (tests/fixtures) and on real CLIP
 architectures: ``sspa notebooks --profile smoke --dataset NAME -p data_root=...`` as a user runs it.
 
-:data:`RUNS` is the table CI runs (a few minutes on a 2-core CPU); :func:`full_matrix` is every
-notebook that a dataset file selects x the nine dataset files with the tiny CLIP, plus every
-such notebook on COCO with ViT-B-16 and RN50. ``SSPA_NOTEBOOK_MATRIX=full`` runs that instead.
-Real architectures carry random weights written to a local file (``pretrained=<path>``), at a
-small input size, so nothing is downloaded.
+:data:`MATRIX` is every notebook that a dataset file selects x the nine dataset files with the tiny
+CLIP, plus every such notebook on COCO with ViT-B-16 and RN50. Real architectures carry random
+weights written to a local file (``pretrained=<path>``), at a small input size, so nothing is
+downloaded. The runs go :data:`JOBS` at a time, each in its own kernel (:func:`matrix_runs`).
 """
 
 from __future__ import annotations
 
-import os
-
 import pytest
+from helpers import run_concurrently
 
 from sspa_core import notebooks as runner
 
 REAL_BACKBONES = ("ViT-B-16", "RN50")
 IMAGE_SIZE = {"ViT-B-16": 64, "RN50": 64}  # small inputs keep a CPU run short (4 x 4 and 2 x 2 patches)
-
-# (notebook number, dataset parameter file, backbone: "tiny" = the smoke profile's tiny CLIP): each
-# domain, and VOC's masked labels; about 4-6 minutes on a 2-core CPU. 06 with ViT-B-16 (about 4
-# minutes alone) is left to the full matrix.
-RUNS = [
-    ("06", "coco", "tiny"), ("06", "voc", "tiny"), ("06", "pa100k", "tiny"), ("06", "multiscene", "tiny"),
-    ("05", "pa100k", "tiny"), ("03", "coco", "ViT-B-16"), ("05", "coco", "ViT-B-16"), ("07", "pa100k", "tiny"),
-]
 #: the dataset files of the transfer domains, which notebook 07 (domain transfer) runs on
 TRANSFER = ("pa100k", "rap", "peta", "multiscene", "mlrsnet", "aid")
+JOBS = 2  # notebook kernels at once (CI's machine has 2 cores)
 
 
 def selected(dataset: str) -> list[str]:
@@ -36,12 +27,13 @@ def selected(dataset: str) -> list[str]:
 
 
 def full_matrix() -> list[tuple[str, str, str]]:
-    """Every notebook x every dataset file (tiny CLIP), and every notebook on COCO per real backbone."""
+    """Every notebook x every dataset file (tiny CLIP), and every notebook on COCO per real backbone:
+    ``(notebook number, dataset parameter file, backbone or "tiny" = the smoke profile's tiny CLIP)``."""
     tiny = [(nb, ds, "tiny") for ds in runner.dataset_parameter_files() for nb in selected(ds)]
     return tiny + [(nb, "coco", bb) for bb in REAL_BACKBONES for nb in selected("coco")]
 
 
-MATRIX = full_matrix() if os.environ.get("SSPA_NOTEBOOK_MATRIX") == "full" else RUNS
+MATRIX = full_matrix()
 
 
 @pytest.fixture(scope="session")
@@ -51,29 +43,49 @@ def random_weights(tmp_path_factory):
     import torch
 
     folder, files = tmp_path_factory.mktemp("real-architectures"), {}
+    for name in REAL_BACKBONES:
+        torch.manual_seed(0)
+        files[name] = folder / f"{name}.pt"
+        torch.save(open_clip.create_model(name).state_dict(), files[name])
+    return files
 
-    def weights(name: str):
-        if name not in files:
-            torch.manual_seed(0)
-            files[name] = folder / f"{name}.pt"
-            torch.save(open_clip.create_model(name).state_dict(), files[name])
-        return files[name]
 
-    return weights
+def overrides_for(run: tuple[str, str, str], dataset_roots, random_weights) -> dict:
+    """The ``-p`` values a user passes for ``run``, restricted to what its notebook declares."""
+    number, dataset, backbone = run
+    [notebook] = runner.resolve_parameters("smoke", dataset, only=[number])
+    wanted = {"data_root": str(dataset_roots[dataset])}
+    if backbone != "tiny":
+        wanted.update(backbone=backbone, pretrained=str(random_weights[backbone]), image_size=IMAGE_SIZE[backbone])
+    return {k: v for k, v in wanted.items() if k in runner.declared_parameters(notebook)}
+
+
+@pytest.fixture(scope="session")
+def matrix_runs(dataset_roots, random_weights, tmp_path_factory):
+    """Every run of :data:`MATRIX`, :data:`JOBS` at a time, the real architectures and the
+    training notebooks first (the longest runs): ``{run: (result or exception, overrides, folder)}``."""
+    order = sorted(MATRIX, key=lambda run: (run[2] == "tiny", run[0] not in ("06", "07", "02")))
+    calls, plans = {}, {}
+    for run in order:
+        overrides, folder = overrides_for(run, dataset_roots, random_weights), tmp_path_factory.mktemp("-".join(run))
+        plans[run] = (overrides, folder)
+        calls[run] = lambda run=run, overrides=overrides, folder=folder: runner.run_notebooks(
+            "smoke", run[1], only=[run[0]], overrides=overrides, output_dir=folder)
+    outcomes = run_concurrently(calls, JOBS)
+    return {run: (outcomes[run], *plans[run]) for run in MATRIX}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("number, dataset, backbone", MATRIX, ids=["-".join(run) for run in MATRIX])
-def test_notebook_on_dataset_layout(number, dataset, backbone, dataset_roots, random_weights, tmp_path):
+def test_notebook_on_dataset_layout(number, dataset, backbone, matrix_runs):
+    outcome, overrides, folder = matrix_runs[(number, dataset, backbone)]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    [result] = outcome
     [notebook] = runner.resolve_parameters("smoke", dataset, only=[number])
-    wanted = {"data_root": str(dataset_roots[dataset])}
-    if backbone != "tiny":
-        wanted.update(backbone=backbone, pretrained=str(random_weights(backbone)), image_size=IMAGE_SIZE[backbone])
-    overrides = {k: v for k, v in wanted.items() if k in runner.declared_parameters(notebook)}
-    [result] = runner.run_notebooks("smoke", dataset, only=[number], overrides=overrides, output_dir=tmp_path)
     assert result.parameters["dataset"] == dataset
     assert {k: result.parameters[k] for k in overrides} == overrides
-    assert (tmp_path / f"{notebook.stem}.html").stat().st_size > 0
+    assert (folder / f"{notebook.stem}.html").stat().st_size > 0
 
 
 def test_domain_transfer_runs_on_the_six_transfer_datasets_only():
@@ -104,7 +116,7 @@ def test_full_matrix_covers_every_notebook_and_dataset_file():
     matrix = full_matrix()
     assert {ds for _, ds, bb in matrix if bb == "tiny"} == set(runner.dataset_parameter_files())
     assert {bb for *_, bb in matrix} == {"tiny", *REAL_BACKBONES}
-    assert set(RUNS) <= set(matrix)
+    assert {nb for nb, _, bb in matrix if bb == "tiny"} == {p.stem[:2] for p in runner.list_notebooks()} - {"00", "01"}
 
 
 def test_smoke_keeps_the_notebooks_sizes_and_full_takes_the_papers():
