@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -275,11 +276,12 @@ def fetch_weights(plan: dict[Path, dict[str, Any]]) -> None:
             raise WeightsUnavailable(f"{err}; for the notebooks: --set pretrained=/path/to/file.pt") from None
 
 
-def _ipc_kernel_manager() -> type:
+def _ipc_kernel_manager(threads: int | None = None) -> type:
     """A kernel manager that talks to the kernel over local IPC sockets in a private temporary
     folder instead of TCP ports, so no network port is opened (and ipykernel does not warn about
     unencrypted TCP in every run's log), and starts it with :data:`HEADLESS_ENV` set (no front end:
-    the explorers draw static figures) without touching this process's environment."""
+    the explorers draw static figures) without touching this process's environment. ``threads``:
+    the kernel's OpenMP (torch CPU) threads, unless ``OMP_NUM_THREADS`` is set already."""
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
@@ -290,6 +292,8 @@ def _ipc_kernel_manager() -> type:
 
         async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
             kw["env"] = {**kw.get("env", os.environ), HEADLESS_ENV: "1"}
+            if threads is not None:
+                kw["env"].setdefault("OMP_NUM_THREADS", str(threads))
             return await super()._async_pre_start_kernel(**kw)
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
@@ -298,6 +302,88 @@ def _ipc_kernel_manager() -> type:
                 shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
 
     return IPCKernelManager
+
+
+class KernelPool:
+    """Kernels kept from one notebook to the next, one per calling thread, for checks that run
+    many short notebooks (the test suite's dataset matrix). Before each notebook its thread's
+    kernel is cleared (``%reset -f``: every name the last notebook defined is gone; figures closed;
+    working folder restored) while the modules it imported stay loaded, so starting a kernel and
+    importing torch, open_clip and matplotlib (about 15 s on a 2-core CPU) is paid once per
+    thread. A kernel whose notebook failed or timed out is stopped, and the next notebook gets a
+    fresh one. ``sspa notebooks`` does not use it: there every notebook gets a fresh kernel, as in
+    a reader's Jupyter. Use as a context manager; the kernels stop at its end."""
+
+    def __init__(self, kernel: str = KERNEL, cwd: Path = NOTEBOOKS_DIR, threads: int | None = None):
+        self.kernel, self.cwd, self.threads = kernel, Path(cwd), threads
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._started: list[Any] = []
+        self.starts = 0  # kernels started so far
+
+    def __enter__(self) -> KernelPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def acquire(self) -> Any:
+        """This thread's kernel manager, started if needed and cleared for the next notebook."""
+        from jupyter_core.utils import run_sync
+
+        km = getattr(self._local, "km", None)
+        if km is not None and not run_sync(km.is_alive)():
+            self.discard()
+            km = None
+        if km is None:
+            km = _ipc_kernel_manager(self.threads)(kernel_name=self.kernel)
+            run_sync(km.start_kernel)(cwd=str(self.cwd))
+            with self._lock:
+                self._started.append(km)
+                self.starts += 1
+            self._local.km = km
+        run_sync(self._clear)(km)
+        return km
+
+    async def _clear(self, km: Any) -> None:
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            code = ("get_ipython().run_line_magic('reset', '-f')\nimport os as _os, sys as _sys\n"
+                    f"_os.chdir({str(self.cwd)!r})\n"
+                    "if 'matplotlib.pyplot' in _sys.modules:\n    _sys.modules['matplotlib.pyplot'].close('all')\n"
+                    "del _os, _sys")
+            reply = await kc.execute_interactive(code, silent=True, store_history=False, timeout=60)
+            if reply["content"]["status"] != "ok":
+                raise RuntimeError(f"could not clear the kernel: {reply['content'].get('evalue')}")
+        finally:
+            kc.stop_channels()
+
+    def discard(self) -> None:
+        """Stop this thread's kernel (after a failure: a timed-out cell may still be running)."""
+        km = getattr(self._local, "km", None)
+        self._local.km = None
+        if km is not None:
+            self._stop(km)
+
+    def _stop(self, km: Any) -> None:
+        from jupyter_core.utils import run_sync
+
+        with self._lock:
+            if km not in self._started:
+                return
+            self._started.remove(km)
+        try:
+            run_sync(km.shutdown_kernel)(now=True)
+        except Exception:  # noqa: BLE001 (stop it whatever state it is in)
+            if km.provisioner is not None and km.provisioner.process is not None:
+                km.provisioner.process.kill()
+
+    def close(self) -> None:
+        """Stop every kernel of the pool."""
+        for km in list(self._started):
+            self._stop(km)
 
 
 def run_notebooks(
@@ -313,17 +399,19 @@ def run_notebooks(
     timeout_s: float | None = None,
     formats: tuple[str, ...] = ("html",),
     jobs: int = 1,
+    kernels: KernelPool | None = None,
 ) -> list[NotebookResult]:
     """Execute the selected notebooks; executed copies and HTML go to ``output_dir`` (default
     ``outputs/notebooks/<profile>[-<dataset>]``). Each notebook may run ``timeout_s`` seconds
     (default: :func:`resolve_timeout`; 0 = no limit). The CLIP weights are fetched first
     (:func:`fetch_weights`). ``jobs`` notebooks run at once, each in its own kernel (the notebooks
     share no state; a kernel spends most of its time in single-threaded Python, so two jobs on
-    two cores take about half as long); results come in notebook order. Raises
+    two cores take about half as long), and each kernel's torch then uses its share of the cores
+    (``OMP_NUM_THREADS``, unless set); results come in notebook order. Raises
     :class:`NotebookError` naming the notebook and cell at the first failure or time-out (its
     executed copy and HTML are still written; notebooks not yet started are not run).
     ``formats``: the exports written beside each executed copy (:data:`EXPORTS`: ``html``,
-    ``slides``)."""
+    ``slides``). ``kernels``: run in the kept kernels of a :class:`KernelPool` instead of fresh ones."""
     unknown = set(formats) - set(EXPORTS)
     if unknown:
         raise ValueError(f"unknown export format(s) {sorted(unknown)}; choose from {sorted(EXPORTS)}")
@@ -336,12 +424,14 @@ def run_notebooks(
     run_name = profile if dataset is None else f"{profile}-{dataset}"
     output_dir = Path(output_dir or OUTPUT_DIR / "notebooks" / run_name).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None  # no oversubscribed cores
 
     def run(notebook: Path, parameters: dict[str, Any]) -> NotebookResult:
         if "output_dir" in declared_parameters(notebook):  # each notebook writes into <output_dir>/<its name>/
             parameters = {**parameters, "output_dir": str(output_dir)}
         return execute_notebook(notebook, parameters, output_dir / notebook.name, kernel=kernel,
-                                log_output=log_output, timeout_s=timeout_s, formats=formats)
+                                log_output=log_output, timeout_s=timeout_s, formats=formats, threads=threads,
+                                kernels=kernels)
 
     if jobs == 1:
         results = [run(notebook, parameters) for notebook, parameters in plan.items()]
@@ -360,23 +450,36 @@ def run_notebooks(
 
 
 def execute_notebook(notebook: Path, parameters: dict[str, Any], executed: Path, kernel: str = KERNEL,
-                     log_output: bool = False, timeout_s: float = 0, formats: tuple[str, ...] = ("html",)
-                     ) -> NotebookResult:
+                     log_output: bool = False, timeout_s: float = 0, formats: tuple[str, ...] = ("html",),
+                     threads: int | None = None, kernels: KernelPool | None = None) -> NotebookResult:
     """Run one notebook with papermill in a fresh kernel (``parameters`` injected, at most
-    ``timeout_s`` seconds from its first cell; 0 = no limit) into ``executed``, and write its
-    ``formats`` beside it; failures and time-outs raise :class:`NotebookError`."""
+    ``timeout_s`` seconds from its first cell; 0 = no limit; ``threads``: its torch CPU threads,
+    default torch's; ``kernels``: run in this thread's kernel of the pool instead) into
+    ``executed``, and write its ``formats`` beside it; failures and time-outs raise
+    :class:`NotebookError`."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     print(f"[sspa notebooks] {notebook.name} {parameters}", flush=True)
     start = time.perf_counter()
     deadline = _Deadline(timeout_s) if timeout_s else None
+    if kernels is None:
+        where = {"kernel_manager_class": _ipc_kernel_manager(threads)}
+    elif Path(kernels.cwd).resolve() != notebook.parent.resolve():
+        raise ValueError(f"the kernel pool works in {kernels.cwd}, not in {notebook.parent}")
+    else:
+        where = {"km": kernels.acquire()}
     try:
-        papermill.execute_notebook(
-            str(notebook), str(executed), parameters=parameters, kernel_name=kernel,
-            cwd=str(notebook.parent), progress_bar=False, log_output=log_output,
-            timeout_func=deadline, kernel_manager_class=_ipc_kernel_manager(),
-        )
+        try:
+            papermill.execute_notebook(
+                str(notebook), str(executed), parameters=parameters, kernel_name=kernel,
+                cwd=str(notebook.parent), progress_bar=False, log_output=log_output,
+                timeout_func=deadline, **where,
+            )
+        except BaseException:
+            if kernels is not None:  # a timed-out cell may still be running there
+                kernels.discard()
+            raise
     except TimeoutError:  # nbclient's CellTimeoutError, raised only by the deadline
         export_html(executed)
         first_line = (deadline.cell.source if deadline.cell else "").strip().splitlines()[:1] or [""]

@@ -69,8 +69,9 @@ def test_jobs_run_notebooks_at_once_and_keep_their_order(tmp_path):
     params.mkdir(parents=True)
     for name, other in (("00_a", "01_b"), ("01_b", "00_a")):
         _notebook(nbs / f"{name}.ipynb", f'flags = "{tmp_path}"',
-                  ["import pathlib, time\n"
+                  ["import os, pathlib, time\n"
                    f"pathlib.Path(flags, '{name}').touch()\n"
+                   f"pathlib.Path(flags, '{name}.threads').write_text(os.environ.get('OMP_NUM_THREADS', ''))\n"
                    "deadline = time.time() + 60\n"
                    f"while not pathlib.Path(flags, '{other}').exists():\n"
                    "    assert time.time() < deadline, 'the other notebook never started'\n"
@@ -78,8 +79,39 @@ def test_jobs_run_notebooks_at_once_and_keep_their_order(tmp_path):
     (params / "smoke.yaml").write_text("parameters: {}\n")
     results = runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=tmp_path / "out", jobs=2)
     assert [r.name for r in results] == ["00_a", "01_b"]
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, os.cpu_count() // 2))  # each kernel's share of the cores
+    assert (tmp_path / "00_a.threads").read_text() == (tmp_path / "01_b.threads").read_text() == threads
     with pytest.raises(ValueError, match="jobs must be at least 1"):
         runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=tmp_path / "out", jobs=0)
+
+
+def test_kernel_pool_keeps_modules_clears_names_and_replaces_a_failed_kernel(tmp_path):
+    nbs, params = tmp_path / "notebooks", tmp_path / "notebooks" / "params"
+    params.mkdir(parents=True)
+    _notebook(nbs / "00_a.ipynb", f'out = "{tmp_path}"\nfail = False',
+              ["import fractions, os, pathlib, sys\n"
+               "pathlib.Path(out, 'a.pid').write_text(str(os.getpid()))\nleft_behind = 1\nos.chdir(out)",
+               "if fail:\n    raise RuntimeError('boom')"])
+    _notebook(nbs / "01_b.ipynb", f'out = "{tmp_path}"',
+              ["import os, pathlib, sys\n"
+               "assert 'left_behind' not in globals(), 'the namespace was not cleared'\n"
+               "assert pathlib.Path.cwd().name == 'notebooks', 'the working folder was not restored'\n"
+               "pathlib.Path(out, 'b.pid').write_text(str(os.getpid()))\n"
+               "pathlib.Path(out, 'b.kept').write_text(str('fractions' in sys.modules))"])
+    (params / "smoke.yaml").write_text("parameters: {}\n")
+    pid = lambda name: (tmp_path / f"{name}.pid").read_text()  # noqa: E731
+    with runner.KernelPool(cwd=nbs) as kernels:
+        runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=tmp_path / "out", kernels=kernels)
+        assert pid("a") == pid("b") and (tmp_path / "b.kept").read_text() == "True"  # one kernel, modules kept
+        first = pid("a")
+        with pytest.raises(runner.NotebookError, match="boom"):
+            runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=tmp_path / "out",
+                                 only=["00"], overrides={"fail": True}, kernels=kernels)
+        assert pid("a") == first  # the same kernel ran it, then it was stopped
+        runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=tmp_path / "out", only=["01"],
+                             kernels=kernels)
+        assert pid("b") != first and kernels.starts == 2  # a fresh kernel after the failure
+    assert not kernels._started  # all stopped
 
 
 def test_per_notebook_and_dataset_values(tree):
