@@ -276,12 +276,11 @@ def fetch_weights(plan: dict[Path, dict[str, Any]]) -> None:
             raise WeightsUnavailable(f"{err}; for the notebooks: --set pretrained=/path/to/file.pt") from None
 
 
-def _ipc_kernel_manager(threads: int | None = None) -> type:
+def _ipc_kernel_manager() -> type:
     """A kernel manager that talks to the kernel over local IPC sockets in a private temporary
     folder instead of TCP ports, so no network port is opened (and ipykernel does not warn about
     unencrypted TCP in every run's log), and starts it with :data:`HEADLESS_ENV` set (no front end:
-    the explorers draw static figures) without touching this process's environment. ``threads``:
-    the kernel's OpenMP (torch CPU) threads, unless ``OMP_NUM_THREADS`` is set already."""
+    the explorers draw static figures) without touching this process's environment."""
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
@@ -292,8 +291,6 @@ def _ipc_kernel_manager(threads: int | None = None) -> type:
 
         async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
             kw["env"] = {**kw.get("env", os.environ), HEADLESS_ENV: "1"}
-            if threads is not None:
-                kw["env"].setdefault("OMP_NUM_THREADS", str(threads))
             return await super()._async_pre_start_kernel(**kw)
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
@@ -314,8 +311,8 @@ class KernelPool:
     fresh one. ``sspa notebooks`` does not use it: there every notebook gets a fresh kernel, as in
     a reader's Jupyter. Use as a context manager; the kernels stop at its end."""
 
-    def __init__(self, kernel: str = KERNEL, cwd: Path = NOTEBOOKS_DIR, threads: int | None = None):
-        self.kernel, self.cwd, self.threads = kernel, Path(cwd), threads
+    def __init__(self, kernel: str = KERNEL, cwd: Path = NOTEBOOKS_DIR):
+        self.kernel, self.cwd = kernel, Path(cwd)
         self._local = threading.local()
         self._lock = threading.Lock()
         self._started: list[Any] = []
@@ -336,7 +333,7 @@ class KernelPool:
             self.discard()
             km = None
         if km is None:
-            km = _ipc_kernel_manager(self.threads)(kernel_name=self.kernel)
+            km = _ipc_kernel_manager()(kernel_name=self.kernel)
             run_sync(km.start_kernel)(cwd=str(self.cwd))
             with self._lock:
                 self._started.append(km)
@@ -406,8 +403,7 @@ def run_notebooks(
     (default: :func:`resolve_timeout`; 0 = no limit). The CLIP weights are fetched first
     (:func:`fetch_weights`). ``jobs`` notebooks run at once, each in its own kernel (the notebooks
     share no state; a kernel spends most of its time in single-threaded Python, so two jobs on
-    two cores take about half as long), and each kernel's torch then uses its share of the cores
-    (``OMP_NUM_THREADS``, unless set); results come in notebook order. Raises
+    two cores take about half as long); results come in notebook order. Raises
     :class:`NotebookError` naming the notebook and cell at the first failure or time-out (its
     executed copy and HTML are still written; notebooks not yet started are not run).
     ``formats``: the exports written beside each executed copy (:data:`EXPORTS`: ``html``,
@@ -424,14 +420,12 @@ def run_notebooks(
     run_name = profile if dataset is None else f"{profile}-{dataset}"
     output_dir = Path(output_dir or OUTPUT_DIR / "notebooks" / run_name).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None  # no oversubscribed cores
 
     def run(notebook: Path, parameters: dict[str, Any]) -> NotebookResult:
         if "output_dir" in declared_parameters(notebook):  # each notebook writes into <output_dir>/<its name>/
             parameters = {**parameters, "output_dir": str(output_dir)}
         return execute_notebook(notebook, parameters, output_dir / notebook.name, kernel=kernel,
-                                log_output=log_output, timeout_s=timeout_s, formats=formats, threads=threads,
-                                kernels=kernels)
+                                log_output=log_output, timeout_s=timeout_s, formats=formats, kernels=kernels)
 
     if jobs == 1:
         results = [run(notebook, parameters) for notebook, parameters in plan.items()]
@@ -451,10 +445,10 @@ def run_notebooks(
 
 def execute_notebook(notebook: Path, parameters: dict[str, Any], executed: Path, kernel: str = KERNEL,
                      log_output: bool = False, timeout_s: float = 0, formats: tuple[str, ...] = ("html",),
-                     threads: int | None = None, kernels: KernelPool | None = None) -> NotebookResult:
+                     kernels: KernelPool | None = None) -> NotebookResult:
     """Run one notebook with papermill in a fresh kernel (``parameters`` injected, at most
-    ``timeout_s`` seconds from its first cell; 0 = no limit; ``threads``: its torch CPU threads,
-    default torch's; ``kernels``: run in this thread's kernel of the pool instead) into
+    ``timeout_s`` seconds from its first cell; 0 = no limit; ``kernels``: run in this thread's
+    kernel of the pool instead) into
     ``executed``, and write its ``formats`` beside it; failures and time-outs raise
     :class:`NotebookError`."""
     import papermill
@@ -464,7 +458,7 @@ def execute_notebook(notebook: Path, parameters: dict[str, Any], executed: Path,
     start = time.perf_counter()
     deadline = _Deadline(timeout_s) if timeout_s else None
     if kernels is None:
-        where = {"kernel_manager_class": _ipc_kernel_manager(threads)}
+        where = {"kernel_manager_class": _ipc_kernel_manager()}
     elif Path(kernels.cwd).resolve() != notebook.parent.resolve():
         raise ValueError(f"the kernel pool works in {kernels.cwd}, not in {notebook.parent}")
     else:

@@ -7,6 +7,7 @@ import concurrent.futures
 import copy
 import functools
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import Any
 
 import open_clip
@@ -89,3 +90,18 @@ def run_concurrently(calls: dict[Hashable, Callable[[], Any]], jobs: int) -> dic
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         futures = {key: pool.submit(call) for key, call in calls.items()}
     return {key: future.exception() or future.result() for key, future in futures.items()}
+
+
+def drop_checkpoints(folder: Path) -> None:
+    """Delete the checkpoints (``*.pt``) a notebook run wrote under ``folder``: a real CLIP's run of
+    notebook 06 writes several GB, and the tests need only the executed notebook and its HTML."""
+    for path in Path(folder).rglob("*.pt"):
+        path.unlink()
+
+
+def selected_runs(request, test_name: str, names: tuple[str, ...]) -> list[tuple]:
+    """The parameters ``names`` of each test called ``test_name`` that this session runs (after
+    ``-k`` and other deselection): a session fixture that runs notebooks for those tests runs no
+    others."""
+    return [tuple(item.callspec.params[n] for n in names) for item in request.session.items
+            if getattr(item, "originalname", None) == test_name]
