@@ -325,8 +325,8 @@ def _configure_notebooks(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", nargs="+", default=["html"], choices=["html", "slides"], metavar="FORMAT",
                         help="exports beside each executed notebook: html (always written), slides (reveal.js)")
     parser.add_argument("--jobs", "-j", type=int, default=1,
-                        help="notebooks run at once, each in its own kernel (default 1; 2 on a 2-core CPU "
-                             "takes about half the time)")
+                        help="notebooks run at once, each in its own kernel with its share of the CPU cores "
+                             "(default 1; 2 on a 2-core CPU takes about 40%% of the time)")
 
 
 def _run_notebooks(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ from sspa_core.paths import OUTPUT_DIR, REPO_ROOT
 
 #: the kernels of a run have no front end to show widgets (sspa_core.explorers reads it)
 HEADLESS_ENV = "SSPA_HEADLESS"
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # torch's CPU thread count (see kernel_threads)
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 PARAMS_DIR = NOTEBOOKS_DIR / "params"
@@ -276,11 +277,24 @@ def fetch_weights(plan: dict[Path, dict[str, Any]]) -> None:
             raise WeightsUnavailable(f"{err}; for the notebooks: --set pretrained=/path/to/file.pt") from None
 
 
-def _ipc_kernel_manager() -> type:
+def kernel_threads(jobs: int) -> int | None:
+    """The CPU threads each kernel's torch gets when ``jobs`` kernels run at once: its share of
+    the cores (at least 1), or ``None`` (torch's default, every core) for a single kernel. Two
+    kernels that each spin an OpenMP team over every core slow each other down about threefold on
+    2 cores (``benchmarks/bench_notebooks.py`` measures it), so concurrent kernels split them."""
+    if jobs <= 1:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // jobs)
+
+
+def _ipc_kernel_manager(threads: int | None = None) -> type:
     """A kernel manager that talks to the kernel over local IPC sockets in a private temporary
     folder instead of TCP ports, so no network port is opened (and ipykernel does not warn about
     unencrypted TCP in every run's log), and starts it with :data:`HEADLESS_ENV` set (no front end:
-    the explorers draw static figures) without touching this process's environment."""
+    the explorers draw static figures) without touching this process's environment. ``threads``
+    (see :func:`kernel_threads`) sets the kernel's ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``
+    unless the caller's environment sets them."""
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
@@ -291,6 +305,9 @@ def _ipc_kernel_manager() -> type:
 
         async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
             kw["env"] = {**kw.get("env", os.environ), HEADLESS_ENV: "1"}
+            if threads is not None:
+                for name in THREAD_ENV:
+                    kw["env"].setdefault(name, str(threads))
             return await super()._async_pre_start_kernel(**kw)
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
@@ -309,10 +326,11 @@ class KernelPool:
     importing torch, open_clip and matplotlib (about 15 s on a 2-core CPU) is paid once per
     thread. A kernel whose notebook failed or timed out is stopped, and the next notebook gets a
     fresh one. ``sspa notebooks`` does not use it: there every notebook gets a fresh kernel, as in
-    a reader's Jupyter. Use as a context manager; the kernels stop at its end."""
+    a reader's Jupyter. ``threads``: each kernel's torch threads (:func:`kernel_threads` of the
+    number of threads that use the pool). Use as a context manager; the kernels stop at its end."""
 
-    def __init__(self, kernel: str = KERNEL, cwd: Path = NOTEBOOKS_DIR):
-        self.kernel, self.cwd = kernel, Path(cwd)
+    def __init__(self, kernel: str = KERNEL, cwd: Path = NOTEBOOKS_DIR, threads: int | None = None):
+        self.kernel, self.cwd, self.threads = kernel, Path(cwd), threads
         self._local = threading.local()
         self._lock = threading.Lock()
         self._started: list[Any] = []
@@ -333,7 +351,7 @@ class KernelPool:
             self.discard()
             km = None
         if km is None:
-            km = _ipc_kernel_manager()(kernel_name=self.kernel)
+            km = _ipc_kernel_manager(self.threads)(kernel_name=self.kernel)
             run_sync(km.start_kernel)(cwd=str(self.cwd))
             with self._lock:
                 self._started.append(km)
@@ -397,22 +415,27 @@ def run_notebooks(
     formats: tuple[str, ...] = ("html",),
     jobs: int = 1,
     kernels: KernelPool | None = None,
+    threads: int | None = None,
 ) -> list[NotebookResult]:
     """Execute the selected notebooks; executed copies and HTML go to ``output_dir`` (default
     ``outputs/notebooks/<profile>[-<dataset>]``). Each notebook may run ``timeout_s`` seconds
     (default: :func:`resolve_timeout`; 0 = no limit). The CLIP weights are fetched first
     (:func:`fetch_weights`). ``jobs`` notebooks run at once, each in its own kernel (the notebooks
-    share no state; a kernel spends most of its time in single-threaded Python, so two jobs on
-    two cores take about half as long); results come in notebook order. Raises
+    share no state, and each kernel's torch gets its share of the cores, :func:`kernel_threads`;
+    two jobs on two cores take about 40% as long as one); results come in notebook order. Raises
     :class:`NotebookError` naming the notebook and cell at the first failure or time-out (its
     executed copy and HTML are still written; notebooks not yet started are not run).
     ``formats``: the exports written beside each executed copy (:data:`EXPORTS`: ``html``,
-    ``slides``). ``kernels``: run in the kept kernels of a :class:`KernelPool` instead of fresh ones."""
+    ``slides``). ``kernels``: run in the kept kernels of a :class:`KernelPool` instead of fresh ones.
+    ``threads``: each fresh kernel's torch threads (default :func:`kernel_threads` of ``jobs``; pass
+    it when the caller runs several of these calls at once; 0 leaves torch's default)."""
     unknown = set(formats) - set(EXPORTS)
     if unknown:
         raise ValueError(f"unknown export format(s) {sorted(unknown)}; choose from {sorted(EXPORTS)}")
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if threads is None:
+        threads = kernel_threads(jobs)
     plan = resolve_parameters(profile, dataset, only, overrides, notebooks_dir, params_dir)
     fetch_weights(plan)
     if timeout_s is None:
@@ -425,7 +448,8 @@ def run_notebooks(
         if "output_dir" in declared_parameters(notebook):  # each notebook writes into <output_dir>/<its name>/
             parameters = {**parameters, "output_dir": str(output_dir)}
         return execute_notebook(notebook, parameters, output_dir / notebook.name, kernel=kernel,
-                                log_output=log_output, timeout_s=timeout_s, formats=formats, kernels=kernels)
+                                log_output=log_output, timeout_s=timeout_s, formats=formats, kernels=kernels,
+                                threads=threads or None)
 
     if jobs == 1:
         results = [run(notebook, parameters) for notebook, parameters in plan.items()]
@@ -445,10 +469,10 @@ def run_notebooks(
 
 def execute_notebook(notebook: Path, parameters: dict[str, Any], executed: Path, kernel: str = KERNEL,
                      log_output: bool = False, timeout_s: float = 0, formats: tuple[str, ...] = ("html",),
-                     kernels: KernelPool | None = None) -> NotebookResult:
+                     kernels: KernelPool | None = None, threads: int | None = None) -> NotebookResult:
     """Run one notebook with papermill in a fresh kernel (``parameters`` injected, at most
-    ``timeout_s`` seconds from its first cell; 0 = no limit; ``kernels``: run in this thread's
-    kernel of the pool instead) into
+    ``timeout_s`` seconds from its first cell; 0 = no limit; ``threads``: its torch threads,
+    :func:`kernel_threads`; ``kernels``: run in this thread's kernel of the pool instead) into
     ``executed``, and write its ``formats`` beside it; failures and time-outs raise
     :class:`NotebookError`."""
     import papermill
@@ -458,7 +482,7 @@ def execute_notebook(notebook: Path, parameters: dict[str, Any], executed: Path,
     start = time.perf_counter()
     deadline = _Deadline(timeout_s) if timeout_s else None
     if kernels is None:
-        where = {"kernel_manager_class": _ipc_kernel_manager()}
+        where = {"kernel_manager_class": _ipc_kernel_manager(threads)}
     elif Path(kernels.cwd).resolve() != notebook.parent.resolve():
         raise ValueError(f"the kernel pool works in {kernels.cwd}, not in {notebook.parent}")
     else:

@@ -32,7 +32,8 @@ def tree(tmp_path):
                "folder.mkdir(parents=True, exist_ok=True)\n"
                "import os\n"
                "(folder / 'seen.json').write_text(json.dumps({'profile': profile, 'size': size,\n"
-               "                                               'headless': os.environ.get('SSPA_HEADLESS')}))"])
+               "                                               'headless': os.environ.get('SSPA_HEADLESS'),\n"
+               "                                               'threads': os.environ.get('OMP_NUM_THREADS')}))"])
     _notebook(nbs / "01_second.ipynb", 'profile = "smoke"\nfail = False',
               ["x = 1", "if fail:\n    raise RuntimeError('boom in cell')"])
     (params / "smoke.yaml").write_text(yaml.safe_dump(
@@ -47,7 +48,8 @@ def _run(tree, **kwargs):
     return runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=out, **kwargs)
 
 
-def test_runner_injects_parameters_and_writes_html(tree, capfd):
+def test_runner_injects_parameters_and_writes_html(tree, capfd, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     results = _run(tree, profile="full", overrides={"size": 7})
     out = tree[2]
     assert [r.name for r in results] == ["00_first", "01_second"]
@@ -55,7 +57,7 @@ def test_runner_injects_parameters_and_writes_html(tree, capfd):
     assert not (out / "00_first" / "00_first").exists()
     assert "without encryption" not in capfd.readouterr().err  # the kernel talks over IPC, not TCP
     assert runner.HEADLESS_ENV not in os.environ  # set for the kernels only
-    assert seen == {"profile": "full", "size": 7, "headless": "1"}
+    assert seen == {"profile": "full", "size": 7, "headless": "1", "threads": None}  # one kernel: every core
     html = (out / "00_first.html").read_text()
     assert html.lower().startswith("<!doctype html")
     assert f'src="mathjax/{runner.MATHJAX_ENTRY}"' in html and "cdnjs.cloudflare.com/ajax/libs/mathjax" not in html
@@ -63,14 +65,22 @@ def test_runner_injects_parameters_and_writes_html(tree, capfd):
     assert json.loads((out / "summary.json").read_text())[1]["parameters"] == {"profile": "full"}
 
 
-def test_jobs_run_notebooks_at_once_and_keep_their_order(tmp_path):
-    """Each notebook waits until the other has started: only concurrent kernels finish."""
+def test_kernel_threads_split_the_cores():
+    assert runner.kernel_threads(1) is None
+    assert runner.kernel_threads(2) == max(1, len(os.sched_getaffinity(0)) // 2)
+    assert runner.kernel_threads(10_000) == 1
+
+
+def test_jobs_run_notebooks_at_once_and_keep_their_order(tmp_path, monkeypatch):
+    """Each notebook waits until the other has started: only concurrent kernels finish. Each
+    kernel gets its share of the cores as its torch threads."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     nbs, params = tmp_path / "notebooks", tmp_path / "notebooks" / "params"
     params.mkdir(parents=True)
     for name, other in (("00_a", "01_b"), ("01_b", "00_a")):
         _notebook(nbs / f"{name}.ipynb", f'flags = "{tmp_path}"',
-                  ["import pathlib, time\n"
-                   f"pathlib.Path(flags, '{name}').touch()\n"
+                  ["import os, pathlib, time\n"
+                   f"pathlib.Path(flags, '{name}').write_text(os.environ.get('OMP_NUM_THREADS', ''))\n"
                    "deadline = time.time() + 60\n"
                    f"while not pathlib.Path(flags, '{other}').exists():\n"
                    "    assert time.time() < deadline, 'the other notebook never started'\n"
@@ -78,11 +88,13 @@ def test_jobs_run_notebooks_at_once_and_keep_their_order(tmp_path):
     (params / "smoke.yaml").write_text("parameters: {}\n")
     results = runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=tmp_path / "out", jobs=2)
     assert [r.name for r in results] == ["00_a", "01_b"]
+    assert {(tmp_path / n).read_text() for n in ("00_a", "01_b")} == {str(runner.kernel_threads(2))}
     with pytest.raises(ValueError, match="jobs must be at least 1"):
         runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=tmp_path / "out", jobs=0)
 
 
-def test_kernel_pool_keeps_modules_clears_names_and_replaces_a_failed_kernel(tmp_path):
+def test_kernel_pool_keeps_modules_clears_names_and_replaces_a_failed_kernel(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     nbs, params = tmp_path / "notebooks", tmp_path / "notebooks" / "params"
     params.mkdir(parents=True)
     _notebook(nbs / "00_a.ipynb", f'out = "{tmp_path}"\nfail = False',
@@ -94,12 +106,14 @@ def test_kernel_pool_keeps_modules_clears_names_and_replaces_a_failed_kernel(tmp
                "assert 'left_behind' not in globals(), 'the namespace was not cleared'\n"
                "assert pathlib.Path.cwd().name == 'notebooks', 'the working folder was not restored'\n"
                "pathlib.Path(out, 'b.pid').write_text(str(os.getpid()))\n"
-               "pathlib.Path(out, 'b.kept').write_text(str('fractions' in sys.modules))"])
+               "pathlib.Path(out, 'b.kept').write_text(str('fractions' in sys.modules))\n"
+               "pathlib.Path(out, 'b.threads').write_text(os.environ.get('OMP_NUM_THREADS', ''))"])
     (params / "smoke.yaml").write_text("parameters: {}\n")
     pid = lambda name: (tmp_path / f"{name}.pid").read_text()  # noqa: E731
-    with runner.KernelPool(cwd=nbs) as kernels:
+    with runner.KernelPool(cwd=nbs, threads=3) as kernels:
         runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=tmp_path / "out", kernels=kernels)
         assert pid("a") == pid("b") and (tmp_path / "b.kept").read_text() == "True"  # one kernel, modules kept
+        assert (tmp_path / "b.threads").read_text() == "3"
         first = pid("a")
         with pytest.raises(runner.NotebookError, match="boom"):
             runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=tmp_path / "out",

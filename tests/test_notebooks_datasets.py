@@ -93,7 +93,7 @@ def matrix_runs(request, dataset_roots, random_weights, tmp_path_factory):
         plans[run] = (overrides, folder)
         calls[run] = lambda run=run, overrides=overrides, folder=folder: run_and_drop_checkpoints(
             run, overrides, folder, kernels)
-    with runner.KernelPool() as kernels:
+    with runner.KernelPool(threads=runner.kernel_threads(JOBS)) as kernels:
         outcomes = run_concurrently(calls, JOBS)
     return {run: (outcomes[run], *plans[run]) for run in wanted}
 

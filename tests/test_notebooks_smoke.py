@@ -14,7 +14,7 @@ JOBS = 2  # kernels at once, as make demo runs them
 def run(stem: str, folder) -> list:
     """One notebook's smoke run into ``folder``, its checkpoints deleted afterwards."""
     try:
-        return runner.run_notebooks("smoke", only=[stem], output_dir=folder)
+        return runner.run_notebooks("smoke", only=[stem], output_dir=folder, threads=runner.kernel_threads(JOBS))
     finally:
         drop_checkpoints(folder)
 
