@@ -89,3 +89,38 @@ def test_recorded_ablations_fall_back_and_say_how_to_record(tmp_path):
     (heading, rows), (missing, none) = results.recorded_ablations("coco", ["VI", "VII"], results_dir=tmp_path)
     assert "recorded on synthetic_natural, not coco" in heading and len(rows) == 3
     assert "not recorded yet" in missing and "--tables VII" in missing and none == []
+
+
+SHIPPED_ABLATIONS = sorted((results.RESULTS_DIR / "ablations").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", SHIPPED_ABLATIONS, ids=[p.stem for p in SHIPPED_ABLATIONS])
+def test_shipped_ablation_tables_follow_from_their_run_logs(path):
+    """Every score of a shipped record is a run of its log, and every mean, interval, difference,
+    verdict and count is recomputed from them; where three seeds overlap the full model's, five ran."""
+    record = json.loads(path.read_text())
+    log = {}
+    for line in path.with_suffix(".runs.jsonl").read_text().splitlines():
+        run = json.loads(line)
+        if run["shared"] == record["overrides"]:
+            log[(tuple(run["overrides"]), run["seed"])] = run["value"]
+    rows = [r for table in record["tables"].values() for r in table["rows"]]
+    [full] = {r["variant"]: r for r in rows if r["verdict"] == "reference"}.values()
+    first = len(record["seeds"])
+    full_interval = results.mean_interval(full["values"][:first])[1]
+    for r in rows:
+        assert r["values"] == [log[(tuple(r["overrides"]), s)] for s in r["seeds"]], r["variant"]
+        mean, interval = results.mean_interval(r["values"])
+        assert r["mean"] == pytest.approx(mean) and r["ci95"] == pytest.approx(interval)
+        if r is full or r["verdict"] == "reference":
+            continue
+        delta, delta_ci, _ = results.paired_difference(r, full)
+        assert r["delta"] == pytest.approx(delta) and r["delta_ci95"] == pytest.approx(delta_ci)
+        if r["paper_sign"]:
+            assert r["verdict"] == results.verdict(r["delta_ci95"], r["paper_sign"]), r["variant"]
+        if record["extra_seeds_on_overlap"]:
+            overlapping = results.overlaps(results.mean_interval(r["values"][:first])[1], full_interval)
+            assert len(r["seeds"]) == (first + 2 if overlapping else first), r["variant"]
+    signed = {r["variant"]: r["verdict"] for r in rows if r["paper_sign"]}
+    assert record["summary"]["paper_signs"] == len(signed)
+    assert record["summary"]["reproduced"] == sum(v == "reproduced" for v in signed.values())
