@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/compare_models.py [--config synthetic_natural|synthetic_pedestrian|
 synthetic_aerial] [--images N] [--eval-images N] [--epochs N] [--batch N] [--seeds 0 1 2]
-[--protocol paper|config] [--pretrained PATH] [--set KEY=VALUE] [--output FILE.json]``.
+[--protocol paper|config] [--pretrained PATH] [--set KEY=VALUE] [--thresholds] [--output FILE.json]``.
 
 Every model sees the same training images, epochs, batch size and learning rates: those of
 ``sspa_core/configs/<config>.yaml`` unless an option here changes them. With
@@ -16,7 +16,10 @@ split after the last epoch (mAP, CF1, OF1; for pedestrian attributes mA, instanc
 mean ± standard deviation over the seeds (the seed sets the model initialisation and the
 training order; the scenes are the same). ``--output`` also writes them, per seed, as JSON: the
 format of ``data/results/compare_models/<config>.json``, which notebooks 06 and 07 read
-(``sspa_core.results``).
+(``sspa_core.results``). ``--thresholds`` adds, for the metrics that threshold the scores at 0.5
+(mA and instance F1, or CF1 and OF1), how much each model gains from a threshold picked on one half
+of the validation images and scored on the other (``sspa_core.metrics.threshold_study``): whether
+a model loses on them by ranking the labels worse or by placing its scores worse around 0.5.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import torch
 
 from sspa_core.config import load_config
 from sspa_core.engine import compare_models
+from sspa_core.metrics import THRESHOLD_METRICS, metric_set_for, threshold_study
 
 MODELS = ("zeroshot", "unid", "dualcoop", "clip_ft", "sspa")
 CONFIGS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_aerial")
@@ -57,6 +61,8 @@ def main() -> None:
     parser.add_argument("--pretrained", default="", help='tiny-CLIP weights ("" = the shipped checkpoint)')
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="further config overrides, applied to every model")
+    parser.add_argument("--thresholds", action="store_true",
+                        help="also print the thresholded metrics at a threshold picked on held-out images")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
@@ -91,6 +97,12 @@ def main() -> None:
         print(f"{model:<10s} " + " ".join(f"{cell:>14s}" for cell in cells) + f" {seconds:8.1f}")
     chance = label_freq[label_freq > 0].mean()  # AP of a constant score = the label's frequency
     print(f"chance level (mAP of a constant score): {100 * chance:.2f}")
+    studies = {}
+    if args.thresholds:
+        metric_set = metric_set_for(ds["domain"])
+        studies = {model: [threshold_study(run["scores"], run["targets"], run["masks"], metric_set) for run in runs]
+                   for model, runs, _ in rows}
+        print_threshold_study(studies, THRESHOLD_METRICS[metric_set])
     if args.output is not None:
         record = {
             "config": args.config, "command": shlex.join(["python", "benchmarks/compare_models.py", *sys.argv[1:]]),
@@ -100,7 +112,11 @@ def main() -> None:
                        "epochs": tc["epochs"], "batch_size": tc["batch_size"], "lr": tc["lr"]},
             "models": {model: {"values": {key: [100 * run["metrics"][key] for run in runs] for key in columns},
                                "seconds_per_run": round(seconds, 1)} for model, runs, seconds in rows},
-            "chance_mAP": 100 * float(chance), "torch": torch.__version__, "python": platform.python_version(),
+            "chance_mAP": 100 * float(chance),
+            "thresholds": {model: {key: {kind: [(1 if kind == "threshold" else 100) * study[key][kind]
+                                                for study in per_seed] for kind in per_seed[0][key]}
+                                   for key in per_seed[0]} for model, per_seed in studies.items()},
+            "torch": torch.__version__, "python": platform.python_version(),
             "threads": torch.get_num_threads(), "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         for entry in record["models"].values():
@@ -109,6 +125,23 @@ def main() -> None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(record, indent=1))
         print(f"-> {args.output}")
+
+
+def print_threshold_study(studies: dict[str, list[dict[str, dict[str, float]]]], keys: tuple[str, ...]) -> None:
+    """Per model and thresholded metric (mean over the seeds, %): at 0.5, held out (a threshold
+    picked on one half of the validation images, scored on the other; the mean threshold picked)
+    and the best over thresholds on all of them (an oracle)."""
+    print("\nthe thresholded metrics: at 0.5 | with a threshold picked on one half of the validation images and "
+          "scored on the other (both ways; the threshold picked) | the best threshold on all (an oracle, a bound)")
+    print(f"{'model':<10s} " + " ".join(f"{key + ' at 0.5':>11s} {key + ' held out (t)':>20s} {key + ' best':>9s}"
+                                        for key in keys))
+    for model, per_seed in studies.items():
+        cells = []
+        for key in keys:
+            mean = {kind: float(np.mean([study[key][kind] for study in per_seed])) for kind in per_seed[0][key]}
+            held_out = f"{100 * mean['held out']:6.2f} ({mean['threshold']:.2f})"
+            cells.append(f"{100 * mean['at 0.5']:11.2f} {held_out:>20s} {100 * mean['best']:9.2f}")
+        print(f"{model:<10s} " + " ".join(cells))
 
 
 if __name__ == "__main__":

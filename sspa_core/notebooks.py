@@ -292,7 +292,8 @@ def _ipc_kernel_manager(threads: int | None = None) -> type:
     """A kernel manager that talks to the kernel over local IPC sockets in a private temporary
     folder instead of TCP ports, so no network port is opened (and ipykernel does not warn about
     unencrypted TCP in every run's log), and starts it with :data:`HEADLESS_ENV` set (no front end:
-    the explorers draw static figures) without touching this process's environment. ``threads``
+    the explorers draw static figures) without touching this process's environment, and does not
+    interrupt a kernel it is shutting down (see ``_async_interrupt_kernel``). ``threads``
     (see :func:`kernel_threads`) sets the kernel's ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``
     unless the caller's environment sets them."""
     from jupyter_client.manager import AsyncKernelManager
@@ -309,6 +310,14 @@ def _ipc_kernel_manager(threads: int | None = None) -> type:
                 for name in THREAD_ENV:
                     kw["env"].setdefault(name, str(threads))
             return await super()._async_pre_start_kernel(**kw)
+
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client interrupts every kernel before shutting it down; an idle kernel that
+            # is still handling a late message logs that SIGINT as "ERROR | KeyboardInterrupt caught
+            # in kernel" on the reader's terminal. A kernel being shut down gets the shutdown request
+            # (and, if it does not answer, SIGTERM and SIGKILL) instead.
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
             await super()._async_cleanup_resources(restart)

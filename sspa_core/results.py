@@ -122,6 +122,24 @@ def ablation_rows(record: dict[str, Any], table: str) -> list[dict[str, Any]]:
     return rows
 
 
+def threshold_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One display row per model of a ``compare_models`` record made with ``--thresholds``: for
+    each metric that thresholds the scores, the mean over the seeds (%) at 0.5, held out (a
+    threshold picked on one half of the validation images, scored on the other; the mean threshold
+    picked) and at the best threshold (an oracle), see :func:`sspa_core.metrics.threshold_study`.
+    Empty for a record without the study."""
+    rows = []
+    for model, study in (record.get("thresholds") or {}).items():
+        row: dict[str, Any] = {"model": model}
+        for key, kinds in study.items():
+            mean = {kind: statistics.fmean(values) for kind, values in kinds.items()}
+            row[f"{key} at 0.5"] = f"{mean['at 0.5']:.2f}"
+            row[f"{key} held out (t)"] = f"{mean['held out']:.2f} ({mean['threshold']:.2f})"
+            row[f"{key} best"] = f"{mean['best']:.2f}"
+        rows.append(row)
+    return rows
+
+
 def recorded_ablations(config: str, tables: Sequence[str], fallback: str = "synthetic_natural",
                        results_dir: Path | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
     """``(heading, rows)`` per table for a notebook: :func:`ablation_rows` of the record of ``config``

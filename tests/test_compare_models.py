@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_models.py"
@@ -20,7 +21,7 @@ def test_the_script_writes_one_value_per_seed(tiny_weights, tmp_path, monkeypatc
     out = tmp_path / "results" / "synthetic_pedestrian.json"
     argv = ["compare_models.py", "--config", "synthetic_pedestrian", "--images", "24", "--eval-images", "16",
             "--epochs", "1", "--batch", "8", "--seeds", "0", "1", "--models", "zeroshot", "unid",
-            "--pretrained", str(tiny_weights), "--set", "dataset.image_size=64", "--output", str(out)]
+            "--pretrained", str(tiny_weights), "--set", "dataset.image_size=64", "--thresholds", "--output", str(out)]
     monkeypatch.setattr(sys, "argv", argv)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -39,3 +40,8 @@ def test_the_script_writes_one_value_per_seed(tiny_weights, tmp_path, monkeypatc
         assert entry["mean"]["mA"] == sum(entry["values"]["mA"]) / 2
         assert f"{entry['mean']['mA']:6.2f}" in printed
     assert record["models"]["zeroshot"]["std"]["mA"] == 0  # nothing to train: the seed changes nothing
+    study = record["thresholds"]["unid"]["mA"]  # --thresholds: per seed, at 0.5, held out and the oracle
+    assert study["at 0.5"] == pytest.approx(record["models"]["unid"]["values"]["mA"])
+    assert len(study["held out"]) == 2 and all(0.05 <= t <= 0.95 for t in study["threshold"])
+    assert all(held <= 100 and best >= at for held, best, at in zip(study["held out"], study["best"], study["at 0.5"]))
+    assert "mA held out (t)" in printed

@@ -13,6 +13,7 @@ from sspa_core.metrics import (
     metric_set_for,
     pedestrian_metrics,
     precision_recall_f1,
+    threshold_study,
 )
 
 
@@ -208,3 +209,47 @@ def test_top3_with_ties_matches_a_stable_sort_reference():
     assert m["OP"] == pytest.approx(precision_score(targets, predicted, average="micro"))
     assert m["CR"] == pytest.approx(recall_score(targets, predicted, average="macro", zero_division=0))
     assert predicted.sum(1).max() == 3
+
+
+@pytest.mark.parametrize("metric_set", METRIC_SETS)
+def test_threshold_study_separates_placement_from_ranking(metric_set):
+    """Scores that rank every image right but all sit above 0.5: everything is predicted present
+    at 0.5, while a threshold picked on the other half of the images recovers a perfect score."""
+    rng = np.random.default_rng(0)
+    targets = (rng.random((80, 5)) < 0.4).astype(float)
+    targets[0] = 1  # every label has a positive (and, at this rate, a negative)
+    targets[targets.sum(1) == 0, 0] = 1  # every image has a positive: instance F1 counts an empty one as 0
+    scores = 0.6 + 0.3 * targets + 0.01 * rng.random(targets.shape)
+    study = threshold_study(scores, targets, metric_set=metric_set)
+    keys = ("mA", "F1") if metric_set == "pedestrian" else ("CF1", "OF1")
+    assert set(study) == set(keys)
+    reported = (pedestrian_metrics if metric_set == "pedestrian" else precision_recall_f1)(scores, targets)
+    for key in keys:
+        assert study[key]["at 0.5"] == pytest.approx(reported[key])
+        assert study[key]["at 0.5"] < 0.9
+        assert study[key]["held out"] == pytest.approx(1.0) and study[key]["best"] == pytest.approx(1.0)
+        assert 0.6 <= study[key]["threshold"] < 0.9
+    if metric_set == "pedestrian":
+        assert study["mA"]["at 0.5"] == pytest.approx(0.5)  # every attribute predicted present
+
+
+def test_threshold_study_picks_on_one_half_and_scores_the_other():
+    """Each half separates its images perfectly, but at a threshold of its own (about 0.2 and
+    0.75): a threshold picked on one half predicts everything present, or nothing, on the other."""
+    targets = np.tile(np.array([[1.0, 0, 1], [0, 1, 0]]), (20, 1))
+    halves = np.split(np.random.default_rng(7).permutation(len(targets)), 2)  # the study's halves for seed 7
+    scores = np.empty_like(targets)
+    scores[halves[0]] = 0.1 + 0.15 * targets[halves[0]]
+    scores[halves[1]] = 0.7 + 0.15 * targets[halves[1]]
+    study = threshold_study(scores, targets, metric_set="pedestrian", seed=7)
+    assert study["mA"]["held out"] == pytest.approx(0.5)  # the other half: all present, or all absent
+    assert study["mA"]["threshold"] == pytest.approx((0.1 + 0.7) / 2)  # the lowest separating threshold of each
+    assert study["mA"]["best"] < 1.0  # no single threshold separates both halves
+
+
+def test_threshold_study_refuses_bad_input():
+    scores, targets = random_problem(0)
+    with pytest.raises(ValueError, match="unknown metric set"):
+        threshold_study(scores, targets, metric_set="coco")
+    with pytest.raises(ValueError, match="at least 4 images"):
+        threshold_study(scores[:3], targets[:3])

@@ -125,6 +125,27 @@ def test_kernel_pool_keeps_modules_clears_names_and_replaces_a_failed_kernel(tmp
     assert not kernels._started  # all stopped
 
 
+def test_a_kernel_being_shut_down_is_not_interrupted(monkeypatch):
+    """jupyter_client interrupts each kernel before it shuts it down, which ipykernel may log as
+    "ERROR | KeyboardInterrupt caught in kernel" on the reader's terminal; the runner's kernels skip
+    that interrupt, and only that one."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    calls = []
+
+    async def interrupt(self):
+        calls.append(self.shutting_down)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", interrupt)
+    km = runner._ipc_kernel_manager()(kernel_name=runner.KERNEL)
+    run_sync(km.start_kernel)()
+    run_sync(km._async_interrupt_kernel)()  # an interrupt asked for while the kernel runs goes through
+    run_sync(km.shutdown_kernel)()
+    assert calls == [False]
+    assert not run_sync(km.is_alive)()
+
+
 def test_per_notebook_and_dataset_values(tree):
     plan = runner.resolve_parameters("smoke", notebooks_dir=tree[0], params_dir=tree[1])
     assert {p.stem: v for p, v in plan.items()}["00_first"] == {"profile": "smoke", "size": 2}

@@ -81,6 +81,14 @@ def test_ablation_rows_for_display():
         results.ablation_rows(_record(), "VII")
 
 
+def test_threshold_rows_average_the_seeds():
+    record = {"thresholds": {"sspa": {"mA": {"at 0.5": [56.0, 57.0], "held out": [60.0, 61.0],
+                                             "threshold": [0.6, 0.7], "best": [62.0, 64.0]}}}}
+    assert results.threshold_rows(record) == [{"model": "sspa", "mA at 0.5": "56.50", "mA held out (t)": "60.50 (0.65)",
+                                               "mA best": "63.00"}]
+    assert results.threshold_rows({"models": {}}) == [] and results.threshold_rows({"thresholds": {}}) == []
+
+
 def test_recorded_ablations_fall_back_and_say_how_to_record(tmp_path):
     record = {**_record(), "command": "python benchmarks/ablations.py --tables VI",
               "budget": {"backbone": "sspa-tiny-vit", "image_size": 112, "train_images": 2000, "epochs": 12}}
