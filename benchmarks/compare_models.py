@@ -132,7 +132,7 @@ def print_threshold_study(studies: dict[str, list[dict[str, dict[str, float]]]],
     picked on one half of the validation images, scored on the other; the mean threshold picked)
     and the best over thresholds on all of them (an oracle)."""
     print("\nthe thresholded metrics: at 0.5 | with a threshold picked on one half of the validation images and "
-          "scored on the other (both ways; the threshold picked) | the best threshold on all (an oracle, a bound)")
+          "scored on the other (both ways; the threshold picked) | the best threshold on all (an oracle)")
     print(f"{'model':<10s} " + " ".join(f"{key + ' at 0.5':>11s} {key + ' held out (t)':>20s} {key + ' best':>9s}"
                                         for key in keys))
     for model, per_seed in studies.items():

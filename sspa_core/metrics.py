@@ -260,7 +260,8 @@ def threshold_study(scores: np.ndarray, targets: np.ndarray, mask: np.ndarray | 
     seeded halves, the threshold of ``thresholds`` that maximises the metric on one half scoring
     the other, the two directions averaged (a threshold that a user could have picked on data of
     their own), with ``"threshold"`` the mean of the two chosen; ``"best"``, the maximum over
-    ``thresholds`` on all the images (an oracle: a bound, not a result)."""
+    ``thresholds`` on all the images (an oracle, picked on the images it scores: not a result; a
+    held-out value can come out slightly above it, since each half has its own best)."""
     if metric_set not in THRESHOLD_METRICS:
         raise ValueError(f"unknown metric set {metric_set!r}; expected one of {METRIC_SETS}")
     scores, targets, mask = _check_inputs(scores, targets, mask)
