@@ -4,7 +4,7 @@ row per domain of the synthetic scenes (validation split, at the model's pretrai
 zero-shot mAP of the global image embedding x0 and of the best patch against chance, and the
 share of the shipped KAP descriptions of that domain that fit the model's text context.
 
-    python benchmarks/bench_world.py [--num-images 500] [--models NAME ...] [--threads N] [--retrain]
+    python benchmarks/bench_world.py [--num-images 500] [--models NAME ...] [--threads N] [--retrain] [--why]
 
 x0: :func:`sspa_core.baselines.zero_shot_scores` (prompt "A photo of a {label}."); best patch:
 :func:`sspa_core.baselines.zero_shot_patch_scores` (per label, the max over the projected patch
@@ -12,6 +12,14 @@ tokens X). Chance is the mAP of a constant scorer: the mean label frequency over
 with a positive. A description (``data/descriptions/*.json``) fits when its tokens plus the
 start and end tokens number at most the context length (the model's own open_clip tokenizer).
 ``--retrain`` first re-runs the shipped recipe into a temporary folder (tens of minutes).
+
+``--why`` adds, per model, where x0's zero-shot mAP on the natural scenes is lost: the mAP with
+other prompt wordings (the bare label, the label with its article, the mean text feature over
+the caption templates of pretraining); the per-image average precision (each image ranking the
+labels, the mean is sklearn's label-ranking AP) by the number of labels in the scene; the mean
+per-label AP by the label's typical object size (quartiles of the median longest side, as a
+fraction of the image); and how often an image's own caption is the nearest of all the scenes'
+captions (image-to-text R@1).
 """
 
 from __future__ import annotations
@@ -23,15 +31,20 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
 
 from sspa_core.backbone import TINY_MODELS, CLIPBackbone, load_backbone, shipped_checkpoint
 from sspa_core.baselines import zero_shot_patch_scores, zero_shot_scores
 from sspa_core.data.synthetic import SyntheticScenes
+from sspa_core.data.synthetic.captions import object_templates, with_article
 from sspa_core.descriptions import DESCRIPTIONS_DIR
 from sspa_core.domains import DOMAINS
 from sspa_core.errors import InputError
-from sspa_core.metrics import mean_average_precision
+from sspa_core.metrics import average_precision_per_class, mean_average_precision
+from sspa_core.prompting import TEMPLATE
 from sspa_core.tiny_clip import metadata_path, pretrain_tiny_clip
 
 HEADER = f"{'domain':<16}{'labels':>7}{'chance':>8}{'x0 mAP':>16}{'best-patch mAP':>18}{'descriptions fit':>19}"
@@ -89,12 +102,70 @@ def domain_row(backbone: CLIPBackbone, domain: str, num_images: int, fit: tuple[
             f"{f'{patch:.4f} ({patch / chance:.1f}x)':>18}{share:>19}")
 
 
+def label_sizes(scenes: SyntheticScenes) -> np.ndarray:
+    """Per label (C,), the median longest side (fraction of the image) of its first element in
+    each scene that shows it; NaN for a label no scene shows."""
+    sides: list[list[float]] = [[] for _ in scenes.label_names]
+    column = {name: k for k, name in enumerate(scenes.label_names)}
+    for layout in scenes.layouts:
+        seen: set[str] = set()
+        for el in layout.elements:
+            for label in el.labels:
+                if label not in seen:
+                    seen.add(label)
+                    sides[column[label]].append(max(el.box[2] - el.box[0], el.box[3] - el.box[1]))
+    return np.array([np.median(s) if s else np.nan for s in sides])
+
+
+@torch.no_grad()
+def why_report(backbone: CLIPBackbone, num_images: int) -> list[str]:
+    """The ``--why`` lines for one model on ``num_images`` natural validation scenes."""
+    scenes = SyntheticScenes("natural", "val", num_images=num_images, image_size=backbone.image_size)
+    backbone.eval()
+    x0 = F.normalize(torch.cat([backbone.encode_image(batch["image"]).float()
+                                for batch in DataLoader(scenes, batch_size=64)]), dim=-1)
+
+    def text(texts: list[str]) -> torch.Tensor:
+        return F.normalize(backbone.encode_text(texts).float(), dim=-1)
+
+    labels, targets = scenes.label_names, scenes.targets
+    prompts = {
+        f'"{TEMPLATE}"': text([TEMPLATE.format(label=name) for name in labels]),
+        '"{label}"': text(list(labels)),
+        '"a {label}."': text([f"{with_article(name)}." for name in labels]),
+        "caption templates (mean)": F.normalize(torch.stack(
+            [text([t.format(o=with_article(name)) for name in labels])
+             for t in object_templates("natural")]).mean(0), dim=-1),
+    }
+    lines = [f"  why, on {num_images} natural validation scenes:", "    x0 mAP by prompt: " + ", ".join(
+        f"{name} {mean_average_precision((x0 @ t.T).numpy(), targets):.4f}" for name, t in prompts.items())]
+    scores = (x0 @ prompts[f'"{TEMPLATE}"'].T).numpy()
+    per_image = average_precision_per_class(scores.T, targets.T)
+    counts = targets.sum(1).astype(int)
+    lines.append("    per-image AP by labels in the scene: " + ", ".join(
+        f"{k}: {per_image[counts == k].mean():.3f} ({(counts == k).sum()})"
+        for k in sorted(set(counts)) if k > 0))
+    ap, sizes = average_precision_per_class(scores, targets), label_sizes(scenes)
+    shown = ~np.isnan(ap) & ~np.isnan(sizes)
+    order = np.argsort(sizes[shown])
+    parts = np.array_split(order, 4)
+    lines.append("    mean label AP by object size: " + ", ".join(
+        f"{sizes[shown][part].min():.2f}-{sizes[shown][part].max():.2f}: {ap[shown][part].mean():.3f}"
+        for part in parts if len(part)))
+    captions = text(scenes.captions)
+    hits = (x0 @ captions.T).argmax(1) == torch.arange(len(scenes))
+    lines.append(f"    image-to-caption R@1 among the {len(scenes)} captions: {hits.float().mean():.3f}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-images", type=int, default=500, help="validation scenes per domain")
     parser.add_argument("--models", nargs="+", default=list(TINY_MODELS), choices=TINY_MODELS)
     parser.add_argument("--retrain", action="store_true", help="time the shipped recipe again")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--why", action="store_true",
+                        help="where x0's natural zero-shot mAP is lost (prompts, labels per scene, object size)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -117,6 +188,8 @@ def main() -> None:
             print(domain_row(backbone, domain, args.num_images, fits.get(domain, (0, 0))))
         print(f"  ({time.perf_counter() - start:.0f} s for {len(DOMAINS)} x {args.num_images} scenes, "
               f"both scorers, rendering included)")
+        if args.why:
+            print("\n".join(why_report(backbone, args.num_images)))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ zero-shot scorer, and benchmarks/bench_world.py on the shipped checkpoints."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from sspa_core.backbone import TINY_MODELS
 from sspa_core.baselines import zero_shot_patch_scores, zero_shot_scores
 from sspa_core.data.synthetic import SyntheticScenes
 from sspa_core.descriptions import DESCRIPTIONS_DIR
+from sspa_core.metrics import mean_average_precision
 from sspa_core.prompting import TEMPLATE
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_world.py"
@@ -87,12 +89,42 @@ def test_patch_scores_refuse_images_of_another_size():
 
 @pytest.mark.slow
 def test_bench_world_prints_a_table_per_shipped_model():
-    done = subprocess.run([sys.executable, str(SCRIPT), "--num-images", "8", "--threads", "1"],
+    done = subprocess.run([sys.executable, str(SCRIPT), "--num-images", "8", "--threads", "1", "--why"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert out.count("best-patch mAP") == len(TINY_MODELS)
+    assert out.count("image-to-caption R@1") == len(TINY_MODELS)
     for header in ("domain", "chance", "x0 mAP", "descriptions fit", "pretraining:", "domain mix: natural"):
         assert header in out
     for domain in ("natural", "pedestrian", "remote_sensing"):
         assert out.count(f"\n{domain} ") == len(TINY_MODELS)
+
+
+_spec = importlib.util.spec_from_file_location("bench_world_script", SCRIPT)
+bench_world = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_world)
+
+
+def test_label_sizes_are_fractions_for_shown_labels_and_nan_for_the_rest():
+    scenes = SyntheticScenes("natural", "val", num_images=20, image_size=32)
+    sizes = bench_world.label_sizes(scenes)
+    shown = scenes.targets.sum(0) > 0
+    assert np.isnan(sizes[~shown]).all()
+    assert ((sizes[shown] > 0) & (sizes[shown] <= 1)).all()
+
+
+def test_why_report_scores_the_template_like_the_zero_shot_scorer():
+    backbone = random_backbone("sspa-tiny-vit", image_size=32)
+    lines = bench_world.why_report(backbone, num_images=12)
+    scenes = SyntheticScenes("natural", "val", num_images=12, image_size=32)
+    expected = mean_average_precision(*zero_shot_scores(backbone, scenes))
+    prompts = lines[1]
+    assert f'"{TEMPLATE}" {expected:.4f}' in prompts
+    for name in ('"{label}"', '"a {label}."', "caption templates (mean)"):
+        assert name in prompts
+    counts = scenes.targets.sum(1).astype(int)
+    assert lines[2].count("(") == len(set(counts[counts > 0]))
+    assert lines[3].count(":") == 5  # the heading and four size quartiles
+    r1 = float(lines[4].rsplit(" ", 1)[1])
+    assert 0 <= r1 <= 1

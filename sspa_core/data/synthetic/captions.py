@@ -141,6 +141,12 @@ def object_phrase(label: str, el: Element | None, domain: str, rng: np.random.Ge
     return phrase
 
 
+def object_templates(domain: str) -> tuple[str, ...]:
+    """The caption templates of ``domain`` that name no scene type (``"a photo of {o}."``),
+    ``{o}`` standing for the listed objects: the wordings the tiny CLIP pretrained on."""
+    return _TEMPLATES[canonical_domain(domain)][1]
+
+
 def make_caption(labels: list[str], scene: str | None = None, domain: str = "natural",
                  rng: np.random.Generator | None = None,
                  elements: Sequence[Element] = ()) -> str:
