@@ -102,21 +102,6 @@ def domain_row(backbone: CLIPBackbone, domain: str, num_images: int, fit: tuple[
             f"{f'{patch:.4f} ({patch / chance:.1f}x)':>18}{share:>19}")
 
 
-def label_sizes(scenes: SyntheticScenes) -> np.ndarray:
-    """Per label (C,), the median longest side (fraction of the image) of its first element in
-    each scene that shows it; NaN for a label no scene shows."""
-    sides: list[list[float]] = [[] for _ in scenes.label_names]
-    column = {name: k for k, name in enumerate(scenes.label_names)}
-    for layout in scenes.layouts:
-        seen: set[str] = set()
-        for el in layout.elements:
-            for label in el.labels:
-                if label not in seen:
-                    seen.add(label)
-                    sides[column[label]].append(max(el.box[2] - el.box[0], el.box[3] - el.box[1]))
-    return np.array([np.median(s) if s else np.nan for s in sides])
-
-
 @torch.no_grad()
 def why_report(backbone: CLIPBackbone, num_images: int) -> list[str]:
     """The ``--why`` lines for one model on ``num_images`` natural validation scenes."""
@@ -145,7 +130,7 @@ def why_report(backbone: CLIPBackbone, num_images: int) -> list[str]:
     lines.append("    per-image AP by labels in the scene: " + ", ".join(
         f"{k}: {per_image[counts == k].mean():.3f} ({(counts == k).sum()})"
         for k in sorted(set(counts)) if k > 0))
-    ap, sizes = average_precision_per_class(scores, targets), label_sizes(scenes)
+    ap, sizes = average_precision_per_class(scores, targets), scenes.label_sizes()
     shown = ~np.isnan(ap) & ~np.isnan(sizes)
     order = np.argsort(sizes[shown])
     parts = np.array_split(order, 4)

@@ -2,7 +2,8 @@
 
 Run: ``python benchmarks/compare_models.py [--config synthetic_natural|synthetic_pedestrian|
 synthetic_aerial] [--images N] [--eval-images N] [--epochs N] [--batch N] [--seeds 0 1 2]
-[--protocol paper|config] [--pretrained PATH] [--set KEY=VALUE] [--thresholds] [--output FILE.json]``.
+[--protocol paper|config] [--pretrained PATH] [--set KEY=VALUE] [--thresholds] [--by-size]
+[--output FILE.json]``.
 
 Every model sees the same training images, epochs, batch size and learning rates: those of
 ``sspa_core/configs/<config>.yaml`` unless an option here changes them. With
@@ -20,6 +21,9 @@ format of ``data/results/compare_models/<config>.json``, which notebooks 06 and 
 (mA and instance F1, or CF1 and OF1), how much each model gains from a threshold picked on one half
 of the validation images and scored on the other (``sspa_core.metrics.threshold_study``): whether
 a model loses on them by ranking the labels worse or by placing its scores worse around 0.5.
+``--by-size`` adds each model's mean AP over the small, medium and large thirds of the labels,
+ranked by their typical object size in the validation scenes
+(:meth:`sspa_core.data.synthetic.SyntheticScenes.label_sizes`).
 """
 
 from __future__ import annotations
@@ -39,13 +43,15 @@ import torch
 
 from sspa_core.config import load_config
 from sspa_core.engine import compare_models
-from sspa_core.metrics import THRESHOLD_METRICS, metric_set_for, threshold_study
+from sspa_core.engine.runs import build_dataset
+from sspa_core.metrics import THRESHOLD_METRICS, average_precision_per_class, metric_set_for, threshold_study
 
 MODELS = ("zeroshot", "unid", "dualcoop", "clip_ft", "sspa")
 CONFIGS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_aerial")
 #: the columns printed per domain (the first is the domain's monitored metric)
 COLUMNS = {"natural": ("mAP", "CF1", "OF1"), "pedestrian": ("mA", "F1", "mAP"),
            "remote_sensing": ("mAP", "CF1", "OF1")}
+SIZE_GROUPS = ("small", "medium", "large")
 
 
 def main() -> None:
@@ -63,6 +69,8 @@ def main() -> None:
                         help="further config overrides, applied to every model")
     parser.add_argument("--thresholds", action="store_true",
                         help="also print the thresholded metrics at a threshold picked on held-out images")
+    parser.add_argument("--by-size", action="store_true",
+                        help="also print the mean AP over the small, medium and large thirds of the labels")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
@@ -80,6 +88,12 @@ def main() -> None:
               f"{ds['eval_kwargs']['num_images']} validation images at {ds['image_size']} px; {tc['epochs']} "
               f"epochs, batch {tc['batch_size']}, lr {tc['lr']:g} (encoder {tc['encoder_lr']:g}); "
               f"SSPA {config['model']['sspa']}; protocol {args.protocol}; seeds {args.seeds}")
+        sizes = None
+        if args.by_size:
+            scenes = build_dataset(config, ds["eval_split"], augment=False)
+            if not hasattr(scenes, "label_sizes"):
+                raise SystemExit(f"--by-size needs synthetic scenes, not {ds['name']}")
+            sizes = scenes.label_sizes()
         rows = []
         for model in args.models:
             start = time.perf_counter()
@@ -103,6 +117,14 @@ def main() -> None:
         studies = {model: [threshold_study(run["scores"], run["targets"], run["masks"], metric_set) for run in runs]
                    for model, runs, _ in rows}
         print_threshold_study(studies, THRESHOLD_METRICS[metric_set])
+    by_size = {}
+    if sizes is not None:
+        by_size = size_groups(rows, sizes)
+        print("\nmean AP (%) by the labels' typical object size (longest side / image side): "
+              + ", ".join(f"{name} {lo:.2f}-{hi:.2f} ({n} labels)" for name, (lo, hi, n) in by_size["groups"].items()))
+        print(f"{'model':<10s} " + " ".join(f"{name:>14s}" for name in SIZE_GROUPS))
+        for model, values in by_size["models"].items():
+            print(f"{model:<10s} " + " ".join(f"{np.mean(values[name]):14.2f}" for name in SIZE_GROUPS))
     if args.output is not None:
         record = {
             "config": args.config, "command": shlex.join(["python", "benchmarks/compare_models.py", *sys.argv[1:]]),
@@ -116,6 +138,7 @@ def main() -> None:
             "thresholds": {model: {key: {kind: [(1 if kind == "threshold" else 100) * study[key][kind]
                                                 for study in per_seed] for kind in per_seed[0][key]}
                                    for key in per_seed[0]} for model, per_seed in studies.items()},
+            "by_size": by_size,
             "torch": torch.__version__, "python": platform.python_version(),
             "threads": torch.get_num_threads(), "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -125,6 +148,22 @@ def main() -> None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(record, indent=1))
         print(f"-> {args.output}")
+
+
+def size_groups(rows: list, sizes: np.ndarray) -> dict:
+    """The labels with a size, ranked by it and split into thirds (:data:`SIZE_GROUPS`):
+    ``{"groups": {name: (smallest, largest, labels)}, "models": {model: {name: [mean AP per
+    seed, %]}}}``; a label with no positive among the validation images is left out."""
+    shown = np.flatnonzero(~np.isnan(sizes))
+    parts = np.array_split(shown[np.argsort(sizes[shown], kind="stable")], len(SIZE_GROUPS))
+    groups = {name: (float(sizes[part].min()), float(sizes[part].max()), len(part))
+              for name, part in zip(SIZE_GROUPS, parts)}
+    models = {}
+    for model, runs, _ in rows:
+        per_label = [average_precision_per_class(run["scores"], run["targets"], run["masks"]) for run in runs]
+        models[model] = {name: [100 * float(np.nanmean(ap[part])) for ap in per_label]
+                         for name, part in zip(SIZE_GROUPS, parts)}
+    return {"groups": groups, "models": models}
 
 
 def print_threshold_study(studies: dict[str, list[dict[str, dict[str, float]]]], keys: tuple[str, ...]) -> None:

@@ -45,3 +45,27 @@ def test_the_script_writes_one_value_per_seed(tiny_weights, tmp_path, monkeypatc
     assert len(study["held out"]) == 2 and all(0.05 <= t <= 0.95 for t in study["threshold"])
     assert all(held <= 100 and best >= at for held, best, at in zip(study["held out"], study["best"], study["at 0.5"]))
     assert "mA held out (t)" in printed
+
+
+def test_by_size_splits_the_labels_into_thirds_that_average_to_the_map(tiny_weights, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "natural.json"
+    argv = ["compare_models.py", "--config", "synthetic_natural", "--images", "16", "--eval-images", "40",
+            "--epochs", "1", "--batch", "8", "--seeds", "0", "--models", "zeroshot",
+            "--pretrained", str(tiny_weights), "--set", "dataset.image_size=64", "--by-size", "--output", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        script.main()
+    finally:
+        torch.set_num_threads(threads)
+    record = json.loads(out.read_text())
+    groups, values = record["by_size"]["groups"], record["by_size"]["models"]["zeroshot"]
+    assert list(groups) == ["small", "medium", "large"]
+    counts = [groups[name][2] for name in groups]
+    assert max(counts) - min(counts) <= 1
+    assert groups["small"][1] <= groups["medium"][0] and groups["medium"][1] <= groups["large"][0]
+    # every label with a positive is in one third, so the thirds' means weighted by their sizes give the mAP
+    weighted = sum(values[name][0] * groups[name][2] for name in groups) / sum(counts)
+    assert weighted == pytest.approx(record["models"]["zeroshot"]["values"]["mAP"][0])
+    assert "mean AP (%) by the labels' typical object size" in capsys.readouterr().out

@@ -108,10 +108,17 @@ _spec.loader.exec_module(bench_world)
 
 def test_label_sizes_are_fractions_for_shown_labels_and_nan_for_the_rest():
     scenes = SyntheticScenes("natural", "val", num_images=20, image_size=32)
-    sizes = bench_world.label_sizes(scenes)
+    sizes = scenes.label_sizes()
     shown = scenes.targets.sum(0) > 0
     assert np.isnan(sizes[~shown]).all()
     assert ((sizes[shown] > 0) & (sizes[shown] <= 1)).all()
+    one = SyntheticScenes("natural", "val", num_images=1, image_size=32)  # one scene: its first elements
+    first = {}
+    for el in one.layouts[0].elements:
+        for label in el.labels:
+            first.setdefault(label, max(el.box[2] - el.box[0], el.box[3] - el.box[1]))
+    sizes = one.label_sizes()
+    assert {one.label_names[k]: sizes[k] for k in np.flatnonzero(~np.isnan(sizes))} == pytest.approx(first)
 
 
 def test_why_report_scores_the_template_like_the_zero_shot_scorer():

@@ -126,6 +126,21 @@ class SyntheticScenes(MultiLabelDataset):
         """The generation parameters (the layouts and pixels follow from them)."""
         return [self.domain, self.label_set, self.seed, len(self), self.image_size]
 
+    def label_sizes(self) -> np.ndarray:
+        """Per label (C,), its typical object size: the median over the scenes that show it of
+        the longest side (fraction of the image) of its first element; NaN for a label that no
+        scene shows."""
+        sides: list[list[float]] = [[] for _ in self.label_names]
+        column = {name: k for k, name in enumerate(self.label_names)}
+        for layout in self.layouts:
+            seen: set[str] = set()
+            for el in layout.elements:
+                for label in el.labels:
+                    if label not in seen:
+                        seen.add(label)
+                        sides[column[label]].append(max(el.box[2] - el.box[0], el.box[3] - el.box[1]))
+        return np.array([np.median(s) if s else np.nan for s in sides])
+
     def render(self, i: int) -> Image.Image:
         """Image ``i`` as an RGB PIL image of ``image_size``² px."""
         return render_layout(self.layouts[i], self.image_size)
