@@ -17,11 +17,8 @@ script = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(script)
 
 
-def test_the_script_writes_one_value_per_seed(tiny_weights, tmp_path, monkeypatch, capsys):
-    out = tmp_path / "results" / "synthetic_pedestrian.json"
-    argv = ["compare_models.py", "--config", "synthetic_pedestrian", "--images", "24", "--eval-images", "16",
-            "--epochs", "1", "--batch", "8", "--seeds", "0", "1", "--models", "zeroshot", "unid",
-            "--pretrained", str(tiny_weights), "--set", "dataset.image_size=64", "--thresholds", "--output", str(out)]
+def run_script(argv: list[str], monkeypatch) -> None:
+    """Run the script's main() with ``argv`` on one torch thread."""
     monkeypatch.setattr(sys, "argv", argv)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -29,6 +26,14 @@ def test_the_script_writes_one_value_per_seed(tiny_weights, tmp_path, monkeypatc
         script.main()
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_script_writes_one_value_per_seed(tiny_weights, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "results" / "synthetic_pedestrian.json"
+    argv = ["compare_models.py", "--config", "synthetic_pedestrian", "--images", "24", "--eval-images", "16",
+            "--epochs", "1", "--batch", "8", "--seeds", "0", "1", "--models", "zeroshot", "unid",
+            "--pretrained", str(tiny_weights), "--set", "dataset.image_size=64", "--thresholds", "--output", str(out)]
+    run_script(argv, monkeypatch)
     printed = capsys.readouterr().out
     record = json.loads(out.read_text())
     assert record["config"] == "synthetic_pedestrian" and record["seeds"] == [0, 1]
@@ -52,13 +57,7 @@ def test_by_size_splits_the_labels_into_thirds_that_average_to_the_map(tiny_weig
     argv = ["compare_models.py", "--config", "synthetic_natural", "--images", "16", "--eval-images", "40",
             "--epochs", "1", "--batch", "8", "--seeds", "0", "--models", "zeroshot",
             "--pretrained", str(tiny_weights), "--set", "dataset.image_size=64", "--by-size", "--output", str(out)]
-    monkeypatch.setattr(sys, "argv", argv)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        script.main()
-    finally:
-        torch.set_num_threads(threads)
+    run_script(argv, monkeypatch)
     record = json.loads(out.read_text())
     groups, values = record["by_size"]["groups"], record["by_size"]["models"]["zeroshot"]
     assert list(groups) == ["small", "medium", "large"]
