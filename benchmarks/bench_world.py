@@ -31,7 +31,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
@@ -131,12 +130,9 @@ def why_report(backbone: CLIPBackbone, num_images: int) -> list[str]:
         f"{k}: {per_image[counts == k].mean():.3f} ({(counts == k).sum()})"
         for k in sorted(set(counts)) if k > 0))
     ap, sizes = average_precision_per_class(scores, targets), scenes.label_sizes()
-    shown = ~np.isnan(ap) & ~np.isnan(sizes)
-    order = np.argsort(sizes[shown])
-    parts = np.array_split(order, 4)
     lines.append("    mean label AP by object size: " + ", ".join(
-        f"{sizes[shown][part].min():.2f}-{sizes[shown][part].max():.2f}: {ap[shown][part].mean():.3f}"
-        for part in parts if len(part)))
+        f"{sizes[part].min():.2f}-{sizes[part].max():.2f}: {ap[part].mean():.3f}"
+        for part in scenes.labels_by_size(4) if len(part)))
     captions = text(scenes.captions)
     hits = (x0 @ captions.T).argmax(1) == torch.arange(len(scenes))
     lines.append(f"    image-to-caption R@1 among the {len(scenes)} captions: {hits.float().mean():.3f}")

@@ -88,12 +88,12 @@ def main() -> None:
               f"{ds['eval_kwargs']['num_images']} validation images at {ds['image_size']} px; {tc['epochs']} "
               f"epochs, batch {tc['batch_size']}, lr {tc['lr']:g} (encoder {tc['encoder_lr']:g}); "
               f"SSPA {config['model']['sspa']}; protocol {args.protocol}; seeds {args.seeds}")
-        sizes = None
+        sizes, parts = None, []
         if args.by_size:
             scenes = build_dataset(config, ds["eval_split"], augment=False)
             if not hasattr(scenes, "label_sizes"):
                 raise SystemExit(f"--by-size needs synthetic scenes, not {ds['name']}")
-            sizes = scenes.label_sizes()
+            sizes, parts = scenes.label_sizes(), scenes.labels_by_size(len(SIZE_GROUPS))
         rows = []
         for model in args.models:
             start = time.perf_counter()
@@ -119,7 +119,7 @@ def main() -> None:
         print_threshold_study(studies, THRESHOLD_METRICS[metric_set])
     by_size = {}
     if sizes is not None:
-        by_size = size_groups(rows, sizes)
+        by_size = size_groups(rows, sizes, parts)
         print("\nmean AP (%) by the labels' typical object size (longest side / image side): "
               + ", ".join(f"{name} {lo:.2f}-{hi:.2f} ({n} labels)" for name, (lo, hi, n) in by_size["groups"].items()))
         print(f"{'model':<10s} " + " ".join(f"{name:>14s}" for name in SIZE_GROUPS))
@@ -150,12 +150,10 @@ def main() -> None:
         print(f"-> {args.output}")
 
 
-def size_groups(rows: list, sizes: np.ndarray) -> dict:
-    """The labels with a size, ranked by it and split into thirds (:data:`SIZE_GROUPS`):
-    ``{"groups": {name: (smallest, largest, labels)}, "models": {model: {name: [mean AP per
-    seed, %]}}}``; a label with no positive among the validation images is left out."""
-    shown = np.flatnonzero(~np.isnan(sizes))
-    parts = np.array_split(shown[np.argsort(sizes[shown], kind="stable")], len(SIZE_GROUPS))
+def size_groups(rows: list, sizes: np.ndarray, parts: list[np.ndarray]) -> dict:
+    """Each model's mean AP over the label groups ``parts`` (one per :data:`SIZE_GROUPS`, from
+    ``SyntheticScenes.labels_by_size``): ``{"groups": {name: (smallest, largest, labels)},
+    "models": {model: {name: [mean AP per seed, %]}}}``."""
     groups = {name: (float(sizes[part].min()), float(sizes[part].max()), len(part))
               for name, part in zip(SIZE_GROUPS, parts)}
     models = {}

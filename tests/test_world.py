@@ -135,3 +135,11 @@ def test_why_report_scores_the_template_like_the_zero_shot_scorer():
     assert lines[3].count(":") == 5  # the heading and four size quartiles
     r1 = float(lines[4].rsplit(" ", 1)[1])
     assert 0 <= r1 <= 1
+
+
+def test_labels_by_size_covers_the_shown_labels_smallest_first():
+    scenes = SyntheticScenes("natural", "val", num_images=20, image_size=32)
+    sizes, parts = scenes.label_sizes(), scenes.labels_by_size(3)
+    assert sorted(np.concatenate(parts)) == list(np.flatnonzero(scenes.targets.sum(0) > 0))
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    assert sizes[parts[0]].max() <= sizes[parts[1]].min() and sizes[parts[1]].max() <= sizes[parts[2]].min()

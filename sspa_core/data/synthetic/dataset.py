@@ -128,8 +128,8 @@ class SyntheticScenes(MultiLabelDataset):
 
     def label_sizes(self) -> np.ndarray:
         """Per label (C,), its typical object size: the median over the scenes that show it of
-        the longest side (fraction of the image) of its first element; NaN for a label that no
-        scene shows."""
+        the longest side (fraction of the image side; above 1 for land cover that runs past the
+        tile's edge) of its first element; NaN for a label that no scene shows."""
         sides: list[list[float]] = [[] for _ in self.label_names]
         column = {name: k for k, name in enumerate(self.label_names)}
         for layout in self.layouts:
@@ -140,6 +140,13 @@ class SyntheticScenes(MultiLabelDataset):
                         seen.add(label)
                         sides[column[label]].append(max(el.box[2] - el.box[0], el.box[3] - el.box[1]))
         return np.array([np.median(s) if s else np.nan for s in sides])
+
+    def labels_by_size(self, parts: int) -> list[np.ndarray]:
+        """The indices of the labels that some scene shows, ranked by :meth:`label_sizes` and
+        split into ``parts`` groups of near-equal count, smallest first."""
+        sizes = self.label_sizes()
+        shown = np.flatnonzero(~np.isnan(sizes))
+        return np.array_split(shown[np.argsort(sizes[shown], kind="stable")], parts)
 
     def render(self, i: int) -> Image.Image:
         """Image ``i`` as an RGB PIL image of ``image_size``² px."""
