@@ -19,7 +19,9 @@ the caption templates of pretraining); the per-image average precision (each ima
 labels, the mean is sklearn's label-ranking AP) by the number of labels in the scene; the mean
 per-label AP by the label's typical object size (quartiles of the median longest side, as a
 fraction of the image); and how often an image's own caption is the nearest of all the scenes'
-captions (image-to-text R@1).
+captions (image-to-text R@1); and the text tower alone: the mAP, overall and by object size,
+when each scene's own caption feature takes x0's place (what an image tower that matched its
+captions exactly would score).
 """
 
 from __future__ import annotations
@@ -136,6 +138,14 @@ def why_report(backbone: CLIPBackbone, num_images: int) -> list[str]:
     captions = text(scenes.captions)
     hits = (x0 @ captions.T).argmax(1) == torch.arange(len(scenes))
     lines.append(f"    image-to-caption R@1 among the {len(scenes)} captions: {hits.float().mean():.3f}")
+    # The text tower alone: each scene's own caption feature in place of x0, the score an image
+    # tower that matched its caption exactly would get.
+    text_scores = (captions @ prompts[f'"{TEMPLATE}"'].T).numpy()
+    text_ap = average_precision_per_class(text_scores, targets)
+    lines.append(f"    caption in place of x0 (text tower alone): mAP {mean_average_precision(text_scores, targets):.4f}"
+                 "; by object size: " + ", ".join(
+                     f"{sizes[part].min():.2f}-{sizes[part].max():.2f}: {text_ap[part].mean():.3f}"
+                     for part in scenes.labels_by_size(4) if len(part)))
     return lines
 
 
@@ -146,7 +156,8 @@ def main() -> None:
     parser.add_argument("--retrain", action="store_true", help="time the shipped recipe again")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--why", action="store_true",
-                        help="where x0's natural zero-shot mAP is lost (prompts, labels per scene, object size)")
+                        help="where x0's natural zero-shot mAP is lost (prompts, labels per scene, object size, "
+                             "the text tower alone)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -135,6 +135,12 @@ def test_why_report_scores_the_template_like_the_zero_shot_scorer():
     assert lines[3].count(":") == 5  # the heading and four size quartiles
     r1 = float(lines[4].rsplit(" ", 1)[1])
     assert 0 <= r1 <= 1
+    with torch.no_grad():
+        captions = F.normalize(backbone.encode_text(scenes.captions).float(), dim=-1)
+        prompts = F.normalize(backbone.encode_text([TEMPLATE.format(label=n) for n in scenes.label_names]).float(), dim=-1)
+    text_only = mean_average_precision((captions @ prompts.T).numpy(), scenes.targets)
+    assert f"(text tower alone): mAP {text_only:.4f};" in lines[5]
+    assert lines[5].count(":") == 6  # the heading, the mAP and four size quartiles
 
 
 def test_labels_by_size_covers_the_shown_labels_smallest_first():
