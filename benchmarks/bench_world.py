@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
@@ -131,21 +132,22 @@ def why_report(backbone: CLIPBackbone, num_images: int) -> list[str]:
     lines.append("    per-image AP by labels in the scene: " + ", ".join(
         f"{k}: {per_image[counts == k].mean():.3f} ({(counts == k).sum()})"
         for k in sorted(set(counts)) if k > 0))
-    ap, sizes = average_precision_per_class(scores, targets), scenes.label_sizes()
-    lines.append("    mean label AP by object size: " + ", ".join(
-        f"{sizes[part].min():.2f}-{sizes[part].max():.2f}: {ap[part].mean():.3f}"
-        for part in scenes.labels_by_size(4) if len(part)))
+    sizes = scenes.label_sizes()
+
+    def by_size(ap: np.ndarray) -> str:
+        return ", ".join(f"{sizes[part].min():.2f}-{sizes[part].max():.2f}: {ap[part].mean():.3f}"
+                         for part in scenes.labels_by_size(4) if len(part))
+
+    lines.append("    mean label AP by object size: " + by_size(average_precision_per_class(scores, targets)))
     captions = text(scenes.captions)
     hits = (x0 @ captions.T).argmax(1) == torch.arange(len(scenes))
     lines.append(f"    image-to-caption R@1 among the {len(scenes)} captions: {hits.float().mean():.3f}")
     # The text tower alone: each scene's own caption feature in place of x0, the score an image
     # tower that matched its caption exactly would get.
     text_scores = (captions @ prompts[f'"{TEMPLATE}"'].T).numpy()
-    text_ap = average_precision_per_class(text_scores, targets)
-    lines.append(f"    caption in place of x0 (text tower alone): mAP {mean_average_precision(text_scores, targets):.4f}"
-                 "; by object size: " + ", ".join(
-                     f"{sizes[part].min():.2f}-{sizes[part].max():.2f}: {text_ap[part].mean():.3f}"
-                     for part in scenes.labels_by_size(4) if len(part)))
+    text_map = mean_average_precision(text_scores, targets)
+    lines.append(f"    caption in place of x0 (text tower alone): mAP {text_map:.4f}"
+                 f"; by object size: {by_size(average_precision_per_class(text_scores, targets))}")
     return lines
 
 

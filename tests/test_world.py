@@ -137,7 +137,8 @@ def test_why_report_scores_the_template_like_the_zero_shot_scorer():
     assert 0 <= r1 <= 1
     with torch.no_grad():
         captions = F.normalize(backbone.encode_text(scenes.captions).float(), dim=-1)
-        prompts = F.normalize(backbone.encode_text([TEMPLATE.format(label=n) for n in scenes.label_names]).float(), dim=-1)
+        prompts = F.normalize(backbone.encode_text([TEMPLATE.format(label=n) for n in scenes.label_names]).float(),
+                              dim=-1)
     text_only = mean_average_precision((captions @ prompts.T).numpy(), scenes.targets)
     assert f"(text tower alone): mAP {text_only:.4f};" in lines[5]
     assert lines[5].count(":") == 6  # the heading, the mAP and four size quartiles
