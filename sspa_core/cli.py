@@ -214,6 +214,7 @@ def _configure_pretrain(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="default: the shipped recipe (sspa_core.tiny_clip.DEFAULTS)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
+    parser.add_argument("--warmup-steps", type=int, help="linear warm-up before the cosine decay")
     parser.add_argument("--num-images", type=int, help="training scenes over all domains")
     parser.add_argument("--image-size", type=int, help="default: the model config's")
     parser.add_argument("--seed", type=int, default=0)
@@ -231,7 +232,8 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 
     out = _output_path(args, f"{args.backbone}.pt") or pretraining_output(args.backbone)
     meta = pretrain_tiny_clip(args.backbone, out, steps=args.steps, batch_size=args.batch_size,
-                              lr=args.lr, num_images=args.num_images, image_size=args.image_size,
+                              lr=args.lr, warmup_steps=args.warmup_steps, num_images=args.num_images,
+                              image_size=args.image_size,
                               seed=args.seed, domains=tuple(args.domains), check_images=args.check_images)
     print(f"sspa pretrain: {args.backbone} -> {out} ({meta['file_bytes'] / 1e6:.1f} MB); "
           f"loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f}; "

@@ -96,9 +96,11 @@ def test_pretrain_refuses_bad_settings(tmp_path):
 def test_cli_pretrain_runs_at_tiny_size(tmp_path, capsys):
     out = tmp_path / "sspa-tiny-rn.pt"
     code = sspa_main(["pretrain", "--backbone", "sspa-tiny-rn", "--steps", "2", "--batch-size", "4",
-                      "--num-images", "8", "--image-size", "32", "--domains", "natural", "--check-images", "0",
-                      "--output-dir", str(tmp_path)])
+                      "--warmup-steps", "1", "--num-images", "8", "--image-size", "32", "--domains", "natural",
+                      "--check-images", "0", "--output-dir", str(tmp_path)])
     assert code == 0 and out.is_file()
+    meta = json.loads(metadata_path(out).read_text())
+    assert (meta["steps"], meta["batch_size"], meta["warmup_steps"], meta["num_images"]) == (2, 4, 1, 8)
     assert "sspa pretrain: sspa-tiny-rn" in capsys.readouterr().out
     # the 1×1 attention-pool grid was resized back to the config's 7×7
     open_clip.create_model("sspa-tiny-rn", pretrained=str(out))
