@@ -126,7 +126,8 @@ def why_report(backbone: CLIPBackbone, num_images: int) -> list[str]:
     }
     lines = [f"  why, on {num_images} natural validation scenes:", "    x0 mAP by prompt: " + ", ".join(
         f"{name} {mean_average_precision((x0 @ t.T).numpy(), targets):.4f}" for name, t in prompts.items())]
-    scores = (x0 @ prompts[f'"{TEMPLATE}"'].T).numpy()
+    template = prompts[f'"{TEMPLATE}"']
+    scores = (x0 @ template.T).numpy()
     per_image = average_precision_per_class(scores.T, targets.T)
     counts = targets.sum(1).astype(int)
     lines.append("    per-image AP by labels in the scene: " + ", ".join(
@@ -144,7 +145,7 @@ def why_report(backbone: CLIPBackbone, num_images: int) -> list[str]:
     lines.append(f"    image-to-caption R@1 among the {len(scenes)} captions: {hits.float().mean():.3f}")
     # The text tower alone: each scene's own caption feature in place of x0, the score an image
     # tower that matched its caption exactly would get.
-    text_scores = (captions @ prompts[f'"{TEMPLATE}"'].T).numpy()
+    text_scores = (captions @ template.T).numpy()
     text_map = mean_average_precision(text_scores, targets)
     lines.append(f"    caption in place of x0 (text tower alone): mAP {text_map:.4f}"
                  f"; by object size: {by_size(average_precision_per_class(text_scores, targets))}")

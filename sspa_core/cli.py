@@ -233,8 +233,8 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     out = _output_path(args, f"{args.backbone}.pt") or pretraining_output(args.backbone)
     meta = pretrain_tiny_clip(args.backbone, out, steps=args.steps, batch_size=args.batch_size,
                               lr=args.lr, warmup_steps=args.warmup_steps, num_images=args.num_images,
-                              image_size=args.image_size,
-                              seed=args.seed, domains=tuple(args.domains), check_images=args.check_images)
+                              image_size=args.image_size, seed=args.seed, domains=tuple(args.domains),
+                              check_images=args.check_images)
     print(f"sspa pretrain: {args.backbone} -> {out} ({meta['file_bytes'] / 1e6:.1f} MB); "
           f"loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f}; "
           f"{meta['total_seconds']:.0f} s (render {meta['render_seconds']:.0f} s)")
