@@ -25,5 +25,9 @@ class CheckpointError(InputError):
     """A checkpoint that is truncated, not a checkpoint, unsafe, or made for another model."""
 
 
+class OutputError(SSPAError, OSError):
+    """An output that could not be written (a full disk or quota, a lost mount); exit code 1."""
+
+
 class WeightsUnavailable(SSPAError, RuntimeError):
     """Pretrained weights that could not be fetched (no connection, no such file on the hub)."""

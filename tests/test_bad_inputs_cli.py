@@ -169,6 +169,34 @@ def test_weights_download_fails_fast_offline(files, tmp_path):
     assert "could not download the pretrained weights 'openai' of ViT-B-32" in result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs POSIX file-size limits")
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_previous_one(files, tmp_path):
+    """A file-size limit below the tiny run's 5 MB checkpoint stands in for a full disk: torch's
+    writer fails as it does on one. The run ends with one line and exit code 1, and the
+    checkpoint of the run before is unchanged, with no temporary file beside it."""
+    import resource
+    import shutil
+    import signal
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails (EFBIG) instead of the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
+
+    out = tmp_path / "run"
+    shutil.copytree(Path(files["ckpt"]).parent, out / "checkpoints")
+    before = (out / "checkpoints" / "last.pt").read_bytes()
+    argv = train(files, out=str(out))
+    result = subprocess.run([sys.executable, "-m", "sspa_core.cli", *argv], capture_output=True, text=True,
+                            timeout=300, preexec_fn=limit_file_size)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert re.fullmatch(rf"sspa train: error: could not write {re.escape(str(out))}/checkpoints/last\.pt \(.*\): "
+                        r"the file needs about 4\.\d MiB and [\d.]+ [GM]iB are free on its file system .*"
+                        r"last\.pt was not changed\.", line), line
+    assert (out / "checkpoints" / "last.pt").read_bytes() == before
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+
+
 def test_debug_shows_the_traceback(files):
     truncated = f"{files['root']}/truncated.pt"
     with pytest.raises(CheckpointError, match="is truncated or not a checkpoint") as info:

@@ -19,6 +19,7 @@ from sspa_core.engine import (
     rng_state,
     set_rng_state,
 )
+from sspa_core.engine.checkpoint import atomic_link
 from sspa_core.errors import CheckpointError
 from sspa_core.losses import SSPALoss
 
@@ -116,6 +117,76 @@ def test_interrupted_atomic_write_keeps_the_previous_checkpoint(tmp_path, monkey
     monkeypatch.undo()
     assert torch.equal(torch.load(path, weights_only=True)["value"], torch.arange(3))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+def saved_value(path):
+    return torch.load(path, weights_only=True)["value"]
+
+
+FULL_DISK = """
+import resource, signal, sys
+import torch
+from sspa_core.engine.checkpoint import atomic_save
+from sspa_core.errors import OutputError
+path = sys.argv[1]
+atomic_save({"format": 1, "value": torch.arange(3)}, path)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+try:
+    atomic_save({"format": 1, "value": torch.zeros(1_000_000)}, path)
+except OutputError as err:
+    print(err)
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs POSIX file-size limits")
+def test_a_write_that_runs_out_of_space_says_so_and_keeps_the_previous_checkpoint(tmp_path):
+    """A real short write (a file-size limit stands in for a full disk: torch's zip writer fails
+    the same way, with "unexpected pos"): one clear error with the space needed and free."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "last.pt"
+    out = subprocess.run([sys.executable, "-c", FULL_DISK, str(path)], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith(f"could not write {path} (")
+    assert "the file needs about 3.8 MiB and " in out.stdout and "last.pt was not changed" in out.stdout
+    assert torch.equal(saved_value(path), torch.arange(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_atomic_link_gives_best_the_state_of_last_and_keeps_it(tmp_path, monkeypatch):
+    import os
+
+    last, best = tmp_path / "last.pt", tmp_path / "best.pt"
+    atomic_save({"value": torch.arange(3)}, last)
+    atomic_link(last, best)
+    assert os.path.samefile(last, best)  # one file on disk, two names
+    atomic_save({"value": torch.arange(5)}, last)  # the next epoch replaces last.pt by a new file
+    assert torch.equal(saved_value(best), torch.arange(3))
+    assert torch.equal(saved_value(last), torch.arange(5))
+
+    def no_links(*args):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)  # a file system without hard links gets a copy
+    atomic_link(last, best)
+    assert not os.path.samefile(last, best)
+    assert torch.equal(saved_value(best), torch.arange(5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_best_keeps_its_epoch_when_later_epochs_are_worse(tmp_path, monkeypatch):
+    import os
+
+    trainer = make_trainer(tmp_path)
+    scores = iter([0.5, 0.7, 0.6])  # the validation mAP of epochs 1-3: epoch 2 is the best
+    monkeypatch.setattr(trainer, "evaluate_both", lambda data: ("ema", {"ema": {"mAP": next(scores)}}))
+    trainer.fit(NoisyImages(24, seed=0), NoisyImages(10, seed=1))
+    last, best = tmp_path / "checkpoints" / "last.pt", tmp_path / "checkpoints" / "best.pt"
+    assert load_checkpoint(best)["epoch"] == 2 and load_checkpoint(best)["best"]["value"] == 0.7
+    assert load_checkpoint(last)["epoch"] == 3
+    assert not os.path.samefile(last, best)
+    assert sorted(p.name for p in last.parent.iterdir()) == ["best.pt", "last.pt"]
 
 
 def test_checkpoint_for_another_label_set_or_model_is_refused(tmp_path):

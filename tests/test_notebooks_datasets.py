@@ -57,7 +57,9 @@ def random_weights(tmp_path_factory):
         torch.manual_seed(0)
         files[name] = folder / f"{name}.pt"
         torch.save(open_clip.create_model(name).state_dict(), files[name])
-    return files
+    yield files
+    for path in files.values():  # about 1 GB, not needed to look into a failure
+        path.unlink()
 
 
 def overrides_for(run: tuple[str, str, str], dataset_roots, random_weights) -> dict:

@@ -8,7 +8,8 @@ batch), an exponential moving average of the parameters (decay 0.9997 after a wa
 :func:`ema_decay`, via ``torch.optim.swa_utils.AveragedModel``; buffers are copied, not
 averaged), mixed precision (:class:`sspa_core.engine.step.Precision`), gradient-norm clipping,
 and the loss of eq. 19 (:func:`sspa_core.model.build_loss`). Every epoch ends with an evaluation
-by :func:`sspa_core.metrics.evaluate`, ``last.pt``/``best.pt`` checkpoints and JSON + CSV logs.
+by :func:`sspa_core.metrics.evaluate`, ``last.pt``/``best.pt`` checkpoints (``best.pt`` is a hard
+link to the ``last.pt`` of its epoch, so a fine-tuned backbone is not stored twice) and JSON + CSV logs.
 
 EMA or raw weights (``train.eval_weights``): with ``"best"`` (the default) each evaluation scores
 both the raw and the EMA weights and reports the metrics of the better on ``train.monitor`` (the
@@ -52,6 +53,7 @@ from tqdm.auto import tqdm
 from sspa_core.config import save_config
 from sspa_core.engine.checkpoint import (
     CHECKPOINT_FORMAT,
+    atomic_link,
     atomic_save,
     atomic_write_text,
     check_compatible,
@@ -332,9 +334,9 @@ class Trainer:
         if improved:
             self.best = {"value": metrics[monitor], "epoch": epoch, "weights": self.weights}
         if self.dist.is_main:
-            self.save("last.pt")
-            if improved:
-                self.save("best.pt")
+            last = self.save("last.pt")
+            if improved:  # the same state: best.pt is a second name of this last.pt
+                atomic_link(last, last.with_name("best.pt"))
             self._write_logs()
             if self._progress():
                 tqdm.write(f"epoch {epoch}: loss {train_loss:.4f}  {monitor} {metrics[monitor]:.4f} "
