@@ -170,3 +170,44 @@ def test_compare_models_trains_each_model_under_its_protocol(tiny_weights, tmp_p
     assert yaml.safe_load((fast["output_dir"] / "config.yaml").read_text())["train"]["cache_features"] is True
     with pytest.raises(ValueError, match="unknown protocol"):
         compare_models(config, ["sspa"], protocol="fast")
+
+
+def test_compare_models_resumes_an_interrupted_comparison_exactly(tiny_weights, tmp_path, monkeypatch):
+    import numpy as np
+
+    from sspa_core.engine import Trainer, compare_models
+    from sspa_core.errors import CheckpointError
+
+    values = [arg for arg in tiny_overrides(tiny_weights, tmp_path / "features", **{"train.checkpoint_every": 1})
+              if arg != "--set"]  # 2 epochs of 2 steps; a checkpoint after every step
+    config = {name: config_module.load_config("synthetic_natural", [*values, f"output_dir={tmp_path / name}"])
+              for name in ("whole", "broken")}
+    expected = compare_models(config["whole"], ["unid", "sspa"], seeds=[0], protocol="config")
+    steps, stop_at, real_step = {"unid": 0, "sspa": 0}, [2], Trainer.train_step
+
+    def step(self, batch):
+        steps[self.model_name] += 1
+        if self.model_name == "sspa" and steps["sspa"] == stop_at[0]:
+            raise KeyboardInterrupt  # killed in SSPA's first epoch, after its first step was saved
+        return real_step(self, batch)
+
+    monkeypatch.setattr(Trainer, "train_step", step)
+    with pytest.raises(KeyboardInterrupt):
+        compare_models(config["broken"], ["unid", "sspa"], seeds=[0], protocol="config")
+    assert steps == {"unid": 4, "sspa": 2}
+    steps.update(unid=0, sspa=0)
+    stop_at[0] = None
+    resumed = compare_models(config["broken"], ["unid", "sspa"], seeds=[0], protocol="config", resume=True)
+    assert steps == {"unid": 0, "sspa": 3}  # Uni-D had finished: only scored again; SSPA went on from step 1
+    assert [row["resumed"] for row in resumed] == [True, True] and not any(row["resumed"] for row in expected)
+    for want, got in zip(expected, resumed, strict=True):
+        assert got["history"] == [{**row, "epoch_time_s": got_row["epoch_time_s"]}
+                                  for row, got_row in zip(want["history"], got["history"], strict=True)]
+        assert np.array_equal(got["scores"], want["scores"])
+    last = tmp_path / "broken" / "sspa-seed0" / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    other = config_module.merge(config["broken"], {"train": {"lr": 0.5}})
+    with pytest.raises(CheckpointError, match=rf"{last} is a run with other settings \(1 differ, e\.g\. train\.lr: "
+                                              r"[\d.e-]+ there, 0\.5 here\); to train afresh, delete its folder"):
+        compare_models(other, ["sspa"], seeds=[0], protocol="config", resume=True)
+    assert last.read_bytes() == before

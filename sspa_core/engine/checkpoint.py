@@ -188,6 +188,36 @@ def check_compatible(ckpt: dict[str, Any], model_name: str, label_names: list[st
                               "use the dataset it was trained on, or another checkpoint")
 
 
+#: settings that say where or how fast a run goes, not what it computes: a run may continue under others
+PLACE_KEYS = ("output_dir", "train.device", "train.num_workers", "train.progress", "train.feature_cache_dir")
+
+
+def check_same_settings(saved: dict[str, Any], config: dict[str, Any], source: str = "checkpoint") -> None:
+    """Refuse to continue ``source``, whose stored config is ``saved``, under a resolved ``config``
+    that differs in anything but :data:`PLACE_KEYS`; the message names the first setting that
+    differs and both values."""
+    theirs, ours = _flat(saved), _flat(config)
+    differ = [k for k in sorted(theirs.keys() | ours.keys())
+              if k not in PLACE_KEYS and theirs.get(k, "(unset)") != ours.get(k, "(unset)")]
+    if differ:
+        key = differ[0]
+        was, now = theirs.get(key, "(unset)"), ours.get(key, "(unset)")
+        raise CheckpointError(
+            f"{source} is a run with other settings ({len(differ)} differ, e.g. {key}: {was!r} there, {now!r} "
+            f"here); to train afresh, delete its folder or choose another output_dir")
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1}}`` as ``{"train.lr": 1}``."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _frozen_names(model: nn.Module) -> set[str]:
     return {n for n, p in model.named_parameters(remove_duplicate=False) if not p.requires_grad}
 

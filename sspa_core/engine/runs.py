@@ -20,7 +20,13 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from sspa_core.config import merge, parse_override, validate_config
-from sspa_core.engine.checkpoint import check_compatible, load_checkpoint, load_trainable_state, require_writable_dir
+from sspa_core.engine.checkpoint import (
+    check_compatible,
+    check_same_settings,
+    load_checkpoint,
+    load_trainable_state,
+    require_writable_dir,
+)
 from sspa_core.engine.evaluation import check_monitor, compute_metrics, gather_scores
 from sspa_core.engine.runtime import DistInfo, init_distributed, resolve_device, seed_everything
 from sspa_core.engine.step import Precision, check_amp_dtype
@@ -128,11 +134,12 @@ def default_output_dir(config: dict[str, Any]) -> Path:
     return OUTPUT_DIR / config["dataset"]["name"] / config["model"]["name"]
 
 
-def train_from_config(config: dict[str, Any], resume: str | Path | None = None,
+def train_from_config(config: dict[str, Any], resume: str | Path | dict[str, Any] | None = None,
                       dist_info: DistInfo | None = None) -> Trainer:
     """Train the run a resolved config describes; returns the finished :class:`Trainer`.
 
-    ``resume="auto"`` continues from ``<output_dir>/checkpoints/last.pt`` when it exists.
+    ``resume`` continues from a checkpoint: a path, one already read by :func:`load_checkpoint`,
+    or ``"auto"``, ``<output_dir>/checkpoints/last.pt`` when it exists.
     """
     from sspa_core.backbone import fetch_pretrained
 
@@ -148,8 +155,10 @@ def train_from_config(config: dict[str, Any], resume: str | Path | None = None,
     if resume == "auto":
         last = output_dir / "checkpoints" / "last.pt"
         resume = last if last.is_file() else None
+    source = "the checkpoint to resume" if isinstance(resume, dict) else str(resume)
+    if resume is not None and not isinstance(resume, dict):
+        resume = load_checkpoint(resume)
     if resume is not None:  # a checkpoint of another run is refused before any data is built
-        source, resume = str(resume), load_checkpoint(resume)
         check_compatible(resume, mc["name"], None, source, backbone=mc["backbone"])
     fetch_pretrained(mc["backbone"], mc["pretrained"] or None)
     seed_everything(tc["seed"])
@@ -211,16 +220,21 @@ CONFIG_PROTOCOL: dict[str, dict[str, Any]] = {name: PAPER_PROTOCOL[name] for nam
 
 
 def compare_models(config: dict[str, Any], model_names: list[str] | tuple[str, ...],
-                   seeds: list[int] | tuple[int, ...] = (0,), protocol: str = "paper") -> list[dict[str, Any]]:
+                   seeds: list[int] | tuple[int, ...] = (0,), protocol: str = "paper",
+                   resume: bool = False) -> list[dict[str, Any]]:
     """Train every model of ``model_names`` with every seed on the same data, epochs, batch
     size and learning rates (an equal budget); outputs go to ``<output_dir>/<model>-seed<seed>``.
+    ``resume=True`` continues each run from its ``checkpoints/last.pt`` where it has one (an
+    interrupted comparison goes on where it stopped; a finished run is only scored again) and
+    refuses one made with other settings (:func:`check_same_settings`); by default every run
+    trains afresh.
 
     ``protocol="paper"`` trains each model as its paper does (:data:`PAPER_PROTOCOL`: the image
     encoder trained for SSPA, Uni-D and CLIP-FT); ``"config"`` keeps the config's encoder
     settings for all but CLIP-FT (e.g. every head on cached features, for a quick look).
     One row per run: ``model``, ``seed``, ``metrics`` (last epoch, on the evaluation split, of the
-    weights its ``"weights"`` names), ``history``, ``output_dir``, and those weights' evaluation
-    ``scores``/``targets``/``masks`` (dataset order)."""
+    weights its ``"weights"`` names), ``history``, ``output_dir``, ``resumed`` (whether it went on
+    from a checkpoint), and those weights' evaluation ``scores``/``targets``/``masks`` (dataset order)."""
     protocols = {"paper": PAPER_PROTOCOL, "config": CONFIG_PROTOCOL}
     if protocol not in protocols:
         raise ValueError(f"unknown protocol {protocol!r}; valid: {sorted(protocols)}")
@@ -229,12 +243,18 @@ def compare_models(config: dict[str, Any], model_names: list[str] | tuple[str, .
     rows = []
     for name in model_names:
         for seed in seeds:
-            run = merge(config, {"model": {"name": name}, "output_dir": str(base / f"{name}-seed{seed}"),
-                                 "train": {"seed": seed, **protocols[protocol].get(name, {})}})
-            trainer = train_from_config(run)
+            run = validate_config(merge(config, {
+                "model": {"name": name}, "output_dir": str(base / f"{name}-seed{seed}"),
+                "train": {"seed": seed, **protocols[protocol].get(name, {})}}))
+            last, saved = Path(run["output_dir"]) / "checkpoints" / "last.pt", None
+            if resume and last.is_file():
+                saved = load_checkpoint(last)
+                check_same_settings(saved["config"], run, str(last))
+            trainer = train_from_config(run, resume=saved)
             scores, targets, masks = trainer.predict_scores(trainer.eval_set)
             rows.append({"model": name, "seed": seed, "metrics": trainer.history[-1], "history": trainer.history,
-                         "output_dir": trainer.output_dir, "scores": scores, "targets": targets, "masks": masks})
+                         "output_dir": trainer.output_dir, "resumed": saved is not None,
+                         "scores": scores, "targets": targets, "masks": masks})
     return rows
 
 
