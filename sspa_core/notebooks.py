@@ -500,7 +500,9 @@ def execute_notebook(notebook: Path, parameters: dict[str, Any], executed: Path,
         try:
             papermill.execute_notebook(
                 str(notebook), str(executed), parameters=parameters, kernel_name=kernel,
-                cwd=str(notebook.parent), progress_bar=False, log_output=log_output,
+                # the kernel starts in the notebook's folder; papermill's cwd= would chdir the whole
+                # process, and concurrent jobs would then leave it in another notebook's folder
+                resources={"metadata": {"path": str(notebook.parent)}}, progress_bar=False, log_output=log_output,
                 timeout_func=deadline, **where,
             )
         except BaseException:

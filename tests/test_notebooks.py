@@ -73,22 +73,25 @@ def test_kernel_threads_split_the_cores():
 
 def test_jobs_run_notebooks_at_once_and_keep_their_order(tmp_path, monkeypatch):
     """Each notebook waits until the other has started: only concurrent kernels finish. Each
-    kernel gets its share of the cores as its torch threads."""
+    kernel gets its share of the cores as its torch threads and works in the notebooks' folder."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     nbs, params = tmp_path / "notebooks", tmp_path / "notebooks" / "params"
     params.mkdir(parents=True)
     for name, other in (("00_a", "01_b"), ("01_b", "00_a")):
         _notebook(nbs / f"{name}.ipynb", f'flags = "{tmp_path}"',
                   ["import os, pathlib, time\n"
-                   f"pathlib.Path(flags, '{name}').write_text(os.environ.get('OMP_NUM_THREADS', ''))\n"
+                   "threads = os.environ.get('OMP_NUM_THREADS', '')\n"
+                   f"pathlib.Path(flags, '{name}').write_text(threads + '|' + os.getcwd())\n"
                    "deadline = time.time() + 60\n"
                    f"while not pathlib.Path(flags, '{other}').exists():\n"
                    "    assert time.time() < deadline, 'the other notebook never started'\n"
                    "    time.sleep(0.1)"])
     (params / "smoke.yaml").write_text("parameters: {}\n")
+    cwd = os.getcwd()
     results = runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=tmp_path / "out", jobs=2)
     assert [r.name for r in results] == ["00_a", "01_b"]
-    assert {(tmp_path / n).read_text() for n in ("00_a", "01_b")} == {str(runner.kernel_threads(2))}
+    assert os.getcwd() == cwd  # the jobs ran in the notebooks' folder without moving this process
+    assert {(tmp_path / n).read_text() for n in ("00_a", "01_b")} == {f"{runner.kernel_threads(2)}|{nbs}"}
     with pytest.raises(ValueError, match="jobs must be at least 1"):
         runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=tmp_path / "out", jobs=0)
 
