@@ -50,8 +50,24 @@ def test_train_writes_checkpoints_logs_and_the_resolved_config(trained_run, caps
     assert (out / "metrics.csv").read_text().splitlines()[0].startswith("epoch,train_loss")
     assert {p.name for p in (out / "checkpoints").iterdir()} == {"best.pt", "last.pt"}
 
+    capsys.readouterr()
     assert main([*argv, "--resume"]) == 0  # a finished run resumes to the same end
     assert json.loads((out / "metrics.json").read_text()) == history
+    assert "note: resuming" not in capsys.readouterr().err  # the same settings: nothing to say
+
+
+def test_resuming_with_other_settings_says_which(trained_run, tmp_path, capsys):
+    import shutil
+
+    out, argv = trained_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    argv = [*argv[:argv.index("--output-dir") + 1], str(copy), *argv[argv.index("--output-dir") + 2:]]
+    capsys.readouterr()
+    assert main([*argv, "--set", "train.epochs=3", "--set", "train.device=cpu", "--resume"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: resuming")]
+    assert notes == [f"note: resuming {copy}/checkpoints/last.pt with 1 other setting(s): train.epochs 2 -> 3"]
+    assert [h["epoch"] for h in json.loads((copy / "metrics.json").read_text())] == [1, 2, 3]
 
 
 def test_eval_reproduces_the_training_evaluation(trained_run, tmp_path):

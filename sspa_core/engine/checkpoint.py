@@ -192,16 +192,21 @@ def check_compatible(ckpt: dict[str, Any], model_name: str, label_names: list[st
 PLACE_KEYS = ("output_dir", "train.device", "train.num_workers", "train.progress", "train.feature_cache_dir")
 
 
+def setting_differences(saved: dict[str, Any], config: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(key, saved value, config value)`` for every setting outside :data:`PLACE_KEYS` in which
+    the stored config of a checkpoint and a resolved config differ ("(unset)" where one lacks it)."""
+    theirs, ours = _flat(saved), _flat(config)
+    return [(k, theirs.get(k, "(unset)"), ours.get(k, "(unset)")) for k in sorted(theirs.keys() | ours.keys())
+            if k not in PLACE_KEYS and theirs.get(k, "(unset)") != ours.get(k, "(unset)")]
+
+
 def check_same_settings(saved: dict[str, Any], config: dict[str, Any], source: str = "checkpoint") -> None:
     """Refuse to continue ``source``, whose stored config is ``saved``, under a resolved ``config``
     that differs in anything but :data:`PLACE_KEYS`; the message names the first setting that
     differs and both values."""
-    theirs, ours = _flat(saved), _flat(config)
-    differ = [k for k in sorted(theirs.keys() | ours.keys())
-              if k not in PLACE_KEYS and theirs.get(k, "(unset)") != ours.get(k, "(unset)")]
+    differ = setting_differences(saved, config)
     if differ:
-        key = differ[0]
-        was, now = theirs.get(key, "(unset)"), ours.get(key, "(unset)")
+        key, was, now = differ[0]
         raise CheckpointError(
             f"{source} is a run with other settings ({len(differ)} differ, e.g. {key}: {was!r} there, {now!r} "
             f"here); to train afresh, delete its folder or choose another output_dir")
