@@ -256,3 +256,27 @@ def test_unknown_monitor_is_refused_when_the_trainer_is_built(tmp_path):
         Trainer(PatchModel(), SSPALoss(), NoisyImages.label_names, "patch", config, tmp_path, torch.device("cpu"))
     Trainer(PatchModel(), SSPALoss(), NoisyImages.label_names, "patch", config, tmp_path, torch.device("cpu"),
             domain="pedestrian")  # the pedestrian metric set has an accuracy
+
+
+def test_bench_checkpoints_prints_each_models_checkpoint_as_weights_ema_and_two_moments(capsys):
+    """``benchmarks/bench_checkpoints.py`` at the tiny CLIP's size: a trained model's checkpoint is its
+    trained parameters four times (weights, EMA, AdamW's two moments) and nothing frozen."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_checkpoints.py"
+    spec = importlib.util.spec_from_file_location("bench_checkpoints", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--config", "voc", "--backbone", "sspa-tiny-vit", "--image-size", "112",
+                "--models", "zeroshot", "sspa", "clip_ft"])
+    out = capsys.readouterr().out
+    rows = {m[0]: (float(m[1]), float(m[2])) for m in re.findall(r"^(\w+) +([\d.]+) M +([\d.]+) MB", out, re.M)}
+    assert list(rows) == ["zeroshot", "sspa", "clip_ft"]
+    assert rows["zeroshot"] == (0.0, 0.0)
+    for name in ("sspa", "clip_ft"):
+        trained, megabytes = rows[name]
+        assert megabytes == pytest.approx(16 * trained, rel=0.02)  # 4 float32 copies of each trained parameter
+    assert rows["clip_ft"][0] > rows["sspa"][0] > 0
+    assert re.search(r"^all 3 last\.pt files: [\d.]+ GB; with a separate best\.pt beside each: ", out, re.M)
