@@ -4,15 +4,14 @@ Run: ``python benchmarks/bench_checkpoints.py [--config coco] [--backbone ViT-B-
 [--image-size N] [--models zeroshot unid dualcoop clip_ft sspa]``.
 
 Each model is built as ``compare_models`` builds it (``sspa_core.engine.PAPER_PROTOCOL``: SSPA and
-Uni-D train the image encoder, CLIP-FT both encoders; the DualCoOp-style head follows the config's
-``train.freeze_image_encoder`` and ``train.cache_features``) inside the engine's ``Trainer``. One
-AdamW step on zero gradients creates the optimiser's two moments, which every checkpoint after the
-first step holds; ``Trainer.save("last.pt")`` then writes the checkpoint into a temporary folder.
-Printed per model: the trained parameters, the file size, the write time, and the time of
-``best.pt`` as a hard link to it (``atomic_link``). Weights are random (no download): the size
-depends on the architecture and the config's label count, not on the weights or the data.
-Notebook 06 keeps the ``last.pt`` of all five models, and a ``best.pt`` beside each one whose best
-epoch was not its last.
+Uni-D train the image encoder, CLIP-FT both encoders, the DualCoOp-style head keeps CLIP frozen)
+inside the engine's ``Trainer``. One AdamW step on zero gradients creates the optimiser's two
+moments, which every checkpoint after the first step holds; ``Trainer.save("last.pt")`` then
+writes the checkpoint into a temporary folder. Printed per model: the trained parameters, the
+file size, the write time, and the time of ``best.pt`` as a hard link to it (``atomic_link``).
+Weights are random (no download): the size depends on the architecture and the config's label
+count, not on the weights or the data. Notebook 06 keeps the ``last.pt`` of all five models, and
+a ``best.pt`` beside each one whose best epoch was not its last.
 """
 
 from __future__ import annotations

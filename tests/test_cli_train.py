@@ -168,7 +168,7 @@ def test_each_split_gets_its_own_dataset_arguments():
 
 
 def test_compare_models_trains_each_model_under_its_protocol(tiny_weights, tmp_path):
-    from sspa_core.engine import compare_models
+    from sspa_core.engine import compare_models, load_checkpoint
 
     values = [arg for arg in tiny_overrides(tiny_weights, tmp_path / "features", **{"train.epochs": 1})
               if arg != "--set"]
@@ -182,6 +182,13 @@ def test_compare_models_trains_each_model_under_its_protocol(tiny_weights, tmp_p
         assert row["scores"].shape == row["targets"].shape and len(row["scores"]) == 8
     # ... but SSPA trains its image encoder, as in the paper; the DualCoOp-style head does not
     assert trains_encoder == {"zeroshot": False, "sspa": True, "dualcoop": False}
+    # the real datasets' configs train the image encoder and cache nothing: DualCoOp still keeps CLIP frozen
+    end_to_end = config_module.merge(config, {"train": {"cache_features": False, "freeze_image_encoder": False}})
+    (dualcoop,) = compare_models(end_to_end, ["dualcoop"], seeds=[0])
+    saved = yaml.safe_load((dualcoop["output_dir"] / "config.yaml").read_text())["train"]
+    assert saved["freeze_image_encoder"] is True and saved["cache_features"] is False
+    trained = load_checkpoint(dualcoop["output_dir"] / "checkpoints" / "last.pt")["model"]
+    assert "positive.ctx" in trained and not any(key.startswith("backbone.clip.visual.") for key in trained)
     (fast,) = compare_models(config, ["sspa"], seeds=[0], protocol="config")
     assert yaml.safe_load((fast["output_dir"] / "config.yaml").read_text())["train"]["cache_features"] is True
     with pytest.raises(ValueError, match="unknown protocol"):

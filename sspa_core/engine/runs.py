@@ -215,10 +215,12 @@ def _features(config, backbone, dataset, split, device, dist_info: DistInfo):
 #: §IV-B: "The text encoder remains frozen"); so does its Uni-D ablation (Table IX). CLIP-FT
 #: fine-tunes both encoders (the paper: "all parameters including both image and text
 #: encoders"; the model itself unfreezes the text tower), ``clip_ft_image`` the image encoder
-#: only. The DualCoOp-style head keeps all of CLIP frozen, as in its paper, and follows the
-#: config (feature cache or not); zero-shot CLIP trains nothing.
+#: only. The DualCoOp-style head keeps all of CLIP frozen, as in its paper (whatever the config's
+#: ``train.freeze_image_encoder``), and follows the config's feature cache; zero-shot CLIP trains
+#: nothing.
 PAPER_PROTOCOL: dict[str, dict[str, Any]] = {
-    name: {"cache_features": False, "freeze_image_encoder": False} for name in ("sspa", "unid", *FINE_TUNED)
+    **{name: {"cache_features": False, "freeze_image_encoder": False} for name in ("sspa", "unid", *FINE_TUNED)},
+    "dualcoop": {"freeze_image_encoder": True},
 }
 #: With ``protocol="config"`` every model follows the config, except the CLIP-FT variants, which
 #: cannot train on cached features of a frozen encoder.
