@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from sspa_core.engine.checkpoint import (
     load_checkpoint,
     load_trainable_state,
     require_writable_dir,
-    setting_differences,
 )
 from sspa_core.engine.evaluation import check_monitor, compute_metrics, gather_scores
 from sspa_core.engine.runtime import DistInfo, init_distributed, resolve_device, seed_everything
@@ -162,10 +160,6 @@ def train_from_config(config: dict[str, Any], resume: str | Path | dict[str, Any
         resume = load_checkpoint(resume)
     if resume is not None:  # a checkpoint of another run is refused before any data is built
         check_compatible(resume, mc["name"], None, source, backbone=mc["backbone"])
-        changed = setting_differences(resume["config"], config)
-        if changed and dist_info.is_main:  # allowed (e.g. more epochs), but said
-            print(f"note: resuming {source} with {len(changed)} other setting(s): "
-                  + ", ".join(f"{key} {was!r} -> {now!r}" for key, was, now in changed), file=sys.stderr)
     fetch_pretrained(mc["backbone"], mc["pretrained"] or None)
     seed_everything(tc["seed"])
     train_set = build_dataset(config, ds["train_split"], augment=not tc["cache_features"])
@@ -182,7 +176,7 @@ def train_from_config(config: dict[str, Any], resume: str | Path | dict[str, Any
     seed_everything(tc["seed"])
     trainer = Trainer(model, loss_fn, label_names, config["model"]["name"], config, output_dir,
                       device, dist_info, domain=ds["domain"])
-    trainer.fit(train_set, eval_set, resume=resume)
+    trainer.fit(train_set, eval_set, resume=resume, resume_source=source)
     return trainer
 
 

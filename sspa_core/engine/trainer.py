@@ -36,6 +36,7 @@ import csv
 import io
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +60,7 @@ from sspa_core.engine.checkpoint import (
     check_compatible,
     load_checkpoint,
     load_trainable_state,
+    setting_differences,
     trainable_state,
 )
 from sspa_core.engine.evaluation import Forward, check_monitor, compute_metrics, gather_scores, to_device
@@ -222,6 +224,10 @@ class Trainer:
         self.history = list(ckpt["history"])
         self.best = dict(ckpt["best"])
         self.weights = ckpt.get("weights", self.weights)
+        changed = setting_differences(ckpt["config"], self.config)
+        if changed and self.dist.is_main:  # allowed (e.g. more epochs), but said
+            print(f"note: resuming {source} with {len(changed)} other setting(s): "
+                  + ", ".join(f"{key} {was!r} -> {now!r}" for key, was, now in changed), file=sys.stderr)
 
     def save(self, name: str) -> Path | None:
         if not self.dist.is_main:
@@ -272,10 +278,12 @@ class Trainer:
     def _progress(self) -> bool:
         return bool(self.train_cfg["progress"]) and self.dist.is_main
 
-    def fit(self, train_set: Dataset, eval_set: Dataset,
-            resume: str | Path | dict[str, Any] | None = None) -> list[dict[str, float]]:
+    def fit(self, train_set: Dataset, eval_set: Dataset, resume: str | Path | dict[str, Any] | None = None,
+            resume_source: str | None = None) -> list[dict[str, float]]:
         """Train ``train.epochs`` epochs (from the state of ``resume``, a checkpoint file or one
-        already read by :func:`load_checkpoint`, when given), evaluating after each."""
+        already read by :func:`load_checkpoint`, named ``resume_source`` in messages, when given),
+        evaluating after each. Resuming with settings other than the checkpoint's is allowed (e.g.
+        more epochs) and prints a note naming them."""
         tc = self.train_cfg
         self.eval_set = eval_set
         if not isinstance(train_set, (SeededItems, CachedFeatures)):  # cached features draw no augmentation
@@ -284,7 +292,7 @@ class Trainer:
         if self.optimizer is not None:
             self.build_scheduler(steps)
         if isinstance(resume, dict):
-            self.load_state_dict(resume, source="the checkpoint to resume")
+            self.load_state_dict(resume, source=resume_source or "the checkpoint to resume")
         elif resume is not None:
             self.load_state_dict(load_checkpoint(resume), source=str(resume))
         if self.dist.is_main:
