@@ -105,3 +105,17 @@ def selected_runs(request, test_name: str, names: tuple[str, ...]) -> list[tuple
     others."""
     return [tuple(item.callspec.params[n] for n in names) for item in request.session.items
             if getattr(item, "originalname", None) == test_name]
+
+
+def file_size_limit(limit: int) -> Callable[[], None]:
+    """A ``preexec_fn`` for ``subprocess.run`` that caps the size of any file the child writes at
+    ``limit`` bytes (POSIX): a stand-in for a full disk, on which torch's writer fails the same way.
+    A write past it fails with EFBIG instead of killing the child with SIGXFSZ."""
+    import resource
+    import signal
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply

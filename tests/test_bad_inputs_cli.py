@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import file_size_limit
 
 from sspa_core import backbone  # noqa: F401  (registers the tiny-CLIP model configs)
 from sspa_core.cli import main
@@ -174,20 +175,14 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_previou
     """A file-size limit below the tiny run's 5 MB checkpoint stands in for a full disk: torch's
     writer fails as it does on one. The run ends with one line and exit code 1, and the
     checkpoint of the run before is unchanged, with no temporary file beside it."""
-    import resource
     import shutil
-    import signal
-
-    def limit_file_size():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails (EFBIG) instead of the process
-        resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
 
     out = tmp_path / "run"
     shutil.copytree(Path(files["ckpt"]).parent, out / "checkpoints")
     before = (out / "checkpoints" / "last.pt").read_bytes()
     argv = train(files, out=str(out))
     result = subprocess.run([sys.executable, "-m", "sspa_core.cli", *argv], capture_output=True, text=True,
-                            timeout=300, preexec_fn=limit_file_size)
+                            timeout=300, preexec_fn=file_size_limit(2_000_000))
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     [line] = result.stderr.strip().splitlines()
     assert re.fullmatch(rf"sspa train: error: could not write {re.escape(str(out))}/checkpoints/last\.pt \(.*\): "
