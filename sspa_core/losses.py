@@ -1,4 +1,5 @@
-"""The asymmetric loss (eq. 17, Ridnik et al. 2021) and the SSPA objective (eq. 19)."""
+"""The asymmetric loss (eq. 17, Ridnik et al. 2021), the SSPA objective (eq. 19) and the tiny CLIP's
+patch-text pretraining loss (docs/method.md §Offline world)."""
 
 from __future__ import annotations
 
@@ -98,3 +99,19 @@ class SSPALoss(nn.Module):
         if regional_logits is not None:
             terms.append(self.regional_weight * self.asl(regional_logits, target, mask))
         return torch.stack(terms).sum()
+
+
+def patch_text_loss(patches: Tensor, texts: Tensor, targets: Tensor, scale: Tensor, bias: Tensor) -> Tensor:
+    """A dense, sigmoid patch-text loss (SigLIP's pairwise sigmoid applied to patches): patch ``m``
+    of image ``b`` against label text ``l`` has the logit ``scale · cos(x_bm, t_l) + bias`` and the
+    target ``targets[b, m, l]`` (1 where the patch shows the label). Binary cross-entropy summed
+    over the labels, averaged over the patches.
+
+    ``patches [B, M, d]``, ``texts [L, d]`` (unnormalised), ``targets [B, M, L]`` in {0, 1};
+    ``scale`` and ``bias`` scalars (learned; SigLIP starts them at 10 and -10)."""
+    if patches.dim() != 3 or texts.dim() != 2 or targets.shape != (*patches.shape[:2], texts.shape[0]):
+        raise ValueError(f"need patches [B, M, d], texts [L, d] and targets [B, M, L], got "
+                         f"{tuple(patches.shape)}, {tuple(texts.shape)} and {tuple(targets.shape)}")
+    logits = scale * (F.normalize(patches, dim=-1) @ F.normalize(texts, dim=-1).T) + bias
+    loss = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
+    return loss.sum(-1).mean()

@@ -1,6 +1,8 @@
-"""The tiny CLIP of the offline world (docs/method.md §Offline world): contrastive pretraining on the captions of the
-synthetic scenes with open_clip's own ``ClipLoss`` (zero-shot evaluation:
-:func:`sspa_core.baselines.zero_shot_scores`).
+"""The tiny CLIP of the offline world (docs/method.md §Offline world): its pretraining data (the
+synthetic scenes, their captions and each label's patches), recipes, checkpoint format and
+zero-shot check. The pretraining run itself is :func:`sspa_core.engine.pretraining.pretrain_tiny_clip`:
+open_clip's own ``ClipLoss`` on the captions beside a patch-text loss on the labels' boxes
+(zero-shot evaluation: :func:`sspa_core.baselines.zero_shot_scores`).
 
 The two architectures are open_clip model configs (``sspa_core/model_configs/*.json``,
 registered on ``import sspa_core.backbone``): ``sspa-tiny-vit`` (ViT, 4 layers × 192, patch 16,
@@ -19,28 +21,17 @@ No flip augmentation: captions say which side an object is on.
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict, dataclass
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import open_clip
 import torch
-from open_clip.loss import ClipLoss
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from sspa_core.backbone import TINY_MODELS, pretraining_output, set_image_size
 from sspa_core.data.transforms import CLIP_MEAN, CLIP_STD
-from sspa_core.domains import DOMAINS, canonical_domain
-from sspa_core.engine.checkpoint import atomic_save
-from sspa_core.engine.optim import uses_weight_decay
-from sspa_core.engine.runtime import seed_everything
-from sspa_core.engine.schedule import warmup_cosine
-from sspa_core.engine.step import optimisation_step
+from sspa_core.training import atomic_save
 
 # Like web data, mostly natural photos with a small share of the specialised domains, so that
 # pedestrian attributes and aerial tiles are a real transfer (notebook 07).
@@ -57,6 +48,8 @@ class PretrainSettings:
     num_images: int
     warmup_steps: int = 50
     weight_decay: float = 0.1
+    #: weight of the patch-text loss on the labels' boxes beside the caption loss (0: captions only)
+    patch_weight: float = 1.0
 
 
 #: natural validation scenes of the zero-shot check recorded beside a checkpoint
@@ -71,20 +64,24 @@ DEFAULTS: dict[str, PretrainSettings] = {
 
 
 class CaptionedImages(Dataset):
-    """Pre-rendered scenes (uint8) with their tokenized captions, CLIP-normalised per item. No
-    flip augmentation: the captions say which side an object is on."""
+    """Pre-rendered scenes (uint8) with their tokenized captions and, per scene, the patches that
+    show each of its labels (``region_labels [N, R]``, indices into the label vocabulary, -1 for
+    padding; ``region_masks [N, R, M]`` bool, :func:`sspa_core.localization.target_mask`),
+    CLIP-normalised per item. No flip augmentation: the captions say which side an object is on."""
 
-    def __init__(self, images: torch.Tensor, tokens: torch.Tensor):
+    def __init__(self, images: torch.Tensor, tokens: torch.Tensor, region_labels: torch.Tensor,
+                 region_masks: torch.Tensor):
         self.images, self.tokens = images, tokens
+        self.region_labels, self.region_masks = region_labels, region_masks
         self.mean = torch.tensor(CLIP_MEAN).view(3, 1, 1)
         self.std = torch.tensor(CLIP_STD).view(3, 1, 1)
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         image = self.images[i].float().div_(255)
-        return (image - self.mean) / self.std, self.tokens[i]
+        return (image - self.mean) / self.std, self.tokens[i], self.region_labels[i], self.region_masks[i]
 
 
 def _domain_counts(domains: tuple[str, ...], num_images: int) -> dict[str, int]:
@@ -97,28 +94,56 @@ def _domain_counts(domains: tuple[str, ...], num_images: int) -> dict[str, int]:
     return counts
 
 
-def render_caption_set(domains: tuple[str, ...], num_images: int, image_size: int, seed: int,
-                       tokenizer, progress: bool = True) -> CaptionedImages:
-    """Render the training scenes of ``domains`` (shares :data:`DOMAIN_SHARE`) once."""
-    from sspa_core.data.synthetic import SyntheticScenes
+def label_vocabulary(domains: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """The label names of ``domains`` (each once) and the prompt the patch-text loss pairs with
+    each: the first object template of the label's first domain (``"a photo of a cup."``)."""
+    from sspa_core.data.synthetic import domain_labels, with_article
+    from sspa_core.data.synthetic.captions import object_templates
 
-    images, captions = [], []
+    names: list[str] = []
+    prompts: list[str] = []
+    for domain in domains:
+        for label in domain_labels(domain):
+            if label not in names:
+                names.append(label)
+                prompts.append(object_templates(domain)[0].format(o=with_article(label)))
+    return names, prompts
+
+
+def render_caption_set(domains: tuple[str, ...], num_images: int, image_size: int, seed: int,
+                       tokenizer, grid: int, progress: bool = True) -> CaptionedImages:
+    """Render the training scenes of ``domains`` (shares :data:`DOMAIN_SHARE`) once, with each
+    label's patches on a ``grid`` × ``grid`` patch grid (labels indexed as in
+    :func:`label_vocabulary`)."""
+    from sspa_core.data.synthetic import SyntheticScenes
+    from sspa_core.localization import scene_objects, target_mask
+
+    column = {name: k for k, name in enumerate(label_vocabulary(domains)[0])}
+    images, captions, regions = [], [], []
     for domain, count in _domain_counts(domains, num_images).items():
         scenes = SyntheticScenes(domain, "train", num_images=count, image_size=image_size, seed=seed)
         for i in tqdm(range(count), desc=f"render {domain}", leave=False, disable=not progress):
             images.append(torch.from_numpy(np.asarray(scenes.render(i), dtype=np.uint8).copy()))
+            objects = scene_objects(scenes, i)
+            regions.append([(column[label], target_mask(objects, grid, [label]))
+                            for label in scenes.layouts[i].labels])
         captions += scenes.captions
     stacked = torch.stack(images).permute(0, 3, 1, 2).contiguous()
-    return CaptionedImages(stacked, tokenizer(captions))
+    width = max(len(r) for r in regions)
+    region_labels = torch.full((len(regions), width), -1, dtype=torch.long)
+    region_masks = torch.zeros((len(regions), width, grid * grid), dtype=torch.bool)
+    for i, scene_regions in enumerate(regions):
+        for k, (label, mask) in enumerate(scene_regions):
+            region_labels[i, k] = label
+            region_masks[i, k] = torch.from_numpy(mask)
+    return CaptionedImages(stacked, tokenizer(captions), region_labels, region_masks)
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """open_clip's training split: no weight decay on gains, biases, norms and logit scale
-    (:func:`sspa_core.engine.optim.uses_weight_decay`)."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        (decay if uses_weight_decay(name, param) else no_decay).append(param)
-    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
+def patch_targets(region_labels: torch.Tensor, region_masks: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """``[B, M, L]`` 0/1 targets of the patch-text loss from a batch's ``region_labels [B, R]`` and
+    ``region_masks [B, R, M]`` (:class:`CaptionedImages`)."""
+    onehot = torch.nn.functional.one_hot(region_labels.clamp(min=-1) + 1, num_labels + 1)[..., 1:]
+    return (region_masks.float().transpose(1, 2) @ onehot.float()).clamp(max=1)
 
 
 def save_tiny_checkpoint(model: nn.Module, path: str | Path) -> Path:
@@ -126,102 +151,6 @@ def save_tiny_checkpoint(model: nn.Module, path: str | Path) -> Path:
     state = {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()
              for k, v in model.state_dict().items()}
     return atomic_save(state, path)
-
-
-def pretrain_tiny_clip(name: str = "sspa-tiny-vit", out_path: str | Path | None = None,
-                       steps: int | None = None, batch_size: int | None = None,
-                       lr: float | None = None, num_images: int | None = None,
-                       image_size: int | None = None, seed: int = 0,
-                       domains: tuple[str, ...] = DOMAINS,
-                       warmup_steps: int | None = None, progress: bool = True,
-                       check_images: int = CHECK_IMAGES) -> dict:
-    """Contrastively pretrain tiny CLIP ``name`` on scene captions; return the metadata.
-
-    AdamW with linear warm-up then cosine decay, open_clip's ``ClipLoss`` with CLIP's learned
-    logit scale (clamped at 100 as in open_clip training). ``None`` settings take
-    :data:`DEFAULTS`; ``image_size`` defaults to the config's. Trained at another size, the
-    positional embedding is interpolated back to the config's grid before saving, so
-    ``open_clip.create_model(name, pretrained=out_path)`` always loads it.
-    ``out_path`` defaults to :func:`sspa_core.backbone.pretraining_output` (the shipped
-    ``data/tiny_clip/<name>.pt`` in a source checkout). The metadata records
-    :func:`check_zero_shot` on ``check_images`` scenes (0: no check).
-    """
-    if name not in TINY_MODELS:
-        raise ValueError(f"unknown tiny model {name!r}; valid: {TINY_MODELS}")
-    base = DEFAULTS[name]
-    settings = PretrainSettings(
-        steps=base.steps if steps is None else steps,
-        batch_size=base.batch_size if batch_size is None else batch_size,
-        lr=base.lr if lr is None else lr,
-        num_images=base.num_images if num_images is None else num_images,
-        warmup_steps=base.warmup_steps if warmup_steps is None else warmup_steps,
-        weight_decay=base.weight_decay,
-    )
-    if settings.steps < 1 or settings.batch_size < 2 or settings.lr <= 0:
-        raise ValueError(f"need steps >= 1, batch_size >= 2 and lr > 0, got {settings}")
-    if settings.num_images < settings.batch_size:
-        raise ValueError(f"num_images {settings.num_images} < batch_size {settings.batch_size}")
-    config_size = open_clip.get_model_config(name)["vision_cfg"]["image_size"]
-    image_size = config_size if image_size is None else image_size
-    out_path = Path(out_path) if out_path is not None else pretraining_output(name)
-    domains = tuple(canonical_domain(d) for d in domains)
-
-    start, cpu_start = time.perf_counter(), time.process_time()
-    seed_everything(seed)
-    tokenizer = open_clip.get_tokenizer(name)
-    data = render_caption_set(domains, settings.num_images, image_size, seed, tokenizer, progress)
-    render_seconds = time.perf_counter() - start
-
-    seed_everything(seed)
-    model = open_clip.create_model(name, force_image_size=image_size)
-    model.train()
-    optimizer = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr,
-                                  betas=(0.9, 0.98), eps=1e-6)
-    scheduler = warmup_cosine(optimizer, settings.steps, settings.warmup_steps)
-    loss_fn = ClipLoss()
-    loader = DataLoader(data, batch_size=settings.batch_size, shuffle=True, drop_last=True,
-                        generator=torch.Generator().manual_seed(seed))
-
-    losses: list[float] = []
-    step = 0
-    bar = tqdm(total=settings.steps, desc=f"pretrain {name}", disable=not progress)
-    while step < settings.steps:
-        for images, tokens in loader:
-            loss = optimisation_step(partial(model, images, tokens), lambda outputs: loss_fn(*outputs),
-                                     optimizer, scheduler=scheduler, where=f"pretraining step {step + 1}")
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, np.log(100))
-            losses.append(loss.item())
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-            if step == settings.steps:
-                break
-    bar.close()
-    train_seconds = time.perf_counter() - start - render_seconds
-    cpu_seconds = time.process_time() - cpu_start
-
-    model.eval()
-    if image_size != config_size:
-        set_image_size(model, config_size)
-    save_tiny_checkpoint(model, out_path)
-    window = max(1, min(20, len(losses) // 5))
-    meta = {
-        "model": name, **asdict(settings), "image_size": image_size, "seed": seed,
-        "domains": list(domains), "domain_images": _domain_counts(domains, settings.num_images),
-        "num_parameters": sum(p.numel() for p in model.parameters()),
-        "render_seconds": round(render_seconds, 1), "train_seconds": round(train_seconds, 1),
-        "total_seconds": round(render_seconds + train_seconds, 1),
-        "cpu_seconds": round(cpu_seconds, 1), "threads": torch.get_num_threads(),
-        "loss_first": float(np.mean(losses[:window])), "loss_last": float(np.mean(losses[-window:])),
-        "loss_curve": [round(v, 4) for v in losses[:: max(1, len(losses) // 100)]],
-        "file_bytes": out_path.stat().st_size,
-        "torch": torch.__version__, "open_clip": open_clip.__version__,
-        "zero_shot_check": {"split": "val", "domain": "natural", "num_images": check_images,
-                            "mAP": check_zero_shot(name, out_path, check_images)} if check_images else None,
-    }
-    metadata_path(out_path).write_text(json.dumps(meta, indent=2) + "\n")
-    return meta
 
 
 def check_zero_shot(name: str, checkpoint: str | Path, num_images: int = CHECK_IMAGES) -> float:

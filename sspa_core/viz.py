@@ -13,6 +13,8 @@ from matplotlib.axes import Axes
 from matplotlib.image import AxesImage
 from PIL import Image
 
+from sspa_core.localization import layout_objects
+
 
 def _to_numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
     if isinstance(values, torch.Tensor):
@@ -107,8 +109,8 @@ def prediction_figure(
     ``w_{·j}`` (eq. 15, ``patch_weights`` [N, M, C]) of each of those labels, and the mean
     semantic-to-visual gate ``G`` (eq. 11, ``visual_gates`` [N, M, d]) per patch. ``title`` goes
     above the whole figure (say which model made the maps, e.g. a barely trained one);
-    ``objects[i]``, the true objects of image ``i`` (:func:`scene_objects`), are drawn on the image
-    and each label's on its map."""
+    ``objects[i]``, the true objects of image ``i`` (:func:`sspa_core.localization.scene_objects`),
+    are drawn on the image and each label's on its map."""
     import matplotlib.pyplot as plt
 
     scores = _to_numpy(scores)
@@ -159,32 +161,17 @@ def image_grid(images: Sequence[Image.Image], titles: Sequence[str], columns: in
     return fig
 
 
-def _labelled(layout) -> list[tuple[tuple[float, float, float, float], tuple[str, ...]]]:
-    """The ``(box, labels)`` pairs of a layout's labelled elements (clutter shows no label)."""
-    return [(tuple(e.box), tuple(e.labels)) for e in layout.elements if e.labels]
-
-
-def scene_objects(dataset, index: int) -> list[tuple[tuple[float, float, float, float], tuple[str, ...]]]:
-    """The labelled objects of image ``index`` as ``(box, labels)`` pairs, ``box`` = (x0, y0, x1, y1)
-    in [0, 1]: from the synthetic scenes' ``layouts`` (clutter, which shows no label, left out);
-    an empty list for a dataset without layouts (real images carry no boxes here)."""
-    layouts = getattr(dataset, "layouts", None)
-    if layouts is None:
-        return []
-    return _labelled(layouts[index])
-
-
 def draw_objects(ax: Axes, objects, image_size: int | tuple[int, int], only: Sequence[str] | None = None,
                  color: str = "white", fontsize: float = 6.5, linewidth: float = 1.2) -> int:
     """Draw the true objects of a scene on an image axis: one outlined box per object, named by its
     labels. ``objects`` is a :class:`~sspa_core.data.synthetic.canvas.Layout` or ``(box, labels)``
-    pairs with ``box`` = (x0, y0, x1, y1) as fractions of the image side (:func:`scene_objects`);
+    pairs with ``box`` = (x0, y0, x1, y1) as fractions of the image side (:func:`sspa_core.localization.scene_objects`);
     ``image_size`` the drawn image's side in pixels (or (width, height)); ``only`` keeps the objects
     that show one of these labels. Returns the number of boxes drawn (0 for no objects)."""
     from matplotlib.patches import Rectangle
 
     if hasattr(objects, "elements"):
-        objects = _labelled(objects)
+        objects = layout_objects(objects)
     width, height = (image_size, image_size) if isinstance(image_size, int) else image_size
     drawn = 0
     for box, names in objects:
@@ -198,19 +185,3 @@ def draw_objects(ax: Axes, objects, image_size: int | tuple[int, int], only: Seq
                 va="top", ha="left", bbox={"facecolor": color, "alpha": 0.75, "pad": 0.8, "edgecolor": "none"})
         drawn += 1
     return drawn
-
-
-def object_coverage(objects, grid: int, only: Sequence[str] | None = None, samples: int = 8) -> np.ndarray:
-    """The share of each patch of a ``grid`` × ``grid`` image that the objects (``(box, labels)``
-    pairs as in :func:`draw_objects`, those showing one of ``only`` when given) cover: [grid²] in
-    [0, 1], patches in row-major order as the models return them. ``samples``² points per patch."""
-    side = grid * samples
-    centres = (np.arange(side) + 0.5) / side
-    covered = np.zeros((side, side), dtype=bool)
-    for box, names in objects:
-        if not names or (only is not None and not set(names) & set(only)):
-            continue
-        x0, y0, x1, y1 = (float(v) for v in box)
-        covered |= ((centres[:, None] >= y0) & (centres[:, None] < y1)
-                    & (centres[None, :] >= x0) & (centres[None, :] < x1))
-    return covered.reshape(grid, samples, grid, samples).mean(axis=(1, 3)).ravel()

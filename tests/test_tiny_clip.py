@@ -16,12 +16,17 @@ from sspa_core.baselines import zero_shot_scores
 from sspa_core.cli import main as sspa_main
 from sspa_core.data.synthetic import SyntheticScenes
 from sspa_core.domains import DOMAINS
+from sspa_core.engine.pretraining import pretrain_tiny_clip
+from sspa_core.localization import patch_centres_inside, scene_objects
+from sspa_core.losses import patch_text_loss
 from sspa_core.metrics import mean_average_precision
 from sspa_core.tiny_clip import (
     DOMAIN_SHARE,
     check_zero_shot,
+    label_vocabulary,
     metadata_path,
-    pretrain_tiny_clip,
+    patch_targets,
+    render_caption_set,
     save_tiny_checkpoint,
 )
 
@@ -71,6 +76,42 @@ def test_pretrain_at_tiny_size_writes_a_loadable_checkpoint_and_learns(tmp_path)
     assert dense.shape == (1, 36, bb.embed_dim) and torch.isfinite(x0).all()
 
 
+def test_rendered_set_holds_each_labels_patches():
+    tokenizer = open_clip.get_tokenizer("sspa-tiny-vit")
+    data = render_caption_set(("natural", "remote_sensing"), 6, 32, 0, tokenizer, grid=7, progress=False)
+    names, prompts = label_vocabulary(("natural", "remote_sensing"))
+    assert len(set(names)) == len(names) == len(prompts) and prompts[0].startswith("a photo of")
+    scenes = SyntheticScenes("natural", "train", num_images=5, image_size=32)
+    _, _, labels, masks = data[0]
+    targets = patch_targets(data.region_labels[:1], data.region_masks[:1], len(names))[0]  # [M, L]
+    assert targets.shape == (49, len(names))
+    for k, name in enumerate(scenes.layouts[0].labels):
+        assert names[int(labels[k])] == name
+        inside = patch_centres_inside(scene_objects(scenes, 0), 7, [name])
+        assert masks[k].numpy()[inside].all()  # every patch centre in the label's boxes is a target
+        assert torch.equal(targets[:, names.index(name)], masks[k].float())
+    assert labels[len(scenes.layouts[0].labels):].eq(-1).all()  # padding
+    absent = [j for j, name in enumerate(names) if name not in scenes.layouts[0].labels]
+    assert targets[:, absent].sum() == 0
+
+
+def test_patch_text_loss_prefers_patches_that_match_their_labels():
+    texts = torch.eye(3, 4)
+    patches = torch.zeros(1, 2, 4)
+    patches[0, 0, 0] = patches[0, 1, 2] = 1.0  # patch 0 shows label 0, patch 1 label 2
+    targets = torch.zeros(1, 2, 3)
+    targets[0, 0, 0] = targets[0, 1, 2] = 1
+    scale, bias = torch.tensor(10.0), torch.tensor(-5.0)
+    right = patch_text_loss(patches, texts, targets, scale, bias)
+    wrong = patch_text_loss(patches.flip(1), texts, targets, scale, bias)
+    assert right < wrong
+    logits = 10 * patches[0] @ texts.T - 5
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets[0], reduction="sum") / 2
+    assert right == pytest.approx(expected.item())
+    with pytest.raises(ValueError, match="targets"):
+        patch_text_loss(patches, texts, targets[..., :2], scale, bias)
+
+
 def test_pretraining_mix_is_mostly_natural_and_covers_every_domain():
     assert tuple(DOMAIN_SHARE) == DOMAINS and sum(DOMAIN_SHARE.values()) == pytest.approx(1)
     assert DOMAIN_SHARE["natural"] >= 0.7 and min(DOMAIN_SHARE.values()) > 0
@@ -88,6 +129,8 @@ def test_v2_input_and_context(name):
 def test_pretrain_refuses_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="unknown tiny model"):
         pretrain_tiny_clip("ViT-B-16", tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="patch_weight"):
+        pretrain_tiny_clip("sspa-tiny-vit", tmp_path / "x.pt", patch_weight=float("nan"))
     with pytest.raises(ValueError, match="unknown domain 'moon'"):
         pretrain_tiny_clip("sspa-tiny-vit", tmp_path / "x.pt", domains=("moon",), steps=1,
                            batch_size=2, num_images=2)

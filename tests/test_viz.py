@@ -40,7 +40,8 @@ def test_draw_objects_puts_one_labelled_box_per_object_in_pixels():
     from matplotlib.patches import Rectangle
 
     from sspa_core.data import get_dataset
-    from sspa_core.viz import draw_objects, scene_objects
+    from sspa_core.localization import scene_objects
+    from sspa_core.viz import draw_objects
 
     fig, ax = plt.subplots()
     ax.imshow(np.zeros((112, 112, 3), dtype=np.uint8))
@@ -62,16 +63,6 @@ def test_draw_objects_puts_one_labelled_box_per_object_in_pixels():
     assert draw_objects(ax, scenes.layouts[0], (64, 64)) == len(found)  # a Layout works too
     plt.close(fig)
     assert scene_objects(object(), 0) == []
-
-
-def test_object_coverage_is_the_share_of_each_patch_under_the_boxes():
-    from sspa_core.viz import object_coverage
-
-    objects = [((0.0, 0.0, 0.5, 0.5), ("dog",)), ((0.5, 0.75, 1.0, 1.0), ("car",))]
-    cover = object_coverage(objects, 2).reshape(2, 2)
-    assert cover == pytest.approx(np.array([[1.0, 0.0], [0.0, 0.5]]))
-    assert object_coverage(objects, 2, only=["car"]).tolist() == [0.0, 0.0, 0.0, 0.5]
-    assert object_coverage([], 7).shape == (49,) and object_coverage([], 7).sum() == 0
 
 
 def test_prediction_figure_says_whose_maps_it_shows():
