@@ -27,7 +27,7 @@ import torch
 from sspa_core.config import load_config, merge, validate_config
 from sspa_core.data.labels import load_label_names
 from sspa_core.engine import PAPER_PROTOCOL, Trainer, build_model_from_config
-from sspa_core.engine.checkpoint import atomic_link
+from sspa_core.training import atomic_link
 
 MODELS = ("zeroshot", "unid", "dualcoop", "clip_ft", "sspa")
 

@@ -194,7 +194,7 @@ def _configure_export(parser: argparse.ArgumentParser) -> None:
 
 def _run_export(args: argparse.Namespace) -> int:
     from sspa_core.engine import load_checkpoint, require_writable_dir
-    from sspa_core.heads import HEADS_DIR, export_head
+    from sspa_core.engine.heads import HEADS_DIR, export_head
 
     name = load_checkpoint(args.checkpoint)["config"]["dataset"]["name"]
     folder = require_writable_dir(args.output_dir or HEADS_DIR, "--output-dir")

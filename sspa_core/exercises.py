@@ -27,8 +27,8 @@ import torch
 from sspa_core import alignment, quaternion
 from sspa_core.aggregation import SoftAggregator
 from sspa_core.descriptions import build_messages, load_template
-from sspa_core.engine.trainer import ema_decay
 from sspa_core.metrics import average_precision_per_class, pedestrian_metrics
+from sspa_core.training import ema_decay
 from sspa_core.viz import cosine_similarity_matrix
 
 

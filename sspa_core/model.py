@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -22,8 +21,6 @@ from torch import Tensor, nn
 
 from sspa_core.aggregation import AGGREGATION_MODES, PRESENCE_MODES, SoftAggregator, patch_label_similarity
 from sspa_core.alignment import GatedDualModalAlignment
-from sspa_core.engine.optim import optimizer_groups
-from sspa_core.engine.step import optimisation_step
 from sspa_core.losses import AsymmetricLoss, SSPALoss
 from sspa_core.prompting import (
     QSM_INPUTS,
@@ -319,37 +316,3 @@ class SSPA(MultiLabelCLIPHead):
             global_logits = None if global_logits is None else global_logits + self.logit_bias[0]
             regional_logits = None if regional_logits is None else regional_logits + self.logit_bias[1]
         return self._outputs(global_logits, regional_logits, weights, gates, attention)
-
-
-def fit_on_features(
-    model: MultiLabelCLIPHead,
-    x0: Tensor,
-    patches: Tensor,
-    targets: Tensor,
-    loss_fn: nn.Module,
-    steps: int = 50,
-    lr: float = 2e-3,
-    batch_size: int = 32,
-    seed: int = 0,
-) -> list[float]:
-    """A few AdamW steps of the head on cached features ``(x0, X)`` of a frozen encoder, for
-    short demonstrations (notebooks); full training with schedules, EMA and checkpoints is
-    :mod:`sspa_core.engine`. Each step is :func:`sspa_core.engine.step.optimisation_step`
-    (float32, constant learning rate, weight decay 1e-4 where
-    :func:`sspa_core.engine.optim.uses_weight_decay`). Returns the loss of every step."""
-    if not len(x0) == len(patches) == len(targets):
-        raise ValueError(f"x0, X and targets differ in length: {len(x0)}, {len(patches)}, {len(targets)}")
-    if not model.param_groups()["head"]:
-        raise ValueError("the model has no trainable head parameters")
-    optimizer = torch.optim.AdamW(optimizer_groups(model, {"head": lr}, weight_decay=1e-4))
-    generator = torch.Generator().manual_seed(seed)
-    was_training = model.training
-    model.train()
-    losses = []
-    for _ in range(steps):
-        idx = torch.randperm(len(x0), generator=generator)[:batch_size]
-        loss = optimisation_step(partial(model.forward_features, x0[idx], patches[idx]),
-                                 partial(loss_fn, target=targets[idx]), optimizer)
-        losses.append(loss.item())
-    model.train(was_training)
-    return losses

@@ -25,6 +25,7 @@ from torch import nn
 from sspa_core import paths
 from sspa_core.alignment import CrossModalAttention, FeedForward
 from sspa_core.quaternion import QuaternionLinear
+from sspa_core.training import atomic_save
 
 if TYPE_CHECKING:
     from sspa_core.text_encoder import PromptTextEncoder
@@ -150,8 +151,6 @@ class KnowledgeAwarePrompts(nn.Module):
             tokens = text_encoder.tokenize(self.texts).to(device)
             features = text_encoder.encode_tokens(tokens).detach().float()
         if self.cache_path is not None:
-            from sspa_core.engine.checkpoint import atomic_save  # (the engine imports this module)
-
             atomic_save(features.cpu(), self.cache_path)  # a private temporary file: concurrent runs are safe
         return features
 

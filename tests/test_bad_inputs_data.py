@@ -62,6 +62,32 @@ def truncated(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:300])
 
 
+def damaged_jpeg(path: Path, cut: bool) -> None:
+    """A 500×375 JPEG cut in half with its end marker kept (``cut``), or with 2 KB zeroed mid-file."""
+    photo(path, size=(500, 375))
+    data = path.read_bytes()
+    middle = len(data) // 2
+    path.write_bytes(data[:middle] + b"\xff\xd9" if cut else data[:middle] + bytes(2048) + data[middle + 2048:])
+
+
+def jpeg_claiming(path: Path, width: int, height: int) -> None:
+    """A 16×16 JPEG whose frame header claims ``width``×``height``."""
+    photo(path, size=(16, 16))
+    data = bytearray(path.read_bytes())
+    frame = data.find(b"\xff\xc0")
+    data[frame + 5:frame + 9] = struct.pack(">HH", height, width)
+    path.write_bytes(bytes(data))
+
+
+def sideways(path: Path) -> None:
+    """A 200×100 JPEG, white on its left fifth, stored with EXIF Orientation=6 (rotate 90° clockwise)."""
+    pixels = np.zeros((100, 200, 3), np.uint8)
+    pixels[:, :40] = 255
+    exif = Image.new("RGB", (1, 1)).getexif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels).save(path, format="JPEG", exif=exif)
+
+
 # ----------------------------------------------------------------------------- annotation files
 def edit_json(relative: str, change):
     """A mutation of a dataset root: ``change(data)`` applied to the JSON file ``relative``."""
@@ -205,6 +231,17 @@ IMAGE_CASES = {
     "16-bit grey PNG is scaled, not clipped": (grey16, {}, ((32, 24), 128.0)),
     "32-bit grey (mode I) is scaled": (lambda p: Image.fromarray(np.full((8, 8), 65535, np.int32), "I").save(
         p, format="TIFF"), {}, ((8, 8), 255.0)),
+    "float TIFF in [0, 1] is scaled": (lambda p: Image.fromarray(np.full((8, 8), 0.5, np.float32), "F").save(
+        p, format="TIFF"), {}, ((8, 8), 127.5)),
+    "JPEG cut in half, end marker kept": (lambda p: damaged_jpeg(p, cut=True), {},
+                                          r"an\.img: its JPEG data end before its last rows"),
+    "JPEG with 2 KB zeroed mid-file": (lambda p: damaged_jpeg(p, cut=False), {},
+                                       r"an\.img: its JPEG data go on after its last rows .* damaged"),
+    "16x16 JPEG claiming 60000x60000": (lambda p: jpeg_claiming(p, 60000, 60000), {},
+                                        r"an\.img: its header claims 60000×60000 pixels, more than its \d+ bytes"),
+    "grey JPEG is not damaged": (lambda p: Image.new("RGB", (40, 32), (128, 128, 128)).save(p, format="JPEG"), {},
+                                 ((40, 32), 128.0)),
+    "EXIF orientation is applied": (sideways, {}, ((100, 200), None)),
 }
 
 
@@ -248,6 +285,16 @@ def test_a_huge_image_is_reported_skipped_and_named_everywhere(dataset_roots, tm
     with pytest.warns(UserWarning, match="skipped 1 of 3"):
         kept = get_dataset("coco", root, "train", skip_corrupt=True)
     assert kept.image_ids == [25, 42] and "over the limit" in kept.skipped[0][1]
+
+
+@pytest.mark.parametrize("cut", [True, False], ids=["cut in half", "2 KB zeroed"])
+def test_a_damaged_photo_fails_data_check_and_the_loader(dataset_roots, tmp_path, capsys, cut):
+    root = copy_of(dataset_roots, "coco", tmp_path)
+    damaged_jpeg(root / "train2014" / COCO_FILE, cut)
+    assert main(["data", "check", "coco", str(root), "--splits", "train"]) == 1
+    assert f"{COCO_FILE}: unreadable (image " in capsys.readouterr().out
+    with pytest.raises(ImageError, match=f"{COCO_FILE}: its JPEG data .* damaged"):
+        get_dataset("coco", root, "train")[0]
 
 
 # ----------------------------------------------------------------------------- paths
@@ -294,6 +341,15 @@ def test_fingerprint_follows_annotations_and_images(dataset_roots, tmp_path, cas
     before = coco_view(root).fingerprint()
     mutate(root)
     assert (coco_view(root).fingerprint() != before) == changes
+
+
+def test_fingerprint_follows_the_image_reader(dataset_roots, tmp_path, monkeypatch):
+    """A reader that returns other pixels (EXIF orientation, float images) gives other cache keys."""
+    import sspa_core.data.image_files as image_files
+
+    before = coco_view(dataset_roots["coco"]).fingerprint()
+    monkeypatch.setattr(image_files, "READER_VERSION", image_files.READER_VERSION + 1)
+    assert coco_view(dataset_roots["coco"]).fingerprint() != before
 
 
 def test_synthetic_fingerprint_follows_its_generation_parameters():

@@ -10,9 +10,9 @@ from torch.nn import functional as F
 
 from sspa_core import paths
 from sspa_core.baselines import MODEL_NAMES, DualCoOpHead, build_model, zero_shot_scores
-from sspa_core.engine.optim import optimizer_groups
 from sspa_core.losses import AsymmetricLoss
 from sspa_core.model import SSPAConfig
+from sspa_core.training import optimizer_groups
 
 
 @pytest.fixture(autouse=True)

@@ -19,9 +19,9 @@ from sspa_core.engine import (
     rng_state,
     set_rng_state,
 )
-from sspa_core.engine.checkpoint import atomic_link
 from sspa_core.errors import CheckpointError
 from sspa_core.losses import SSPALoss
+from sspa_core.training import atomic_link
 
 CONFIG = merge(DEFAULTS, {"train": {"epochs": 3, "batch_size": 8, "lr": 1e-2, "encoder_lr": 1e-3,
                                     "ema_decay": 0.9, "checkpoint_every": 1, "eval_batch_size": 5,
@@ -126,8 +126,8 @@ def saved_value(path):
 FULL_DISK = """
 import sys
 import torch
-from sspa_core.engine.checkpoint import atomic_save
 from sspa_core.errors import OutputError
+from sspa_core.training import atomic_save
 path = sys.argv[1]
 atomic_save({"format": 1, "value": torch.arange(3)}, path)  # under the limit
 try:  # 4 MB: over it

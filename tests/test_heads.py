@@ -11,7 +11,14 @@ from test_cli_train import tiny_overrides
 
 from sspa_core.cli import main
 from sspa_core.engine import load_checkpoint, load_trained_model
-from sspa_core.heads import SHIPPED_HEADS, backbone_digest, check_score, matching_head, metadata_path, shipped_head
+from sspa_core.engine.heads import (
+    SHIPPED_HEADS,
+    backbone_digest,
+    check_score,
+    matching_head,
+    metadata_path,
+    shipped_head,
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import torch
 from helpers import random_backbone
 
 from sspa_core import paths
-from sspa_core.model import SSPA, SSPAConfig, build_loss, fit_on_features
+from sspa_core.engine.quick_fit import fit_on_features
+from sspa_core.model import SSPA, SSPAConfig, build_loss
 from sspa_core.prompting import QuaternionSemanticModeling, matched_mlp_width
 
 LABELS = ["cat", "dog", "car"]

@@ -14,9 +14,9 @@ from sspa_core.backbone import load_backbone
 from sspa_core.baselines import build_model
 from sspa_core.config import DEFAULTS, merge
 from sspa_core.engine import Trainer, gather_scores, load_trained_model, trainable_state
-from sspa_core.engine.trainer import ema_decay
 from sspa_core.features import batch_loader, cached_features, dense_features
 from sspa_core.model import SSPAConfig, build_loss
+from sspa_core.training import ema_decay
 
 LABELS = ["cat", "dog", "car", "person", "bus"]
 IMAGE_SIZE = 64  # 4×4 patches of the tiny ViT

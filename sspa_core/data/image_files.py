@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from sspa_core.data.base import MultiLabelDataset, Transform, resolve_inside
-from sspa_core.data.images import ImageError, read_image
+from sspa_core.data.images import READER_VERSION, ImageError, read_image
 
 
 def require_root(root: str | Path, dataset: str) -> Path:
@@ -140,7 +140,8 @@ class ImageFileDataset(MultiLabelDataset):
             self.masks = self.masks[keep]
 
     def source_state(self) -> list:
-        """The annotation files' SHA-256 and each image's path, size and modification time."""
+        """The image reader's version (:data:`~sspa_core.data.images.READER_VERSION`), the annotation
+        files' SHA-256 and each image's path, size and modification time."""
         def stat(path: Path) -> list:
             try:
                 info = path.stat()
@@ -148,7 +149,8 @@ class ImageFileDataset(MultiLabelDataset):
                 return [str(path), None, None]
             return [str(path), info.st_size, info.st_mtime_ns]
 
-        return [[str(p), file_digest(p)] for p in self.annotation_files] + [stat(p) for p in self.image_paths]
+        return ([["read_image", READER_VERSION]] + [[str(p), file_digest(p)] for p in self.annotation_files]
+                + [stat(p) for p in self.image_paths])
 
     def load_image(self, i: int) -> Image.Image:
         path = self.image_paths[i]

@@ -1,4 +1,4 @@
-"""Checkpoint files: atomic writes, safe reads and the checks that refuse a foreign checkpoint.
+"""Checkpoint files: safe reads and the checks that refuse a foreign checkpoint.
 
 A training checkpoint (written by :meth:`sspa_core.engine.Trainer.state_dict`) holds only tensors
 and primitive containers, so it loads with ``torch.load(weights_only=True)``: the run's resolved
@@ -7,16 +7,14 @@ scheduler and gradient-scaler states, every random state, the position in the ep
 metric history. Frozen parameters are left out and rebuilt from the stored config, which keeps a
 checkpoint of a head trained on a frozen ViT-B/16 small. Files are replaced atomically: a run
 killed while saving, or one whose disk fills, leaves the previous checkpoint intact, and resuming
-from it replays exactly the batches of an uninterrupted run. ``best.pt`` is a hard link to the
-``last.pt`` of its epoch (:func:`atomic_link`).
+from it replays exactly the batches of an uninterrupted run (:func:`sspa_core.training.atomic_save`).
+``best.pt`` is a hard link to the ``last.pt`` of its epoch (:func:`sspa_core.training.atomic_link`).
 """
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,101 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from sspa_core.errors import CheckpointError, InputError, OutputError
+from sspa_core.errors import CheckpointError, InputError
+from sspa_core.training import atomic_save as atomic_save  # its old home, still imported from here
 
 CHECKPOINT_FORMAT = 1
 #: what a checkpoint written by :class:`~sspa_core.engine.Trainer` holds at least
 CHECKPOINT_KEYS = ("model_name", "label_names", "config", "model", "ema")
-
-
-def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``: a
-    crash leaves either the previous file or the new one, never a truncated one. The file gets
-    the permissions of a plain ``open`` (``mkstemp`` would leave it readable by its owner only).
-    A write that fails (a full disk or quota) raises an :class:`~sspa_core.errors.OutputError`
-    saying how much space the file needs and how much is free; the previous file is kept."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if _failed_write(err):
-            raise _write_error(path, err, _tensor_bytes(obj)) from err
-        raise
-    return path
-
-
-def _failed_write(err: BaseException) -> bool:
-    """Whether ``torch.save`` failed because the file could not be written: an ``OSError`` from a
-    plain write, or the ``RuntimeError`` its zip writer raises for a short write."""
-    if isinstance(err, OSError):
-        return not isinstance(err, (PermissionError, FileNotFoundError, NotADirectoryError, IsADirectoryError))
-    return isinstance(err, RuntimeError) and any(
-        mark in str(err) for mark in ("unexpected pos", "file write failed", "inline_container"))
-
-
-def _write_error(path: Path, err: BaseException, need: int | None = None) -> OutputError:
-    """The :class:`OutputError` for a failed write of ``path`` (about ``need`` bytes)."""
-    free = _gib(shutil.disk_usage(path.parent).free)
-    space = f"the file needs about {_gib(need)} and {free} are free" if need else f"{free} are free"
-    reason = " ".join(str(err).split())[:120]
-    return OutputError(
-        f"could not write {path} ({reason}): {space} on its file system (or a quota or file-size limit "
-        f"stopped it); free some space or choose another --output-dir. {path.name} was not changed.")
-
-
-def _tensor_bytes(obj: Any) -> int:
-    """Bytes of the tensors in ``obj`` (nested dicts, lists and tuples): about its file size."""
-    if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, dict):
-        return sum(_tensor_bytes(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(_tensor_bytes(v) for v in obj)
-    return 0
-
-
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.1f} MiB"
-
-
-def atomic_link(source: str | Path, path: str | Path) -> Path:
-    """Make ``path`` a second name of the file ``source`` (a hard link, or a copy where the file
-    system has none), replacing ``path`` atomically. Used for ``best.pt`` when it would hold the
-    same state as the ``last.pt`` just written: no second serialisation and no second copy on
-    disk. :func:`atomic_save` replaces ``last.pt`` by a new file later, so ``best.pt`` keeps its
-    content."""
-    source, path = Path(source), Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.link")
-    tmp.unlink(missing_ok=True)
-    try:
-        try:
-            os.link(source, tmp)
-        except OSError:  # no hard links here (some network and FAT file systems)
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        if _failed_write(err):
-            raise _write_error(path, err, source.stat().st_size) from err
-        raise
-    return path
-
-
-def atomic_write_text(text: str, path: Path) -> None:
-    """Write a text file through a temporary file and ``os.replace`` (logs read while training)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def require_writable_dir(path: str | Path, what: str) -> Path:

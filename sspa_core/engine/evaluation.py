@@ -18,8 +18,8 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from sspa_core.engine.runtime import DistInfo, seed_worker
-from sspa_core.engine.step import Precision
 from sspa_core.features import batch_loader
+from sspa_core.training import Precision
 
 CPU = torch.device("cpu")
 

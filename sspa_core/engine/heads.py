@@ -20,10 +20,11 @@ import open_clip
 import torch
 
 from sspa_core.config import merge, validate_config
-from sspa_core.engine.checkpoint import CHECKPOINT_FORMAT, atomic_save, atomic_write_text, load_checkpoint
+from sspa_core.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
 from sspa_core.engine.evaluation import compute_metrics, gather_scores
 from sspa_core.engine.runs import build_dataset, load_trained_model
 from sspa_core.paths import DATA_DIR
+from sspa_core.training import atomic_save, atomic_write_text
 
 HEADS_DIR = DATA_DIR / "heads"
 #: the configs (``sspa_core/configs/<name>.yaml``) whose trained head is shipped

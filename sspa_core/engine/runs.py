@@ -28,10 +28,10 @@ from sspa_core.engine.checkpoint import (
     require_writable_dir,
 )
 from sspa_core.engine.evaluation import check_monitor, compute_metrics, gather_scores
-from sspa_core.engine.runtime import DistInfo, init_distributed, resolve_device, seed_everything
-from sspa_core.engine.step import Precision, check_amp_dtype
+from sspa_core.engine.runtime import DistInfo, init_distributed, resolve_device
 from sspa_core.engine.trainer import EVAL_WEIGHTS, Trainer
 from sspa_core.paths import CACHE_DIR, OUTPUT_DIR
+from sspa_core.training import Precision, check_amp_dtype, seed_everything
 
 
 def _dataset_id(config: dict[str, Any], split: str) -> str:

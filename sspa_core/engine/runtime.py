@@ -1,4 +1,4 @@
-"""Processes, devices and random states of a training run.
+"""Processes, devices and random states of a training run (seeding: :func:`sspa_core.training.seed_everything`).
 
 Distributed: under ``torchrun`` (``WORLD_SIZE > 1``) every process joins one process group (NCCL
 on CUDA, gloo on CPU) and trains on its shard of each global batch; outside ``torchrun`` the run
@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset
+
+from sspa_core.training import seed_everything as seed_everything  # its old home, still imported from here
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,6 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
             device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     return device
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's (every device's) random generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def seed_worker(worker_id: int) -> None:

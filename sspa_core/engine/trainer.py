@@ -2,14 +2,15 @@
 
 Optimisation follows the paper's training setup where it is given (§IV-B) and this project's
 choices where it is not: AdamW with a lower learning rate for the encoders than for the head and
-no weight decay on scales, offsets and prompt contexts (:func:`sspa_core.engine.optim.optimizer_groups`),
-a linear warm-up then cosine decay (:func:`sspa_core.engine.schedule.warmup_cosine`, stepped per
+no weight decay on scales, offsets and prompt contexts (:func:`sspa_core.training.optimizer_groups`),
+a linear warm-up then cosine decay (:func:`sspa_core.training.warmup_cosine`, stepped per
 batch), an exponential moving average of the parameters (decay 0.9997 after a warm-up,
-:func:`ema_decay`, via ``torch.optim.swa_utils.AveragedModel``; buffers are copied, not
-averaged), mixed precision (:class:`sspa_core.engine.step.Precision`), gradient-norm clipping,
-and the loss of eq. 19 (:func:`sspa_core.model.build_loss`). Every epoch ends with an evaluation
-by :func:`sspa_core.metrics.evaluate`, ``last.pt``/``best.pt`` checkpoints (``best.pt`` is a hard
-link to the ``last.pt`` of its epoch, so a fine-tuned backbone is not stored twice) and JSON + CSV logs.
+:func:`sspa_core.training.ema_decay`, via ``torch.optim.swa_utils.AveragedModel``; buffers are
+copied, not averaged), mixed precision (:class:`sspa_core.training.Precision`), gradient-norm
+clipping, and the loss of eq. 19 (:func:`sspa_core.model.build_loss`). Every epoch ends with an
+evaluation by :func:`sspa_core.metrics.evaluate`, ``last.pt``/``best.pt`` checkpoints (``best.pt``
+is a hard link to the ``last.pt`` of its epoch, so a fine-tuned backbone is not stored twice) and
+JSON + CSV logs.
 
 EMA or raw weights (``train.eval_weights``): with ``"best"`` (the default) each evaluation scores
 both the raw and the EMA weights and reports the metrics of the better on ``train.monitor`` (the
@@ -54,9 +55,6 @@ from tqdm.auto import tqdm
 from sspa_core.config import save_config
 from sspa_core.engine.checkpoint import (
     CHECKPOINT_FORMAT,
-    atomic_link,
-    atomic_save,
-    atomic_write_text,
     check_compatible,
     load_checkpoint,
     load_trainable_state,
@@ -64,28 +62,27 @@ from sspa_core.engine.checkpoint import (
     trainable_state,
 )
 from sspa_core.engine.evaluation import Forward, check_monitor, compute_metrics, gather_scores, to_device
-from sspa_core.engine.optim import optimizer_groups
 from sspa_core.engine.runtime import DistInfo, SeededItems, rng_state, seed_worker, set_rng_state
-from sspa_core.engine.schedule import warmup_cosine
-from sspa_core.engine.step import Precision, optimisation_step
 from sspa_core.features import CachedFeatures, batch_loader
+from sspa_core.training import (
+    Precision,
+    atomic_link,
+    atomic_save,
+    atomic_write_text,
+    ema_decay,
+    optimisation_step,
+    optimizer_groups,
+    warmup_cosine,
+)
 
 #: values of ``train.eval_weights``: the better of raw and EMA on ``train.monitor``, or always one
 EVAL_WEIGHTS = ("best", "ema", "raw")
 
 
-def ema_decay(decay: float, updates: int, warmup: bool = True) -> float:
-    """Decay of the EMA update that follows ``updates`` earlier averaging updates: ``decay``, or
-    with ``warmup`` ``min(decay, (1 + n) / (10 + n))``, the ``num_updates`` form of
-    ``tf.train.ExponentialMovingAverage`` (timm's ModelEmaV3 warm-up is the power form
-    ``1 − (1 + n)^(−2/3)``; ModelEmaV2 has none). Without it the average of a run of ``n``
-    steps still holds ``decay^n`` of the initial weights (0.9997^1000 = 0.74)."""
-    return min(decay, (1 + updates) / (10 + updates)) if warmup else decay
-
-
 def ema_update_fn(decay: float, warmup: bool) -> Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor], None]:
-    """``multi_avg_fn`` of ``AveragedModel``: ``ema ← ema + (1 − d)(w − ema)``, ``d`` from :func:`ema_decay`
-    at the model's count of averaging updates (``n_averaged``, kept in checkpoints)."""
+    """``multi_avg_fn`` of ``AveragedModel``: ``ema ← ema + (1 − d)(w − ema)``, ``d`` from
+    :func:`~sspa_core.training.ema_decay` at the model's count of averaging updates
+    (``n_averaged``, kept in checkpoints)."""
 
     @torch.no_grad()
     def update(ema_params: list[torch.Tensor], params: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
