@@ -126,6 +126,30 @@ def run_all(*mutations):
     return mutate
 
 
+def reorder_csv_columns(pattern: str):
+    """A mutation reversing the label columns (header and values) of each CSV matching ``pattern``."""
+    def mutate(root: Path) -> None:
+        for path in root.glob(pattern):
+            rows = [line.split(",") for line in path.read_text().splitlines()]
+            path.write_text("\n".join(",".join([row[0], *row[:0:-1]]) for row in rows) + "\n")
+    return mutate
+
+
+def recode(pattern: str, encoding: str):
+    """A mutation re-encoding each file matching ``pattern`` (``utf-8-sig``: with a byte-order mark)."""
+    def mutate(root: Path) -> None:
+        for path in root.glob(pattern):
+            path.write_bytes(path.read_text().encode(encoding))
+    return mutate
+
+
+def rename_header(pattern: str, old: str, new: str):
+    def mutate(root: Path) -> None:
+        for path in root.glob(pattern):
+            path.write_text(path.read_text().replace(old, new, 1))
+    return mutate
+
+
 def copy_file(source: str, target: str):
     def mutate(root: Path) -> None:
         shutil.copy(root / source, root / target)
@@ -173,12 +197,39 @@ ANNOTATION_CASES = {
     "multiscene row twice": ("multiscene", "test", append_lines("test.csv", lambda lines: lines[-1:]),
                              r"test.csv lists 1 image file\(s\) more than once"),
     "multiscene header only": ("multiscene", "test", keep_lines("test.csv", 1), r"test.csv lists no"),
+    "multiscene unknown column": ("multiscene", "test", rename_header("test.csv", "Beach", "Beech"),
+                                  r"test.csv: header has 36 label columns, expected the 36 labels of the shipped "
+                                  r"list; unknown: \['beech'\]"),
+    "multiscene latin-1 file": ("multiscene", "train", lambda root: (root / "train.csv").write_bytes(
+        (root / "train.csv").read_bytes().replace(b"0001", "0001é".encode("latin-1"))),
+        r"train.csv is not UTF-8 text \(byte \d+: b'\\xe9'\); save it as UTF-8"),
     "mlrsnet empty label file": ("mlrsnet", "train", keep_lines("labels/airplane.csv", 0), r"airplane.csv is empty"),
     "aid empty label file": ("aid", "train", keep_lines("multilabels.txt", 0), r"multilabels.txt is empty"),
     "aid image in both splits": ("aid", "train", copy_file("images_tr/airport/airport_1.jpg",
                                                            "images_test/airport/airport_1.jpg"),
                                  r"found more than once under images_tr/ and images_test/, first: airport_1"),
 }
+
+
+#: id -> (dataset, split, mutation of a copy of its fixture that must leave its labels as they are)
+SAME_LABEL_CASES = {
+    "multiscene columns in another order": ("multiscene", "train", reorder_csv_columns("train.csv")),
+    "voc list files with a byte-order mark": ("voc", "test", recode("VOCdevkit/VOC2007/ImageSets/Main/*.txt",
+                                                                    "utf-8-sig")),
+    "nuswide files with a byte-order mark": ("nuswide", "test", recode("**/*.txt", "utf-8-sig")),
+    "aid label file with a byte-order mark": ("aid", "train", recode("multilabels.txt", "utf-8-sig")),
+}
+
+
+@pytest.mark.parametrize("case", list(SAME_LABEL_CASES))
+def test_annotation_files_written_otherwise_give_the_same_labels(dataset_roots, tmp_path, case):
+    name, split, mutate = SAME_LABEL_CASES[case]
+    expected = get_dataset(name, dataset_roots[name], split)
+    root = copy_of(dataset_roots, name, tmp_path)
+    mutate(root)
+    dataset = get_dataset(name, root, split)
+    assert dataset.image_ids == expected.image_ids
+    np.testing.assert_array_equal(dataset.targets, expected.targets)
 
 
 @pytest.mark.parametrize("case", list(ANNOTATION_CASES))

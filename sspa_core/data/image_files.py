@@ -34,6 +34,16 @@ def require_file(root: Path, relative: str, dataset: str) -> Path:
     return path
 
 
+def read_text(path: Path) -> str:
+    """An annotation file's text: UTF-8, with a byte-order mark dropped; a ValueError naming the
+    file (and where) if it is in another encoding."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text (byte {err.start}: {err.object[err.start:err.start + 1]!r}); "
+                         "save it as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
+
+
 def check_split(split: str, splits: tuple[str, ...], dataset: str) -> None:
     if split not in splits:
         raise ValueError(f"{dataset}: unknown split {split!r}; valid: {', '.join(splits)}")

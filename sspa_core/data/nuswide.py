@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sspa_core.data.base import Transform, resolve_inside
-from sspa_core.data.image_files import ImageFileDataset, check_split, require_file, require_root
+from sspa_core.data.image_files import ImageFileDataset, check_split, read_text, require_file, require_root
 from sspa_core.data.labels import load_label_names
 
 
@@ -27,18 +27,18 @@ class NUSWIDE(ImageFileDataset):
         root = require_root(root, self.dataset_name)
         part = split.capitalize()
         concepts_file = require_file(root, "Concepts81.txt", self.dataset_name)
-        concepts = [c.strip() for c in concepts_file.read_text().splitlines() if c.strip()]
+        concepts = [c.strip() for c in read_text(concepts_file).splitlines() if c.strip()]
         label_names = load_label_names("nuswide")
         if concepts != label_names:
             raise ValueError(f"{concepts_file}: {len(concepts)} concepts that differ from the 81 of "
                              "data/labels/nuswide.txt")
         list_file = require_file(root, f"ImageList/{part}Imagelist.txt", self.dataset_name)
-        names = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
+        names = [line.strip() for line in read_text(list_file).splitlines() if line.strip()]
         columns, label_files = [], []
         for concept in concepts:
             path = require_file(root, f"TrainTestLabels/Labels_{concept}_{part}.txt", self.dataset_name)
             label_files.append(path)
-            column = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            column = [line.strip() for line in read_text(path).splitlines() if line.strip()]
             if len(column) != len(names):
                 raise ValueError(f"{path} has {len(column)} labels but {list_file} lists "
                                  f"{len(names)} images")

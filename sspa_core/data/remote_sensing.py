@@ -1,7 +1,8 @@
 """Remote-sensing multi-label datasets: MultiScene-Clean (36), MLRSNet (60), AID multi-label (17).
 
-* MultiScene-Clean: ``{train,test}.csv`` (a header, then ``<image>,<36 0/1 values>`` in the
-  official scene order), images ``images/<image>.jpg``; 7,000 / 7,000 images.
+* MultiScene-Clean: ``{train,test}.csv`` (header ``image,<36 scene names>``, CamelCase as in the
+  official files; the column order is taken from the header), images ``images/<image>.jpg``;
+  7,000 / 7,000 images.
 * MLRSNet: ``labels/<category>.csv`` (header ``image,<60 label names>``; the column order is
   taken from each header), images ``Images/<category>/<image>``. MLRSNet ships no split file:
   each category's images are shuffled with ``seed`` and the first ``train_fraction`` (80%) form
@@ -15,17 +16,32 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
 
 from sspa_core.data.base import Transform, resolve_inside
-from sspa_core.data.image_files import ImageFileDataset, check_split, require_file, require_root
+from sspa_core.data.image_files import ImageFileDataset, check_split, read_text, require_file, require_root
 from sspa_core.data.labels import load_label_names
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
-# Header spellings of the official files -> the names of data/labels/*.txt
-HEADER_ALIASES = {"habor": "harbor"}
+# Header spellings of the official files -> the names of data/labels/*.txt, both compared by
+# :func:`_header_key` (MLRSNet's "habor", MultiScene's CamelCase names and their typos)
+HEADER_ALIASES = {"habor": "harbor", "lakepond": "lake or pond", "oilfiled": "oil field",
+                  "solarpannel": "solar panel", "windtrubine": "wind turbine"}
+
+
+def _header_key(name: str) -> str:
+    """A header or label name without case, spaces and punctuation (``BaseballField`` =
+    ``baseball field``), after :data:`HEADER_ALIASES`."""
+    key = re.sub(r"[^a-z0-9]", "", name.lower())
+    return re.sub(r"[^a-z0-9]", "", HEADER_ALIASES.get(key, key).lower())
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    """The non-empty rows of a CSV annotation file."""
+    return [row for row in csv.reader(read_text(path).splitlines()) if row]
 
 
 def _binary_rows(rows: list[list[str]], width: int, source: Path) -> np.ndarray:
@@ -42,8 +58,8 @@ def _binary_rows(rows: list[list[str]], width: int, source: Path) -> np.ndarray:
 
 def _columns_from_header(header: list[str], label_names: list[str], source: Path) -> list[int]:
     """Position in ``label_names`` of each label column of ``header`` (after the image column)."""
-    position = {name: j for j, name in enumerate(label_names)}
-    names = [HEADER_ALIASES.get(h.strip(), h.strip()) for h in header[1:]]
+    position = {_header_key(name): j for j, name in enumerate(label_names)}
+    names = [_header_key(h) for h in header[1:]]
     unknown = [n for n in names if n not in position]
     if unknown or len(names) != len(label_names) or len(set(names)) != len(names):
         raise ValueError(
@@ -63,9 +79,12 @@ class MultiSceneClean(ImageFileDataset):
         root = require_root(root, self.dataset_name)
         source = require_file(root, f"{split}.csv", self.dataset_name)
         label_names = load_label_names("multiscene")
-        with open(source, newline="", encoding="utf-8") as f:
-            rows = [row for row in csv.reader(f) if row]
-        targets = _binary_rows(rows[1:], len(label_names), source)
+        rows = _csv_rows(source)
+        if not rows:
+            raise ValueError(f"{source} is empty (expected a header image,<36 scene names>)")
+        targets = np.zeros((len(rows) - 1, len(label_names)), bool)
+        targets[:, _columns_from_header(rows[0], label_names, source)] = _binary_rows(
+            rows[1:], len(label_names), source)
         names = [row[0].strip() for row in rows[1:]]
         paths = [resolve_inside(root, f"{name}.jpg", "images") for name in names]
         super().__init__(split, paths, targets, None, label_names, transform, image_size, skip_corrupt,
@@ -90,8 +109,7 @@ class MLRSNet(ImageFileDataset):
         label_names = load_label_names("mlrsnet")
         paths, blocks = [], []
         for source in label_files:
-            with open(source, newline="", encoding="utf-8-sig") as f:
-                rows = [row for row in csv.reader(f) if row]
+            rows = _csv_rows(source)
             if not rows:
                 raise ValueError(f"{source} is empty (expected a header image,<60 label names>)")
             columns = _columns_from_header(rows[0], label_names, source)
@@ -118,7 +136,7 @@ class AIDMultiLabel(ImageFileDataset):
         root = require_root(root, self.dataset_name)
         source = require_file(root, "multilabels.txt", self.dataset_name)
         label_names = load_label_names("aid")
-        rows = [line.split("\t") for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [line.split("\t") for line in read_text(source).splitlines() if line.strip()]
         if not rows:
             raise ValueError(f"{source} is empty (expected a header IMAGE<TAB><17 label names>)")
         columns = _columns_from_header(rows[0], label_names, source)

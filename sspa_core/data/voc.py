@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from sspa_core.data.base import Transform, resolve_inside
-from sspa_core.data.image_files import ImageFileDataset, check_split, require_file, require_root
+from sspa_core.data.image_files import ImageFileDataset, check_split, read_text, require_file, require_root
 from sspa_core.data.labels import load_label_names
 
 
@@ -31,7 +31,7 @@ class VOC2007(ImageFileDataset):
         for name in label_names:
             path = require_file(root, f"{base}ImageSets/Main/{name}_{split}.txt", self.dataset_name)
             files.append(path)
-            rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+            rows = [line.split() for line in read_text(path).splitlines() if line.strip()]
             if any(len(r) != 2 or r[1] not in ("-1", "0", "1") for r in rows):
                 raise ValueError(f"{path}: every line must be '<image id> -1|0|1'")
             file_ids = [r[0] for r in rows]
