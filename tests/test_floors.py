@@ -43,13 +43,6 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
 ]
 LEVEL = {name: level for level, (_, names) in enumerate(FLOORS) for name in names}
 
-#: temporary exceptions, (importing module, imported prefix) -> why. Remove an entry with its cause.
-ALLOWED_UP = {
-    # tiny_clip's pretraining loop still imports the engine's old names; it moves into the engine
-    ("sspa_core.tiny_clip", "sspa_core.engine"): "pretraining loop moving into sspa_core.engine",
-}
-
-
 def floor_of(module: str) -> int:
     """The floor of ``module`` (the longest name of :data:`FLOORS` it is or lies under)."""
     parts = module.split(".")
@@ -87,10 +80,6 @@ def imported(tree: ast.AST, module: str, is_package: bool, root: Path) -> set[st
     return {name for name in found if name == "sspa_core" or name.startswith("sspa_core.")}
 
 
-def allowed(module: str, target: str) -> bool:
-    return any(module == mod and (target == pre or target.startswith(pre + ".")) for mod, pre in ALLOWED_UP)
-
-
 def upward_imports(root: Path = PACKAGE) -> list[str]:
     """Every import of a module from a floor above its own, as ``"a (floor) imports b (floor)"``."""
     wrong = []
@@ -98,7 +87,7 @@ def upward_imports(root: Path = PACKAGE) -> list[str]:
         module = module_name(path, root)
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for target in sorted(imported(tree, module, path.name == "__init__.py", root)):
-            if floor_of(target) > floor_of(module) and not allowed(module, target):
+            if floor_of(target) > floor_of(module):
                 wrong.append(f"{module} ({FLOORS[floor_of(module)][0]}) imports {target} "
                              f"({FLOORS[floor_of(target)][0]})")
     return wrong

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from sspa_core.errors import CheckpointError, InputError
-from sspa_core.training import atomic_save as atomic_save  # its old home, still imported from here
 
 CHECKPOINT_FORMAT = 1
 #: what a checkpoint written by :class:`~sspa_core.engine.Trainer` holds at least

@@ -23,8 +23,6 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset
 
-from sspa_core.training import seed_everything as seed_everything  # its old home, still imported from here
-
 
 @dataclass(frozen=True)
 class DistInfo:
