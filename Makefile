@@ -42,7 +42,7 @@ test-fast: $(STAMP)
 HEADS := synthetic_natural synthetic_pedestrian synthetic_aerial
 heads: $(STAMP)
 	for c in $(HEADS); do \
-		$(BIN)/sspa train --config $$c --output-dir outputs/heads/$$c --set train.progress=false && \
+		$(BIN)/sspa train --config $$c --output-dir outputs/heads/$$c --overwrite --set train.progress=false && \
 		$(BIN)/sspa export --checkpoint outputs/heads/$$c/checkpoints/best.pt \
 			--command "sspa train --config $$c" || exit 1; \
 	done

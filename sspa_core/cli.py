@@ -63,6 +63,27 @@ def _configure_train(parser: argparse.ArgumentParser) -> None:
                                              "(default: outputs/<dataset>/<model>)")
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                         help="continue a run (default: <output-dir>/checkpoints/last.pt)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="train afresh into an output folder that holds a run, replacing it")
+
+
+def _interrupted(args: argparse.Namespace, config: dict) -> int:
+    """Ctrl-C during ``sspa train``: one line saying where the last checkpoint is and how to go on."""
+    import shlex
+
+    from sspa_core.engine import default_output_dir
+
+    output_dir = default_output_dir(config)
+    command = ["sspa", "train", "--config", args.config, *(a for o in args.overrides for a in ("--set", o)),
+               *(["--output-dir", args.output_dir] if args.output_dir else [])]
+    last = output_dir / "checkpoints" / "last.pt"
+    if last.is_file():
+        print(f"sspa train: interrupted; the last checkpoint is {last}, and resuming replays the run exactly: "
+              f"{shlex.join([*command, '--resume'])}", file=sys.stderr)
+    else:
+        print(f"sspa train: interrupted before the first checkpoint; start again with: "
+              f"{shlex.join([*command, '--overwrite'])}", file=sys.stderr)
+    return 130
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -73,7 +94,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
     config = load_config(args.config, overrides)
-    trainer = train_from_config(config, resume=args.resume)
+    try:
+        trainer = train_from_config(config, resume=args.resume, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        return _interrupted(args, config)
     if trainer.dist.is_main:
         last = trainer.history[-1]
         monitor = config["train"]["monitor"]
@@ -219,6 +243,8 @@ def _configure_pretrain(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, help="default: the model config's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--domains", nargs="+", default=list(DOMAINS))
+    parser.add_argument("--patch-weight", type=float, default=None,
+                        help="weight of the patch-text loss on the labels' boxes (default 1; 0: captions only)")
     parser.add_argument("--check-images", type=int, default=200,
                         help="natural validation scenes of the zero-shot check in the metadata (0: none)")
     parser.add_argument("--output-dir", help="write DIR/<backbone>.pt and .json (default: the shipped "

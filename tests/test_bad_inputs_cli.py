@@ -97,6 +97,12 @@ CASES: dict[str, tuple[Argv, int, str]] = {
     "resume with other head settings": (
         lambda f: train(f, "model.sspa.n_ctx=6", resume=f["ckpt"]), 2,
         r"does not fit this model: \d+ tensors differ in shape, e\.g\. \S+ \[4, \d+\] in the checkpoint, \[6"),
+    "resume with nothing to resume": (lambda f: [*train(f, out=f"{f['root']}/never_trained"), "--resume"], 2,
+                                      r"--resume: nothing to resume in \S+never_trained \(no checkpoints/last\.pt.*"
+                                      r"leave out --resume$"),
+    "train over a finished run": (lambda f: train(f, out=str(Path(f["ckpt"]).parents[1])), 2,
+                                  r"\S+/run holds a run \(checkpoints/last\.pt, checkpoints/best\.pt, metrics\.json, "
+                                  r"config\.yaml\); continue it with --resume, replace it with --overwrite"),
     "damaged pretrained weights": (lambda f: train(f, f"model.pretrained={f['root']}/truncated.pt"), 2,
                                    r"pretrained weights \S+truncated\.pt could not be loaded into sspa-tiny-vit"),
     # predict
@@ -180,7 +186,7 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_previou
     out = tmp_path / "run"
     shutil.copytree(Path(files["ckpt"]).parent, out / "checkpoints")
     before = (out / "checkpoints" / "last.pt").read_bytes()
-    argv = train(files, out=str(out))
+    argv = [*train(files, out=str(out)), "--overwrite"]
     result = subprocess.run([sys.executable, "-m", "sspa_core.cli", *argv], capture_output=True, text=True,
                             timeout=300, preexec_fn=file_size_limit(2_000_000))
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
@@ -190,6 +196,61 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_previou
                         r"last\.pt was not changed\.", line), line
     assert (out / "checkpoints" / "last.pt").read_bytes() == before
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_a_second_training_into_a_locked_folder_fails_at_once(files, tmp_path, capsys):
+    import fcntl
+
+    from sspa_core.engine.run_folder import LOCK_NAME
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    with open(out / LOCK_NAME, "a+") as lock:  # what a training holds while it runs
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.write(f"pid 4242 on {os.uname().nodename}\n")
+        lock.flush()
+        assert main(train(files, out=str(out))) == 2
+    line = capsys.readouterr().err.strip()
+    assert line == (f"sspa train: error: {out} is in use by another training (pid 4242 on {os.uname().nodename}); "
+                    "wait for it to end or choose another --output-dir")
+    assert not (out / "checkpoints").exists()
+
+
+def test_resume_removes_what_a_killed_checkpoint_write_left(files, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(Path(files["ckpt"]).parents[1], out)
+    stale = out / "checkpoints" / ".last.pt.k9x2ab.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    assert main([*train(files, out=str(out)), "--resume"]) == 0  # the run is finished: nothing left to train
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize("checkpoint", [True, False], ids=["after a checkpoint", "before the first"])
+def test_ctrl_c_during_training_is_one_line_with_the_command_to_go_on(files, tmp_path, monkeypatch, capsys,
+                                                                      checkpoint):
+    import shutil
+
+    import sspa_core.engine
+
+    out = tmp_path / "run"
+    if checkpoint:
+        shutil.copytree(Path(files["ckpt"]).parents[1], out)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sspa_core.engine, "train_from_config", interrupt)
+    assert main(train(files, out=str(out))) == 130
+    [line] = capsys.readouterr().err.strip().splitlines()
+    if checkpoint:
+        assert line.startswith(f"sspa train: interrupted; the last checkpoint is {out}/checkpoints/last.pt, and "
+                               "resuming replays the run exactly: sspa train --config synthetic_natural --set ")
+        assert line.endswith(f"--output-dir {out} --resume")
+    else:
+        assert line.startswith("sspa train: interrupted before the first checkpoint; start again with: sspa train ")
+        assert line.endswith(f"--output-dir {out} --overwrite")
 
 
 def test_debug_shows_the_traceback(files):

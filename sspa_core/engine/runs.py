@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from sspa_core.engine.checkpoint import (
     require_writable_dir,
 )
 from sspa_core.engine.evaluation import check_monitor, compute_metrics, gather_scores
+from sspa_core.engine.run_folder import claim_run_folder
 from sspa_core.engine.runtime import DistInfo, init_distributed, resolve_device
 from sspa_core.engine.trainer import EVAL_WEIGHTS, Trainer
 from sspa_core.paths import CACHE_DIR, OUTPUT_DIR
@@ -135,11 +137,13 @@ def default_output_dir(config: dict[str, Any]) -> Path:
 
 
 def train_from_config(config: dict[str, Any], resume: str | Path | dict[str, Any] | None = None,
-                      dist_info: DistInfo | None = None) -> Trainer:
+                      dist_info: DistInfo | None = None, overwrite: bool = False) -> Trainer:
     """Train the run a resolved config describes; returns the finished :class:`Trainer`.
 
     ``resume`` continues from a checkpoint: a path, one already read by :func:`load_checkpoint`,
-    or ``"auto"``, ``<output_dir>/checkpoints/last.pt`` when it exists.
+    or ``"auto"``, ``<output_dir>/checkpoints/last.pt`` (an error if there is none). The output
+    folder is locked while the run trains, and a run already in it is refused unless it is
+    resumed or ``overwrite`` (:func:`~sspa_core.engine.run_folder.claim_run_folder`).
     """
     from sspa_core.backbone import fetch_pretrained
 
@@ -152,32 +156,34 @@ def train_from_config(config: dict[str, Any], resume: str | Path | dict[str, Any
     if tc["cache_features"]:
         require_writable_dir(tc["feature_cache_dir"] or CACHE_DIR / "features", "train.feature_cache_dir")
     config = {**config, "output_dir": str(output_dir)}
-    if resume == "auto":
-        last = output_dir / "checkpoints" / "last.pt"
-        resume = last if last.is_file() else None
-    source = "the checkpoint to resume" if isinstance(resume, dict) else str(resume)
-    if resume is not None and not isinstance(resume, dict):
-        resume = load_checkpoint(resume)
-    if resume is not None:  # a checkpoint of another run is refused before any data is built
-        check_compatible(resume, mc["name"], None, source, backbone=mc["backbone"])
-    fetch_pretrained(mc["backbone"], mc["pretrained"] or None)
-    seed_everything(tc["seed"])
-    train_set = build_dataset(config, ds["train_split"], augment=not tc["cache_features"])
-    eval_set = build_dataset(config, ds["eval_split"], augment=False)
-    label_names = list(train_set.label_names)
-    if list(eval_set.label_names) != label_names:
-        raise ValueError(f"splits {ds['train_split']!r} and {ds['eval_split']!r} have different label sets")
-    if resume is not None:
-        check_compatible(resume, mc["name"], label_names, source)
-    backbone, model, loss_fn = build_model_from_config(config, label_names, device)
-    if tc["cache_features"]:
-        train_set, eval_set = (_features(config, backbone, s, split, device, dist_info)
-                               for s, split in ((train_set, ds["train_split"]), (eval_set, ds["eval_split"])))
-    seed_everything(tc["seed"])
-    trainer = Trainer(model, loss_fn, label_names, config["model"]["name"], config, output_dir,
-                      device, dist_info, domain=ds["domain"])
-    trainer.fit(train_set, eval_set, resume=resume, resume_source=source)
-    return trainer
+    claim = (claim_run_folder(output_dir, resume == "auto", overwrite or resume is not None)
+             if dist_info.is_main else nullcontext())
+    with claim:
+        if resume == "auto":
+            resume = output_dir / "checkpoints" / "last.pt"
+        source = "the checkpoint to resume" if isinstance(resume, dict) else str(resume)
+        if resume is not None and not isinstance(resume, dict):
+            resume = load_checkpoint(resume)
+        if resume is not None:  # a checkpoint of another run is refused before any data is built
+            check_compatible(resume, mc["name"], None, source, backbone=mc["backbone"])
+        fetch_pretrained(mc["backbone"], mc["pretrained"] or None)
+        seed_everything(tc["seed"])
+        train_set = build_dataset(config, ds["train_split"], augment=not tc["cache_features"])
+        eval_set = build_dataset(config, ds["eval_split"], augment=False)
+        label_names = list(train_set.label_names)
+        if list(eval_set.label_names) != label_names:
+            raise ValueError(f"splits {ds['train_split']!r} and {ds['eval_split']!r} have different label sets")
+        if resume is not None:
+            check_compatible(resume, mc["name"], label_names, source)
+        backbone, model, loss_fn = build_model_from_config(config, label_names, device)
+        if tc["cache_features"]:
+            train_set, eval_set = (_features(config, backbone, s, split, device, dist_info)
+                                   for s, split in ((train_set, ds["train_split"]), (eval_set, ds["eval_split"])))
+        seed_everything(tc["seed"])
+        trainer = Trainer(model, loss_fn, label_names, config["model"]["name"], config, output_dir,
+                          device, dist_info, domain=ds["domain"])
+        trainer.fit(train_set, eval_set, resume=resume, resume_source=source)
+        return trainer
 
 
 def _features(config, backbone, dataset, split, device, dist_info: DistInfo):
@@ -252,7 +258,7 @@ def compare_models(config: dict[str, Any], model_names: list[str] | tuple[str, .
             if resume and last.is_file():
                 saved = load_checkpoint(last)
                 check_same_settings(saved["config"], run, str(last))
-            trainer = train_from_config(run, resume=saved)
+            trainer = train_from_config(run, resume=saved, overwrite=True)
             scores, targets, masks = trainer.predict_scores(trainer.eval_set)
             rows.append({"model": name, "seed": seed, "metrics": trainer.history[-1], "history": trainer.history,
                          "output_dir": trainer.output_dir, "resumed": saved is not None,
