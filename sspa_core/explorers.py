@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from sspa_core.metrics import average_precision_per_class, pedestrian_metrics, precision_recall_f1
+from sspa_core.metrics import THRESHOLDS, average_precision_per_class, pedestrian_metrics, precision_recall_f1
 from sspa_core.notebooks import HEADLESS_ENV
 from sspa_core.quaternion import hamilton_product, left_matrix
 from sspa_core.viz import cosine_similarity_matrix, draw_objects, heatmap_over_image
@@ -230,15 +230,15 @@ def threshold_explorer(scores: np.ndarray, targets: np.ndarray, label_names: Seq
                        masks: np.ndarray | None = None) -> Explorer:
     """A threshold slider: CP, CR, CF1 and OP, OR, OF1 at that threshold against the whole sweep,
     and the per-class AP (threshold-free) for comparison."""
-    sweep = np.round(np.arange(0.05, 0.96, 0.05), 2)
-    curves = [precision_recall_f1(scores, targets, threshold=t, mask=masks) for t in sweep]
+    curves = [precision_recall_f1(scores, targets, threshold=t, mask=masks) for t in THRESHOLDS]
     ap = average_precision_per_class(scores, targets, masks)
 
     def draw(threshold: float) -> Figure:
         now = precision_recall_f1(scores, targets, threshold=threshold, mask=masks)
         fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1, 1.5]})
         for key in ("CP", "CR", "CF1", "OF1"):
-            axes[0].plot(sweep, [100 * c[key] for c in curves], marker=".", label=f"{key} ({100 * now[key]:.1f}% now)")
+            axes[0].plot(THRESHOLDS, [100 * c[key] for c in curves], marker=".",
+                         label=f"{key} ({100 * now[key]:.1f}% now)")
         axes[0].axvline(threshold, color="red", linewidth=0.8, label=f"threshold {threshold:.2f}")
         axes[0].set(xlabel="threshold", ylabel="%", title="precision, recall and F1 against the threshold")
         axes[0].legend(fontsize=7)
@@ -250,7 +250,8 @@ def threshold_explorer(scores: np.ndarray, targets: np.ndarray, label_names: Seq
         fig.tight_layout()
         return fig
 
-    return Explorer(draw, {"threshold": _slider(0.5, 0.05, 0.95, 0.05, "threshold")}, "Threshold explorer")
+    slider = _slider(0.5, float(THRESHOLDS[0]), float(THRESHOLDS[-1]), 0.05, "threshold")
+    return Explorer(draw, {"threshold": slider}, "Threshold explorer")
 
 
 # --- 07: pedestrian attributes ---------------------------------------------------------------

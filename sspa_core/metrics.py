@@ -244,7 +244,7 @@ def evaluate(
     return result
 
 
-#: the grid of thresholds :func:`threshold_study` searches
+#: the one threshold grid: what :func:`threshold_study` searches, the threshold explorer and notebook 07 sweep
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
 #: the figures that depend on the threshold, per metric set (those a results table reports)
 THRESHOLD_METRICS = {"multilabel": ("CF1", "OF1"), "pedestrian": ("mA", "F1")}
