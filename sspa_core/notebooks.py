@@ -18,6 +18,7 @@ error, so a typo never passes silently.
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
 import functools
 import json
@@ -207,8 +208,21 @@ def resolve_parameters(
         merged: dict[str, Any] = {}
         for values in common[:-1] + per_notebook + common[-1:]:
             merged.update(values)
-        resolved[by_name[name]] = {k: v for k, v in merged.items() if k in declared[name]}
+        resolved[by_name[name]] = {k: _checked_value(name, k, v, declared[name][k])
+                                   for k, v in merged.items() if k in declared[name]}
     return resolved
+
+
+def _checked_value(notebook: str, name: str, value: Any, default: str) -> Any:
+    """``value`` of parameter ``name``; a ValueError if the notebook's default (source text) is a
+    boolean and ``value`` is not one (``solutions=maybe`` would run as true)."""
+    try:
+        declared = ast.literal_eval(default)
+    except (ValueError, SyntaxError):  # an expression, not a literal: any value
+        return value
+    if isinstance(declared, bool) and not isinstance(value, bool):
+        raise ValueError(f"parameter {name}={value!r} of {notebook}: expected true or false")
+    return value
 
 
 #: MathJax's entry point and configuration inside the folder :func:`local_mathjax` copies

@@ -127,6 +127,8 @@ CASES: dict[str, tuple[Argv, int, str]] = {
                                   r"override 'train\.lr=\[1': the value is not valid YAML"),
     "config file that is not YAML": (lambda f: ["train", "--config", f"{f['root']}/bad.yaml"], 2,
                                      r"config file \S+bad\.yaml is not valid YAML \(.* at line 3"),
+    "notebook boolean that is not one": (lambda f: ["notebooks", "--only", "01", "--set", "solutions=maybe", "--list"],
+                                         2, r"parameter solutions='maybe' of 01_\w+: expected true or false$"),
     "output folder not permitted": (lambda f: train(f, out="/sys/sspa-out"), 2,
                                     r"cannot write to /sys/sspa-out \(Operation not permitted\): choose a writable "
                                     r"folder with --output-dir"),
