@@ -22,10 +22,11 @@ from typing import Any
 
 import open_clip
 import torch
+import torch.nn.functional as F
 from open_clip.model import CLIP, resize_pos_embed
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transform import PreprocessCfg, merge_preprocess_dict
-from open_clip.transformer import VisionTransformer
+from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 from torch import nn
 
 from sspa_core import paths
@@ -35,6 +36,8 @@ from sspa_core.text_encoder import PromptTextEncoder
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 TINY_MODELS = ("sspa-tiny-vit", "sspa-tiny-rn")
 TINY_CLIP_DIR = paths.DATA_DIR / "tiny_clip"
+#: ``model.dense_features``: how a ViT tower makes X (docs/method.md §Backbone); "tokens" is the paper's
+DENSE_FEATURES = ("tokens", "maskclip", "sclip", "clearclip")
 
 open_clip.add_model_config(MODEL_CONFIG_DIR)
 
@@ -167,6 +170,54 @@ def _square_size(visual: nn.Module) -> int:
     return int(size[0] if isinstance(size, (tuple, list)) else size)
 
 
+def _check_dense_features(visual: nn.Module, mode: str) -> None:
+    """Refuse a ``mode`` that is not in :data:`DENSE_FEATURES` or that ``visual`` cannot run:
+    the training-free variants need a ViT whose last block is open_clip's
+    ``ResidualAttentionBlock`` with a packed ``nn.MultiheadAttention``."""
+    if mode not in DENSE_FEATURES:
+        raise ValueError(f"unknown dense_features {mode!r}; valid: {', '.join(DENSE_FEATURES)}")
+    if mode == "tokens":
+        return
+    if not isinstance(visual, VisionTransformer):
+        raise ValueError(f"dense_features {mode!r} applies to ViT image towers only; a "
+                         f"{type(visual).__name__}'s dense features are already the attention pool's value "
+                         f"path (MaskCLIP-style): use 'tokens' (valid for a ViT: {', '.join(DENSE_FEATURES)})")
+    block = visual.transformer.resblocks[-1]
+    attn = getattr(block, "attn", None)
+    if not (isinstance(block, ResidualAttentionBlock) and isinstance(attn, nn.MultiheadAttention)
+            and attn._qkv_same_embed_dim and attn.bias_k is None):
+        raise ValueError(f"dense_features {mode!r} needs a last ViT block with a packed nn.MultiheadAttention "
+                         f"(open_clip's ResidualAttentionBlock); this model's is {type(block).__name__} with "
+                         f"{type(attn).__name__}: use 'tokens'")
+
+
+def _last_block_variant(block: ResidualAttentionBlock, x: torch.Tensor, mode: str) -> torch.Tensor:
+    """The last ViT block's output under a training-free dense-feature ``mode`` for its input
+    ``x`` [B, N, D] (batch first, class token included; docs/method.md §Backbone).
+
+    With ``z = ln_1(x)`` and per head ``q, k, v`` from the packed ``in_proj`` and ``s = d_h^-1/2``,
+    ``O = out_proj(a)`` where ``a`` is ``v`` (maskclip), ``[softmax(s q qᵀ) + softmax(s k kᵀ)] v``
+    (sclip) or ``softmax(s q qᵀ) v`` (clearclip). maskclip and sclip keep the block's residual and
+    FFN, ``y = x + O``, ``y + mlp(ln_2(y))``; clearclip returns ``O`` alone. Layer scales
+    (``ls_1``, ``ls_2``), where the block has them, scale each branch as in the block."""
+    attn = block.attn
+    q, k, v = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+    if mode == "maskclip":
+        mixed = v
+    else:
+        q, k, v = (t.unflatten(-1, (attn.num_heads, -1)).transpose(1, 2) for t in (q, k, v))  # [B, H, N, d_h]
+        scale = q.shape[-1] ** -0.5
+        weights = torch.softmax(q @ q.transpose(-2, -1) * scale, dim=-1)
+        if mode == "sclip":
+            weights = weights + torch.softmax(k @ k.transpose(-2, -1) * scale, dim=-1)
+        mixed = (weights @ v).transpose(1, 2).flatten(2)
+    out = block.ls_1(attn.out_proj(mixed))
+    if mode == "clearclip":
+        return out
+    y = x + out
+    return y + block.ls_2(block.mlp(block.ln_2(y)))
+
+
 class CLIPBackbone(nn.Module):
     """An open_clip CLIP with dense image features and a prompt-aware text encoder.
 
@@ -175,10 +226,11 @@ class CLIPBackbone(nn.Module):
     ModifiedResNet: the attention pool's value and output projections (``v_proj`` then
     ``c_proj``) applied to every grid location after adding its positional embedding
     (DualCoOp / MaskCLIP style), so ``x0`` is an attention-weighted average of the rows
-    ``[mean token, X]``.
+    ``[mean token, X]``. ``dense_features`` (one of :data:`DENSE_FEATURES`) chooses a ViT's
+    last block for X alone (:func:`_last_block_variant`); ``x0`` is ``clip.encode_image`` in every mode.
     """
 
-    def __init__(self, clip: CLIP, tokenizer, name: str = "") -> None:
+    def __init__(self, clip: CLIP, tokenizer, name: str = "", dense_features: str = "tokens") -> None:
         super().__init__()
         if not isinstance(clip.visual, (VisionTransformer, ModifiedResNet)):
             raise ValueError(f"dense features unsupported for {type(clip.visual).__name__}")
@@ -188,6 +240,18 @@ class CLIPBackbone(nn.Module):
         self.clip = clip
         self.tokenizer = tokenizer
         self.text = PromptTextEncoder(clip, tokenizer)
+        self.dense_features = dense_features
+
+    @property
+    def dense_features(self) -> str:
+        """How a ViT makes X: ``"tokens"`` (the paper's) or a training-free variant of the last
+        block, ``"maskclip"``, ``"sclip"``, ``"clearclip"``; a ModifiedResNet takes ``"tokens"`` only."""
+        return self._dense_features
+
+    @dense_features.setter
+    def dense_features(self, mode: str) -> None:
+        _check_dense_features(self.clip.visual, mode)
+        self._dense_features = mode
 
     @property
     def embed_dim(self) -> int:
@@ -221,6 +285,8 @@ class CLIPBackbone(nn.Module):
     def encode_image_dense(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(x0 [B, d], X [B, M, d]) in the joint space, unnormalised."""
         visual = self.clip.visual
+        if isinstance(visual, VisionTransformer) and self.dense_features != "tokens":
+            return self._encode_vit_variant(images)
         if isinstance(visual, VisionTransformer):
             x = visual.transformer(visual._embeds(images))
             pooled, tokens = visual._pool(x)
@@ -234,6 +300,23 @@ class CLIPBackbone(nn.Module):
         grid = grid + pool.positional_embedding[1:].to(grid.dtype)
         dense = pool.c_proj(pool.v_proj(grid))
         return pool(x), dense
+
+    def _encode_vit_variant(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x0, X) of a ViT under a training-free ``dense_features``: one pass through the blocks
+        keeps the last block's input; x0 is pooled from the ordinary output and X is
+        ``ln_post(patch rows of the variant's output) @ proj``."""
+        visual = self.clip.visual
+        transformer = visual.transformer
+        x = visual._embeds(images)
+        depth = len(transformer.resblocks)
+        if depth > 1:
+            x, (last_input,) = transformer.forward_intermediates(x, indices=[depth - 2])
+        else:
+            last_input, x = x, transformer(x)
+        pooled, _ = visual._pool(x)
+        _, tokens = visual._global_pool(_last_block_variant(transformer.resblocks[-1], last_input,
+                                                            self.dense_features))
+        return pooled @ visual.proj, visual.ln_post(tokens) @ visual.proj
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         """Features [n, d] of plain texts through the (frozen) text tower."""
@@ -261,7 +344,8 @@ class CLIPBackbone(nn.Module):
 
 
 def load_backbone(name: str = "sspa-tiny-vit", pretrained: str | os.PathLike | None = None,
-                  image_size: int | None = None, device: str = "cpu") -> CLIPBackbone:
+                  image_size: int | None = None, device: str = "cpu",
+                  dense_features: str = "tokens") -> CLIPBackbone:
     """Load an open_clip CLIP as a :class:`CLIPBackbone`.
 
     ``name``: a tiny model (``sspa-tiny-vit``, ``sspa-tiny-rn``) or any open_clip model name;
@@ -271,7 +355,7 @@ def load_backbone(name: str = "sspa-tiny-vit", pretrained: str | os.PathLike | N
     open_clip's ``force_image_size`` builds the model at that size; a checkpoint is loaded at its
     own size and resized by :func:`set_image_size`, since open_clip's resizing on load covers
     neither the ModifiedResNet attention pool nor float16 checkpoints (the shipped tiny CLIPs)
-    on the CPU.
+    on the CPU. ``dense_features``: see :attr:`CLIPBackbone.dense_features`.
     """
     checkpoint = fetch_pretrained(name, pretrained)
     if checkpoint is None:
@@ -288,4 +372,4 @@ def load_backbone(name: str = "sspa-tiny-vit", pretrained: str | os.PathLike | N
     if image_size is not None and image_size != _square_size(clip.visual):
         set_image_size(clip, image_size)
     clip.eval()
-    return CLIPBackbone(clip, open_clip.get_tokenizer(name), name).to(device)
+    return CLIPBackbone(clip, open_clip.get_tokenizer(name), name, dense_features).to(device)

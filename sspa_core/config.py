@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
         "name": "sspa",  # sspa | zeroshot | unid | dualcoop | clip_ft (both encoders) | clip_ft_image
         "backbone": "sspa-tiny-vit",
         "pretrained": "",  # "" = the shipped tiny-CLIP checkpoint; a path or an open_clip tag
+        "dense_features": "tokens",  # ViT X: tokens (paper) | maskclip | sclip | clearclip (docs/method.md §Backbone)
         "descriptions": "",  # KAP description set (load_descriptions name); "" = template only
         "sspa": {},  # SSPAConfig fields (ablation switches, loss parameters)
     },

@@ -7,7 +7,8 @@ transform: train-time augmentation is off in this mode.
 
 A cache entry is a folder ``<cache_dir>/<dataset_id>/<key>/`` holding ``x0.npy`` ``[N, d]``,
 ``X.npy`` ``[N, M, d]`` (read back memory-mapped), ``targets.npy``, ``masks.npy`` and
-``meta.json``. The key hashes the backbone name, a fingerprint of the image-encoder weights,
+``meta.json``. The key hashes the backbone name, a fingerprint of the image-encoder weights
+(:func:`backbone_fingerprint`, which names the dense-feature mode unless it is ``"tokens"``),
 the input size, the dataset id, the split, the number of images and the dataset's content
 fingerprint (:meth:`~sspa_core.data.base.MultiLabelDataset.fingerprint`: its labels, annotation
 files and image files), so a change to any of them computes a new entry; an entry whose stored
@@ -52,6 +53,15 @@ def module_fingerprint(module: nn.Module) -> str:
         # reshape: a 0-dim tensor (e.g. BatchNorm's num_batches_tracked) cannot be viewed as bytes
         digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
     return digest.hexdigest()[:16]
+
+
+def backbone_fingerprint(backbone) -> str:
+    """:func:`module_fingerprint` of the image encoder, followed by ``+<mode>`` when the
+    backbone's ``dense_features`` is not ``"tokens"``, so the features of different modes never
+    share a cache entry (and the keys of ``"tokens"`` entries stay as they were)."""
+    fingerprint = module_fingerprint(backbone.clip.visual)
+    mode = backbone.dense_features
+    return fingerprint if mode == "tokens" else f"{fingerprint}+{mode}"
 
 
 def feature_cache_key(backbone_name: str, fingerprint: str, image_size: int, dataset_id: str,
@@ -225,7 +235,7 @@ def cached_features(backbone, dataset, *, backbone_name: str, dataset_id: str, s
     evaluation transform), computing and storing them on the first call, and again whenever
     the stored entry was made for other contents (see the module docstring)."""
     cache_dir = Path(cache_dir) if cache_dir else CACHE_DIR / "features"
-    fingerprint = module_fingerprint(backbone.clip.visual)
+    fingerprint = backbone_fingerprint(backbone)
     image_size = int(backbone.image_size)
     content = content_fingerprint(dataset)
     key = feature_cache_key(backbone_name, fingerprint, image_size, dataset_id, split, len(dataset), dtype, content)

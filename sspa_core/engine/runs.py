@@ -73,6 +73,7 @@ RANGES: dict[str, tuple[float, float | None]] = {
 def check_run_config(config: dict[str, Any]) -> None:
     """Fail fast (before any weights or images load) on values no run can use: names, ranges,
     ``train.monitor`` (a metric of the domain's metric set) and the dataset's keyword arguments."""
+    from sspa_core.backbone import DENSE_FEATURES
     from sspa_core.baselines import MODEL_NAMES
     from sspa_core.data import available_datasets, check_dataset_kwargs
     from sspa_core.domains import DOMAINS
@@ -84,6 +85,9 @@ def check_run_config(config: dict[str, Any]) -> None:
     if config["dataset"]["domain"] not in DOMAINS:
         raise ValueError(f"unknown domain {config['dataset']['domain']!r} (dataset.domain); valid: {DOMAINS}")
     SSPAConfig.from_dict(config["model"]["sspa"])
+    if config["model"]["dense_features"] not in DENSE_FEATURES:
+        raise ValueError(f"unknown dense features {config['model']['dense_features']!r} (model.dense_features); "
+                         f"valid: {', '.join(DENSE_FEATURES)}")
     ds, tc = config["dataset"], config["train"]
     if ds["name"] not in available_datasets():
         raise ValueError(f"unknown dataset {ds['name']!r} (dataset.name); valid: {', '.join(available_datasets())}")
@@ -116,7 +120,8 @@ def build_model_from_config(config: dict[str, Any], label_names: list[str], devi
     check_run_config(config)
     mc, tc = config["model"], config["train"]
     backbone = load_backbone(mc["backbone"], pretrained=mc["pretrained"] or None,
-                             image_size=config["dataset"]["image_size"], device=str(device))
+                             image_size=config["dataset"]["image_size"], device=str(device),
+                             dense_features=mc["dense_features"])
     if tc["freeze_image_encoder"] or tc["cache_features"]:
         backbone.freeze_image()
     sspa_config = SSPAConfig.from_dict(mc["sspa"])
