@@ -187,6 +187,16 @@ ANNOTATION_CASES = {
         d, 1).update(file_name="/etc/passwd")), r"'/etc/passwd' resolves outside the dataset root"),
     "coco parent folder": ("coco", "val", edit_json("annotations/instances_val2014.json", lambda d: image_entry(
         d, 1).update(file_name="../train2014/" + COCO_FILE)), r"resolves outside the dataset root"),
+    "coco images as bare integers": ("coco", "train", edit_json(COCO_TRAIN, lambda d: d.update(
+        images=[im["id"] for im in d["images"]])), r"images\[0\]: not an object with 'id' and 'file_name', got \d+"),
+    "pa100k zero-byte .mat": ("pa100k", "train", lambda root: (root / "annotation.mat").write_bytes(b""),
+                              r"annotation.mat is not a readable .mat file \(Mat file appears to be truncated\)"),
+    "pa100k truncated .mat": ("pa100k", "train", lambda root: (root / "annotation.mat").write_bytes(
+        (root / "annotation.mat").read_bytes()[:300]), r"annotation.mat is not a readable .mat file \(could not read "
+                                                        r"bytes\): it is empty, truncated"),
+    "pa100k MATLAB v7.3 .mat": ("pa100k", "train", lambda root: (root / "annotation.mat").write_bytes(
+        b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .".ljust(124) + b"\x00\x02IM"
+        + b"\x89HDF\r\n\x1a\n" + bytes(200)), r"annotation.mat is a MATLAB v7.3 \(HDF5\) file, which cannot be read"),
     "voc image listed twice": ("voc", "test", append_lines("VOCdevkit/VOC2007/ImageSets/Main/*_test.txt"),
                                r"aeroplane_test.txt \(and 19 more files\) lists 1 image file\(s\) more than once"),
     "voc empty split": ("voc", "test", keep_lines("VOCdevkit/VOC2007/ImageSets/Main/*_test.txt", 0),

@@ -36,7 +36,10 @@ def _entry_problems(images: list, annotations: list, column: dict) -> list[str]:
     by_id: dict[int, list] = defaultdict(list)  # image id -> its file names
     by_file: dict[str, list[int]] = defaultdict(list)  # file name -> its image ids
     for k, im in enumerate(images):
-        image_id = im.get("id") if isinstance(im, dict) else im
+        if not isinstance(im, dict):
+            problems.append(f"images[{k}]: not an object with 'id' and 'file_name', got {im!r}")
+            continue
+        image_id = im.get("id")
         if not _is_id(image_id):
             problems.append(f"images[{k}]: 'id' must be an integer, got {image_id!r}")
             continue

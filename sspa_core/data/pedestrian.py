@@ -47,6 +47,19 @@ def mat_strings(cell: np.ndarray) -> list[str]:
     return [first_string(item) for item in np.asarray(cell, dtype=object).ravel()]
 
 
+def load_mat(path: Path) -> dict:
+    """``scipy.io.loadmat`` of an annotation file; a ValueError naming it if it is empty,
+    truncated, not a .mat file, or a MATLAB v7.3 (HDF5) file, which scipy cannot read."""
+    try:
+        return scipy.io.loadmat(path)
+    except NotImplementedError as err:
+        raise ValueError(f"{path} is a MATLAB v7.3 (HDF5) file, which cannot be read here: save it again in "
+                         "MATLAB with save(file, '-v7'), or use Rethinking_of_PAR's dataset_all.pkl") from err
+    except (scipy.io.matlab.MatReadError, OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{path} is not a readable .mat file ({err}): it is empty, truncated or of another "
+                         "format; download it again") from err
+
+
 def _indices(values: np.ndarray) -> np.ndarray:
     return np.asarray(values).ravel().astype(np.int64)
 
@@ -140,7 +153,7 @@ class PA100K(PedestrianAttributes):
     SPLITS = ("train", "val", "test", "trainval")
 
     def read_mat(self, path):
-        mat = scipy.io.loadmat(path)
+        mat = load_mat(path)
         try:
             names = {s: mat_strings(mat[f"{s}_images_name"]) for s in ("train", "val", "test")}
             labels = [np.asarray(mat[f"{s}_label"]) for s in ("train", "val", "test")]
@@ -171,7 +184,7 @@ class RAPv1(PedestrianAttributes):
 
     def read_mat(self, path):
         try:
-            ann = scipy.io.loadmat(path)["RAP_annotation"][0][0]
+            ann = load_mat(path)["RAP_annotation"][0][0]
             runs = ann[0].ravel()
             partitions = {
                 "trainval": [_indices(run[0][0][0]) - 1 for run in runs],
@@ -194,7 +207,7 @@ class PETA(PedestrianAttributes):
 
     def read_mat(self, path):
         try:
-            peta = scipy.io.loadmat(path)["peta"][0][0]
+            peta = load_mat(path)["peta"][0][0]
             data = np.asarray(peta[0])
             runs = peta[3].ravel()
             train = [_indices(run[0][0][0]) - 1 for run in runs]
