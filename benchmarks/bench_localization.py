@@ -16,7 +16,9 @@ checkpoint with ``--checkpoint``), on the first ``--images`` validation scenes (
   that map, and the best-patch zero-shot mAP: a label scored by its most similar patch).
 
 ``--clip PATH`` scores only the bare CLIP of a tiny-CLIP checkpoint (no head), e.g. a candidate
-from ``sspa pretrain``, on the three domains.
+from ``sspa pretrain`` (``--clip ""``: the shipped one), on the three domains, with its ViT's dense
+features chosen by ``--dense-features`` (``model.dense_features``: tokens, maskclip, sclip,
+clearclip).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from sspa_core.backbone import DENSE_FEATURES
 from sspa_core.localization import gate_scores, map_scores, model_maps, patch_text_maps, scene_masks, scene_objects
 from sspa_core.metrics import mean_average_precision
 from sspa_core.prompting import TEMPLATE
@@ -91,6 +94,8 @@ def main() -> None:
                         help="training checkpoints or heads (default: the shipped heads)")
     parser.add_argument("--clip", default=None, help="score only the bare CLIP of this tiny-CLIP checkpoint")
     parser.add_argument("--backbone", default="sspa-tiny-vit", help="the tiny CLIP of --clip")
+    parser.add_argument("--dense-features", default="tokens", choices=DENSE_FEATURES,
+                        help="the dense features of --clip's ViT (model.dense_features)")
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--quick", action="store_true", help="150 scenes per domain")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
@@ -102,15 +107,15 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {num_images} validation scenes per domain")
     results: dict[str, dict] = {}
     start = time.perf_counter()
-    if args.clip:
+    if args.clip is not None:
         from sspa_core.backbone import load_backbone
         from sspa_core.config import load_config
-        backbone = load_backbone(args.backbone, pretrained=args.clip)
+        backbone = load_backbone(args.backbone, pretrained=args.clip, dense_features=args.dense_features)
         for name in DOMAIN_CONFIGS:
             config = load_config(name, [f"model.backbone={args.backbone}", f"model.pretrained={args.clip}"])
             dataset = _dataset(config, num_images)
             results[name] = score(backbone, dataset, num_images)
-            _print(f"{name} (bare CLIP {args.clip})", results[name])
+            _print(f"{name} (bare CLIP {args.clip}, {args.dense_features})", results[name])
     else:
         from sspa_core.engine.heads import shipped_head
         from sspa_core.engine.runs import load_trained_model

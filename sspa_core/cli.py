@@ -254,13 +254,13 @@ def _configure_pretrain(parser: argparse.ArgumentParser) -> None:
 
 def _run_pretrain(args: argparse.Namespace) -> int:
     from sspa_core.backbone import pretraining_output
-    from sspa_core.tiny_clip import pretrain_tiny_clip
+    from sspa_core.engine.pretraining import pretrain_tiny_clip
 
     out = _output_path(args, f"{args.backbone}.pt") or pretraining_output(args.backbone)
     meta = pretrain_tiny_clip(args.backbone, out, steps=args.steps, batch_size=args.batch_size,
                               lr=args.lr, warmup_steps=args.warmup_steps, num_images=args.num_images,
                               image_size=args.image_size, seed=args.seed, domains=tuple(args.domains),
-                              check_images=args.check_images)
+                              patch_weight=args.patch_weight, check_images=args.check_images)
     print(f"sspa pretrain: {args.backbone} -> {out} ({meta['file_bytes'] / 1e6:.1f} MB); "
           f"loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f}; "
           f"{meta['total_seconds']:.0f} s (render {meta['render_seconds']:.0f} s)")

@@ -159,7 +159,7 @@ def map_explorer(pictures: Sequence[Any], label_names: Sequence[str], maps: dict
                  scores: torch.Tensor | np.ndarray, objects: Sequence[Sequence[Any]] | None = None) -> Explorer:
     """Pick an image and a label: each per-label patch map of ``maps`` (name → [N, M, C], e.g. the
     patch weights or the V→S attention) over the image in its own units, with the label's true
-    boxes (``objects[i]`` as :func:`sspa_core.viz.scene_objects` gives them) and the score."""
+    boxes (``objects[i]`` as :func:`sspa_core.localization.scene_objects` gives them) and the score."""
     arrays = {name: (m.detach().float().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m))
               for name, m in maps.items()}
     scores = scores.detach().float().cpu().numpy() if isinstance(scores, torch.Tensor) else np.asarray(scores)

@@ -163,9 +163,10 @@ def scene_masks(objects: Sequence[Objects], label_names: Sequence[str], grid: in
     (``inside``, ``cover`` [N, C, M], :func:`label_masks`) and the object / background patches
     (``objects``, ``background`` [N, M]) that :func:`gate_scores` compares."""
     inside, cover, on_object, background = [], [], [], []
+    empty = np.zeros((0, grid * grid))
     for scene in objects:
         scene = list(scene)
-        i, c = label_masks(scene, label_names, grid)
+        i, c = label_masks(scene, label_names, grid) if len(label_names) else (empty.astype(bool), empty)
         inside.append(i)
         cover.append(c)
         on_object.append(patch_centres_inside(scene, grid))
@@ -210,3 +211,53 @@ def patch_text_maps(patches: np.ndarray, texts: np.ndarray) -> np.ndarray:
     patches = patches / np.linalg.norm(patches, axis=-1, keepdims=True)
     texts = texts / np.linalg.norm(texts, axis=-1, keepdims=True)
     return np.einsum("nmd,cd->ncm", patches, texts)
+
+
+def _as_numpy(values) -> np.ndarray:
+    return values.detach().float().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values, float)
+
+
+def localization_caption(what: str, maps, objects: Sequence[Objects], label_names: Sequence[str],
+                         targets) -> str:
+    """The "what you should see" line under a map: ``maps [N, C, M]`` (one map per image and
+    label, e.g. w transposed, or an attention), scored with :func:`map_scores` against the boxes of
+    the present labels (``targets [N, C]``) of the N images (``objects``, :func:`scene_objects`
+    of each). A map that does not localize says so; without boxes (real data) the line says that
+    the map cannot be checked."""
+    maps, targets = _as_numpy(maps), _as_numpy(targets) > 0
+    if not any(list(scene) for scene in objects):
+        return f"{what}: no boxes for these images, so the map cannot be checked against the objects."
+    grid = int(round(maps.shape[-1] ** 0.5))
+    masks = scene_masks(objects, label_names, grid)
+    s = map_scores(maps, masks["inside"], masks["cover"], targets)
+    numbers = (f"{what} peaks inside the label's boxes for {s['pointing']:.0%} of {s['pairs']} present labels "
+               f"(pointing game; a random patch: {s['chance']:.0%}) and puts {s['mass_ratio']:.1f}x its uniform "
+               f"share on them (median)")
+    if s["pointing"] >= 0.5 and s["mass_ratio"] >= 2:
+        verdict = "it finds the objects"
+    elif s["pointing"] >= 1.5 * s["chance"] and s["mass_ratio"] > 1.2:
+        verdict = "it leans towards the objects but often misses them"
+    else:
+        verdict = "it does not show where the objects are"
+    return f"{numbers}: {verdict}."
+
+
+def gate_caption(what: str, gates, objects: Sequence[Objects]) -> str:
+    """The "what you should see" line under a map of the visual gate ``gates [N, M, d]``
+    (eq. 11): :func:`gate_scores` against the images' boxes, in words."""
+    if not any(list(scene) for scene in objects):
+        return f"{what}: no boxes for these images, so the gate cannot be checked against the objects."
+    gates = _as_numpy(gates)
+    grid = int(round(gates.shape[1] ** 0.5))
+    masks = scene_masks(objects, [], grid)
+    g = gate_scores(gates, masks["objects"], masks["background"])
+    numbers = (f"{what}: mean {g['object_mean']:.3f} on object patches, {g['background_mean']:.3f} on background; "
+               f"ROC AUC object vs background {g['auc']:.2f} (0.5: no difference; best single channel "
+               f"{g['best_channel_auc']:.2f})")
+    if g["auc"] >= 0.65:
+        verdict = "it lets more in on the objects than on the background"
+    elif g["auc"] <= 0.35:
+        verdict = "it lets more in on the background than on the objects"
+    else:
+        verdict = "it barely tells objects from background"
+    return f"{numbers}: {verdict}."

@@ -72,3 +72,23 @@ def test_roc_auc_matches_scikit_learn_with_ties():
     assert roc_auc(pos, neg) == pytest.approx(expected)
     assert roc_auc([2.0, 3.0], [0.0, 1.0]) == 1.0 and roc_auc([0.0], [0.0]) == 0.5
     assert np.isnan(roc_auc([], [1.0]))
+
+
+def test_captions_say_in_words_whether_a_map_finds_the_objects():
+    from sspa_core.localization import gate_caption, localization_caption
+
+    objects = [[DOG], [CAR]]  # image 0 shows a dog top-left, image 1 a car bottom-right; 2 x 2 patches
+    targets = np.array([[1, 0], [0, 1]])  # labels: dog, car
+    on_box = np.zeros((2, 2, 4))
+    on_box[0, 0, 0] = on_box[1, 1, 3] = 1.0
+    line = localization_caption("w", on_box, objects, ["dog", "car"], targets)
+    assert "100% of 2 present labels" in line and line.endswith("it finds the objects.")
+    off_box = np.zeros((2, 2, 4))
+    off_box[0, 0, 3] = off_box[1, 1, 0] = 1.0
+    assert localization_caption("w", off_box, objects, ["dog", "car"], targets).endswith(
+        "it does not show where the objects are.")
+    assert "cannot be checked" in localization_caption("w", on_box, [[], []], ["dog", "car"], targets)
+    gates = np.zeros((2, 4, 3))
+    gates[0, 0] = gates[1, 3] = 1.0  # open on the object patches only
+    assert gate_caption("gate", gates, objects).endswith("it lets more in on the objects than on the background.")
+    assert gate_caption("gate", np.ones((2, 4, 3)), objects).endswith("it barely tells objects from background.")
