@@ -156,15 +156,53 @@ class CachedFeatures(Dataset):
         }
 
 
+#: how torch re-raises an error of a DataLoader worker: its type, with the worker's traceback as the message
+_WORKER_ERROR = re.compile(r"Caught \w+ in DataLoader worker process \d+\.\nOriginal Traceback")
+
+
+def worker_error(err: Exception) -> Exception | None:
+    """The error a DataLoader worker raised, rebuilt from torch's copy of it (the same type, with
+    the original message in place of the worker's whole traceback); None if ``err`` is not one."""
+    text = str(err)
+    kind = type(err)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    at = text.rfind(f"\n{name}: ")
+    if not _WORKER_ERROR.match(text) or at < 0:
+        return None
+    try:
+        return kind(text[at + len(name) + 3:].rstrip("\n"))
+    except Exception:  # a type that takes other arguments: keep torch's copy
+        return None
+
+
+class _Loader(DataLoader):
+    """A DataLoader whose workers' errors arrive as with ``num_workers=0`` (:func:`worker_error`)."""
+
+    def __iter__(self):
+        batches = super().__iter__()
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as err:
+                original = worker_error(err)
+                if original is None:
+                    raise
+                raise original from err
+            yield batch
+
+
 def batch_loader(dataset: Dataset, batch_size: int, sampler: Iterable[int] | None = None, **kwargs) -> DataLoader:
     """A DataLoader over ``sampler`` (default: dataset order) in batches of ``batch_size``: a
     :class:`CachedFeatures` is read a whole batch at a time, any other dataset item by item.
-    ``kwargs`` go to the DataLoader (workers, generator, pin_memory)."""
+    ``kwargs`` go to the DataLoader (workers, generator, pin_memory). An error in a worker is
+    raised as the worker raised it (one line, as without workers), not with its traceback."""
     sampler = range(len(dataset)) if sampler is None else sampler
     if isinstance(dataset, CachedFeatures):
         batches = BatchSampler(sampler, batch_size, drop_last=False)
-        return DataLoader(dataset, batch_size=None, sampler=batches, **kwargs)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **kwargs)
+        return _Loader(dataset, batch_size=None, sampler=batches, **kwargs)
+    return _Loader(dataset, batch_size=batch_size, sampler=sampler, **kwargs)
 
 
 @torch.no_grad()
@@ -198,8 +236,7 @@ def extract_features(backbone, dataset: Dataset, folder: str | Path, dtype: str 
     folder.mkdir(parents=True, exist_ok=True)
     was_training = backbone.training
     backbone.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=torch.device(device).type == "cuda")
+    loader = batch_loader(dataset, batch_size, num_workers=num_workers, pin_memory=torch.device(device).type == "cuda")
     n = len(dataset)
     x0_out = X_out = None
     targets = masks = None

@@ -26,7 +26,7 @@ from sspa_core.data import get_dataset
 from sspa_core.data.check import check_dataset, format_report
 from sspa_core.data.images import ImageError, read_image
 from sspa_core.data.synthetic import SyntheticScenes
-from sspa_core.features import cached_features, module_fingerprint, sweep_stale_entries
+from sspa_core.features import batch_loader, cached_features, module_fingerprint, sweep_stale_entries
 
 COCO_TRAIN = "annotations/instances_train2014.json"
 COCO_FILE = "COCO_train2014_000000000009.jpg"
@@ -356,6 +356,20 @@ def test_a_damaged_photo_fails_data_check_and_the_loader(dataset_roots, tmp_path
     assert f"{COCO_FILE}: unreadable (image " in capsys.readouterr().out
     with pytest.raises(ImageError, match=f"{COCO_FILE}: its JPEG data .* damaged"):
         get_dataset("coco", root, "train")[0]
+
+
+@pytest.mark.parametrize("fault", ["missing", "truncated"])
+def test_an_image_error_in_a_worker_is_the_same_one_line_as_without_workers(dataset_roots, tmp_path, fault):
+    root = copy_of(dataset_roots, "coco", tmp_path)
+    image = root / "train2014" / COCO_FILE
+    image.unlink() if fault == "missing" else truncated(image)
+    dataset = get_dataset("coco", root, "train", image_size=32)
+    errors = {}
+    for workers in (0, 1):  # the configs of the real datasets ship 8 workers
+        with pytest.raises((FileNotFoundError, ImageError)) as error:
+            list(batch_loader(dataset, 2, num_workers=workers))
+        errors[workers] = (type(error.value), str(error.value))
+    assert errors[1] == errors[0] and "\n" not in errors[1][1] and COCO_FILE in errors[1][1]
 
 
 # ----------------------------------------------------------------------------- paths
