@@ -2,9 +2,8 @@
 
 The flags agree across commands: ``--output-dir DIR`` is the folder a command writes to,
 ``--set KEY=VALUE`` overrides a value (repeatable), ``--llm`` names a language model and
-``--backbone`` a CLIP. The spellings of the previous release (``--out``, ``--output``, ``--figure``,
-``--param``, and ``--model`` in ``describe`` and ``pretrain``) still work for one release: they are
-left out of the help and print a note. Only the chosen sub-command's modules are imported.
+``--backbone`` a CLIP. Flags are not abbreviated (``--out`` is not ``--output-dir``). Only the
+chosen sub-command's modules are imported.
 ``python -m sspa_core.cli`` is the same command (``torchrun ... -m sspa_core.cli train ...``).
 
 A known failure (:mod:`sspa_core.errors`, and the standard exceptions of :func:`exit_code`) is
@@ -25,30 +24,13 @@ DESCRIPTION = "sspa: train, evaluate and explain SSPA and its baselines; run the
 OVERRIDE_HELP = "override a value (read as YAML), e.g. --set {example} (repeatable)"
 
 
-class _OldSpelling(argparse.Action):
-    """A flag of the previous release, hidden from the help: stores its value as before (into
-    ``dest``, appended when ``append``) and says which flag replaces it."""
-
-    def __init__(self, option_strings, dest, new: str, append: bool = False, **kwargs):
-        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
-        self.new, self.append = new, append
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        print(f"sspa: note: {option_string} is deprecated and will be removed; use {self.new}", file=sys.stderr)
-        if self.append:
-            values = [*(getattr(namespace, self.dest) or []), values]
-        setattr(namespace, self.dest, values)
-
-
 def _add_overrides(parser: argparse.ArgumentParser, example: str, *short: str) -> None:
     parser.add_argument("--set", *short, dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help=OVERRIDE_HELP.format(example=example))
 
 
 def _output_path(args: argparse.Namespace, name: str) -> Path | None:
-    """The file a command writes: ``<--output-dir>/<name>``, or the old flag's file, or None."""
-    if args.output_file:
-        return Path(args.output_file)
+    """The file a command writes: ``<--output-dir>/<name>``, or None without ``--output-dir``."""
     return Path(args.output_dir) / name if args.output_dir else None
 
 
@@ -120,7 +102,6 @@ def _configure_eval(parser: argparse.ArgumentParser) -> None:
     _add_checkpoint_arguments(parser)
     parser.add_argument("--split", help="dataset split (default: the config's eval_split)")
     parser.add_argument("--output-dir", help="also write the metrics to DIR/eval.json (DIR/eval_<split>.json)")
-    parser.add_argument("--output", dest="output_file", action=_OldSpelling, new="--output-dir")
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -147,7 +128,6 @@ def _configure_predict(parser: argparse.ArgumentParser) -> None:
                         help="a label is predicted when its score is at least this (default 0.5)")
     parser.add_argument("--output-dir", help="write the labels (predictions.json) and the patch-importance "
                                              "and gate maps of the images (maps.png) here")
-    parser.add_argument("--figure", dest="figure_file", action=_OldSpelling, new="--output-dir")
 
 
 def _trained_on(config: dict, ckpt: dict) -> str:
@@ -190,8 +170,6 @@ def _run_predict(args: argparse.Namespace) -> int:
                        for p, row, labels in zip(args.images, rows, predicted)]
         (output_dir / "predictions.json").write_text(json.dumps(
             {"trained_on": _trained_on(config, ckpt), "predictions": predictions}, indent=1))
-    figure_path = Path(args.figure_file) if args.figure_file else (output_dir / "maps.png" if output_dir else None)
-    if figure_path is not None:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -201,8 +179,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         figure = prediction_figure([photo.resize((size, size)) for photo in photos], scores, label_names,
                                    outputs.get("patch_weights"), outputs.get("gates", {}).get("visual"),
                                    top_k=min(args.top_k, 3))
-        figure.savefig(figure_path, dpi=120, bbox_inches="tight")
-        print(f"outputs written to {output_dir or figure_path}")
+        figure.savefig(output_dir / "maps.png", dpi=120, bbox_inches="tight")
+        print(f"outputs written to {output_dir}")
     return 0
 
 
@@ -234,7 +212,6 @@ def _configure_pretrain(parser: argparse.ArgumentParser) -> None:
     from sspa_core.domains import DOMAINS
 
     parser.add_argument("--backbone", default="sspa-tiny-vit", choices=TINY_MODELS, help="the tiny CLIP to pretrain")
-    parser.add_argument("--model", dest="backbone", choices=TINY_MODELS, action=_OldSpelling, new="--backbone")
     parser.add_argument("--steps", type=int, help="default: the shipped recipe (sspa_core.tiny_clip.DEFAULTS)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
@@ -249,7 +226,6 @@ def _configure_pretrain(parser: argparse.ArgumentParser) -> None:
                         help="natural validation scenes of the zero-shot check in the metadata (0: none)")
     parser.add_argument("--output-dir", help="write DIR/<backbone>.pt and .json (default: the shipped "
                                              "data/tiny_clip/)")
-    parser.add_argument("--out", dest="output_file", action=_OldSpelling, new="--output-dir")
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
@@ -276,9 +252,7 @@ def _configure_describe(parser: argparse.ArgumentParser) -> None:
                         help=f"prompt template: one of {', '.join(DOMAINS)} or a .yaml file (default natural)")
     parser.add_argument("--llm", default="", help="hub id, local checkpoint directory or .gguf file "
                                                   "(default: the offline SmolLM2-135M-Instruct GGUF)")
-    parser.add_argument("--model", dest="llm", action=_OldSpelling, new="--llm")
     parser.add_argument("--output-dir", help="write DIR/<label set>.json (required)")
-    parser.add_argument("--out", dest="output_file", action=_OldSpelling, new="--output-dir")
     parser.add_argument("--naive", action="store_true", help="ask the bare question, without the in-context prompt")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=48)
@@ -291,7 +265,7 @@ def _run_describe(args: argparse.Namespace) -> int:
     from sspa_core.data.labels import load_label_names
     from sspa_core.descriptions import generate_descriptions, save_description_file
 
-    if not (args.output_dir or args.output_file):
+    if not args.output_dir:
         raise ValueError("the argument --output-dir is required")
     labels_path = Path(args.labels)
     if labels_path.is_file():
@@ -345,7 +319,6 @@ def _configure_notebooks(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="a parameter file notebooks/params/NAME.yaml")
     parser.add_argument("--only", nargs="+", metavar="NB", help="notebook names or numbers, e.g. 00 03")
     _add_overrides(parser, "seed=1 (a notebook parameter)", "-p")
-    parser.add_argument("--param", dest="overrides", action=_OldSpelling, new="--set", append=True)
     parser.add_argument("--timeout-s", type=float,
                         help="seconds each notebook may run (default: the parameter files' timeout_s; 0 = no limit)")
     parser.add_argument("--output-dir", type=Path, help="default: outputs/notebooks/<profile>[-<dataset>]")
@@ -408,16 +381,16 @@ COMMANDS: dict[str, tuple[str, Configure, Run]] = {
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``sspa`` parser, with the arguments of ``command`` (only its modules are imported)."""
-    parser = argparse.ArgumentParser(prog="sspa", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(prog="sspa", description=DESCRIPTION, allow_abbrev=False)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, configure, run) in COMMANDS.items():
-        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        command_parser = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         if name == command:
             configure(command_parser)
             command_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                                         help="show the full traceback of an error (also: sspa --debug COMMAND)")
-            command_parser.set_defaults(run=run, output_file=None, figure_file=None)
+            command_parser.set_defaults(run=run)
     return parser
 
 

@@ -1,5 +1,5 @@
-"""The ``sspa`` command line: one parser module, consistent flags, the previous release's
-spellings as hidden aliases, one-line errors."""
+"""The ``sspa`` command line: one parser module, consistent flags, no abbreviations or former
+spellings, one-line errors."""
 
 from __future__ import annotations
 
@@ -15,22 +15,24 @@ def parse(argv: list[str]):
     return build_parser(argv[0]).parse_args(argv)
 
 
-@pytest.mark.parametrize("argv, dest, value, new", [
-    (["pretrain", "--model", "sspa-tiny-rn"], "backbone", "sspa-tiny-rn", "--backbone"),
-    (["pretrain", "--out", "x.pt"], "output_file", "x.pt", "--output-dir"),
-    (["describe", "--labels", "voc", "--model", "my/llm"], "llm", "my/llm", "--llm"),
-    (["describe", "--labels", "voc", "--out", "voc.json"], "output_file", "voc.json", "--output-dir"),
-    (["eval", "--checkpoint", "c.pt", "--output", "m.json"], "output_file", "m.json", "--output-dir"),
-    (["predict", "a.png", "--checkpoint", "c.pt", "--figure", "maps.png"], "figure_file", "maps.png", "--output-dir"),
+@pytest.mark.parametrize("argv", [
+    ["pretrain", "--model", "sspa-tiny-rn"],
+    ["pretrain", "--out", "x.pt"],
+    ["describe", "--labels", "voc", "--model", "my/llm"],
+    ["describe", "--labels", "voc", "--out", "voc.json"],
+    ["eval", "--checkpoint", "c.pt", "--output", "m.json"],
+    ["predict", "a.png", "--checkpoint", "c.pt", "--figure", "maps.png"],
+    ["notebooks", "--param", "seed=1"],
 ])
-def test_old_spellings_still_work_and_say_what_replaces_them(argv, dest, value, new, capsys):
-    assert getattr(parse(argv), dest) == value
-    assert f"{argv[-2]} is deprecated and will be removed; use {new}" in capsys.readouterr().err
+def test_former_spellings_are_refused(argv, capsys):  # --out and --output are no abbreviation of --output-dir
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and f"unrecognized arguments: {argv[-2]}" in capsys.readouterr().err
 
 
 def test_new_flags_and_their_defaults(capsys):
     args = parse(["pretrain", "--backbone", "sspa-tiny-rn", "--output-dir", "out"])
-    assert (args.backbone, args.output_dir, args.output_file) == ("sspa-tiny-rn", "out", None)
+    assert (args.backbone, args.output_dir) == ("sspa-tiny-rn", "out")
     assert parse(["pretrain"]).backbone == "sspa-tiny-vit"
     args = parse(["describe", "--labels", "voc", "--llm", "my/llm", "--output-dir", "out"])
     assert (args.llm, args.output_dir) == ("my/llm", "out")
@@ -40,8 +42,8 @@ def test_new_flags_and_their_defaults(capsys):
     assert capsys.readouterr().err == ""  # no note for the current spellings
 
 
-def test_notebook_overrides_take_set_and_p_and_the_old_param_in_order():
-    args = parse(["notebooks", "--set", "a=1", "-p", "b=2", "--param", "c=3", "--timeout-s", "60"])
+def test_notebook_overrides_take_set_and_p_in_order():
+    args = parse(["notebooks", "--set", "a=1", "-p", "b=2", "--set", "c=3", "--timeout-s", "60"])
     assert args.overrides == ["a=1", "b=2", "c=3"] and args.timeout_s == 60.0
 
 

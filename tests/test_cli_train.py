@@ -103,10 +103,10 @@ def test_predict_prints_top_labels_and_saves_a_figure(trained_run, tmp_path, cap
     assert predictions[0]["top"][0] == {"label": label, "score": pytest.approx(float(score), abs=5e-4)}
     assert (label in predictions[0]["labels"]) == (float(score) >= 0.5)
     assert (outputs / "maps.png").stat().st_size > 0
-    figure = tmp_path / "old.png"  # the previous release's --figure FILE still writes the figure alone
-    assert main(["predict", str(paths[0]), "--checkpoint", str(out / "checkpoints" / "best.pt"),
-                 "--figure", str(figure), "--device", "cpu"]) == 0
-    assert figure.stat().st_size > 0 and "--figure is deprecated" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # the former --figure FILE: the figure goes in --output-dir
+        main(["predict", str(paths[0]), "--checkpoint", str(out / "checkpoints" / "best.pt"),
+              "--figure", str(tmp_path / "old.png"), "--device", "cpu"])
+    assert exit_info.value.code == 2 and "unrecognized arguments: --figure" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("override, message", [
