@@ -334,6 +334,8 @@ def _run_notebooks(args: argparse.Namespace) -> int:
     from sspa_core.config import parse_override
     from sspa_core.notebooks import NotebookError, dataset_commands, resolve_parameters, run_notebooks
 
+    if args.timeout_s is not None and not 0 <= args.timeout_s < float("inf"):
+        raise ValueError(f"--timeout-s must be a number of seconds >= 0 (0 = no limit), got {args.timeout_s}")
     overrides: dict = {}
     for text in args.overrides:
         overrides.update(parse_override(text))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from contextlib import nullcontext
 from pathlib import Path
@@ -67,6 +68,7 @@ RANGES: dict[str, tuple[float, float | None]] = {
     "train.eval_batch_size": (1, None), "train.lr": (0, None), "train.encoder_lr": (0, None),
     "train.weight_decay": (0, None), "train.warmup_epochs": (0, None), "train.grad_clip": (0, None),
     "train.ema_decay": (0, 1), "train.num_workers": (0, None), "train.checkpoint_every": (0, None),
+    "train.seed": (0, 1_000_000),  # the seeds of items and epochs derived from it fit torch's 64 bits
 }
 
 
@@ -96,6 +98,8 @@ def check_run_config(config: dict[str, Any]) -> None:
     for key, (low, high) in RANGES.items():
         section, name = key.split(".")
         value = config[section][name]
+        if not math.isfinite(value):
+            raise ValueError(f"{key} must be a finite number, got {value}")
         if value < low or (high is not None and value > high):
             bound = f">= {low}" if high is None else f"between {low} and {high}"
             raise ValueError(f"{key} must be {bound}, got {value}")

@@ -52,10 +52,16 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``"auto"`` → the CUDA device of this process when there is one, else the CPU."""
+    """``"auto"`` → the CUDA device of this process when there is one, else the CPU; a
+    ValueError for a name that is not ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r} (--device or train.device); valid: auto, cpu, cuda, cuda:N")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {name!r} requested but CUDA is not available")
