@@ -22,7 +22,8 @@ import torch
 
 from sspa_core.config import load_config
 from sspa_core.engine import train_from_config
-from sspa_core.engine.heads import SHIPPED_HEADS, export_head, metadata_path, shipped_head
+from sspa_core.engine.heads import SHIPPED_HEADS, export_head, shipped_head
+from sspa_core.paths import metadata_path
 
 
 def main() -> None:

@@ -44,10 +44,11 @@ from sspa_core.data.synthetic import SyntheticScenes
 from sspa_core.data.synthetic.captions import object_templates, with_article
 from sspa_core.descriptions import DESCRIPTIONS_DIR
 from sspa_core.domains import DOMAINS
+from sspa_core.engine.pretraining import pretrain_tiny_clip
 from sspa_core.errors import InputError
 from sspa_core.metrics import average_precision_per_class, mean_average_precision
+from sspa_core.paths import metadata_path
 from sspa_core.prompting import TEMPLATE
-from sspa_core.tiny_clip import metadata_path, pretrain_tiny_clip
 
 HEADER = f"{'domain':<16}{'labels':>7}{'chance':>8}{'x0 mAP':>16}{'best-patch mAP':>18}{'descriptions fit':>19}"
 

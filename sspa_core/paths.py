@@ -44,3 +44,8 @@ def _from_env(variable: str, default: Path) -> Path:
 DATA_DIR = _from_env("SSPA_DATA_DIR", REPO_ROOT / "data" if SOURCE_CHECKOUT else PACKAGED_DATA_DIR)
 CACHE_DIR = _from_env("SSPA_CACHE_DIR", REPO_ROOT / ".cache" if SOURCE_CHECKOUT else _user_cache())
 OUTPUT_DIR = _from_env("SSPA_OUTPUT_DIR", REPO_ROOT / "outputs" if SOURCE_CHECKOUT else Path("outputs"))
+
+
+def metadata_path(checkpoint: str | Path) -> Path:
+    """The JSON metadata written beside a shipped checkpoint (a tiny CLIP's or a head's)."""
+    return Path(checkpoint).with_suffix(".json")

@@ -53,7 +53,7 @@ class PretrainSettings:
 
 
 #: natural validation scenes of the zero-shot check recorded beside a checkpoint
-CHECK_IMAGES = 200
+ZERO_SHOT_CHECK_IMAGES = 200
 
 DEFAULTS: dict[str, PretrainSettings] = {
     "sspa-tiny-vit": PretrainSettings(steps=2200, batch_size=64, lr=1e-3, num_images=24000,
@@ -153,7 +153,7 @@ def save_tiny_checkpoint(model: nn.Module, path: str | Path) -> Path:
     return atomic_save(state, path)
 
 
-def check_zero_shot(name: str, checkpoint: str | Path, num_images: int = CHECK_IMAGES) -> float:
+def check_zero_shot(name: str, checkpoint: str | Path, num_images: int = ZERO_SHOT_CHECK_IMAGES) -> float:
     """Zero-shot mAP of x0 (:func:`sspa_core.baselines.zero_shot_scores`) on the first
     ``num_images`` natural validation scenes at the model's pretraining size: the check score
     recorded in the metadata and reproduced by the tests."""
@@ -165,8 +165,3 @@ def check_zero_shot(name: str, checkpoint: str | Path, num_images: int = CHECK_I
     backbone = load_backbone(name, pretrained=str(checkpoint))
     scenes = SyntheticScenes("natural", "val", num_images=num_images, image_size=backbone.image_size)
     return float(mean_average_precision(*zero_shot_scores(backbone, scenes)))
-
-
-def metadata_path(checkpoint: str | Path) -> Path:
-    """The JSON written beside a pretrained checkpoint."""
-    return Path(checkpoint).with_suffix(".json")

@@ -16,9 +16,9 @@ from sspa_core.engine.heads import (
     backbone_digest,
     check_score,
     matching_head,
-    metadata_path,
     shipped_head,
 )
+from sspa_core.paths import metadata_path
 
 
 @pytest.fixture(scope="module")

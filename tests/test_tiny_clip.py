@@ -20,11 +20,11 @@ from sspa_core.engine.pretraining import pretrain_tiny_clip
 from sspa_core.localization import patch_centres_inside, scene_objects
 from sspa_core.losses import patch_text_loss
 from sspa_core.metrics import mean_average_precision
+from sspa_core.paths import metadata_path
 from sspa_core.tiny_clip import (
     DOMAIN_SHARE,
     check_zero_shot,
     label_vocabulary,
-    metadata_path,
     patch_targets,
     render_caption_set,
     save_tiny_checkpoint,

@@ -23,14 +23,14 @@ from sspa_core.config import merge, validate_config
 from sspa_core.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
 from sspa_core.engine.evaluation import compute_metrics, gather_scores
 from sspa_core.engine.runs import build_dataset, load_trained_model
-from sspa_core.paths import DATA_DIR
+from sspa_core.paths import DATA_DIR, metadata_path
 from sspa_core.training import atomic_save, atomic_write_text
 
 HEADS_DIR = DATA_DIR / "heads"
 #: the configs (``sspa_core/configs/<name>.yaml``) whose trained head is shipped
 SHIPPED_HEADS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_aerial")
 #: validation images of the check score
-CHECK_IMAGES = 200
+HEAD_CHECK_IMAGES = 200
 #: the keys of a training checkpoint that a shipped head keeps
 _KEPT = ("format", "model_name", "label_names", "config", "model", "ema", "weights", "best", "history")
 
@@ -56,12 +56,7 @@ def matching_head(dataset: str, backbone: str, pretrained: str = "", image_size:
     return path if same and image_size in (None, meta["image_size"]) else None
 
 
-def metadata_path(head: str | Path) -> Path:
-    """The JSON written beside a head."""
-    return Path(head).with_suffix(".json")
-
-
-def check_score(checkpoint: str | Path, num_images: int = CHECK_IMAGES) -> float:
+def check_score(checkpoint: str | Path, num_images: int = HEAD_CHECK_IMAGES) -> float:
     """The monitored metric of a checkpoint (the weights its run chose, raw or EMA) on the first
     ``num_images`` images of its config's evaluation split (rendered afresh, no feature cache)."""
     model, config, _ = load_trained_model(checkpoint, "cpu")
@@ -110,7 +105,7 @@ def export_head(checkpoint: str | Path, out_path: str | Path, command: str) -> d
         "epochs": tc["epochs"], "best_epoch": head["best"]["epoch"],
         "monitor": tc["monitor"], "best_value": head["best"]["value"],
         "train_seconds": round(sum(e.get("epoch_time_s", 0.0) for e in head["history"]), 1),
-        "check": {"split": head["config"]["dataset"]["eval_split"], "num_images": CHECK_IMAGES,
+        "check": {"split": head["config"]["dataset"]["eval_split"], "num_images": HEAD_CHECK_IMAGES,
                   "metric": tc["monitor"], "value": check_score(out_path)},
         "file_bytes": out_path.stat().st_size,
         "torch": torch.__version__, "open_clip": open_clip.__version__,

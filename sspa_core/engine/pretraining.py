@@ -29,14 +29,14 @@ from tqdm.auto import tqdm
 from sspa_core.backbone import TINY_MODELS, CLIPBackbone, pretraining_output, set_image_size
 from sspa_core.domains import DOMAINS, canonical_domain
 from sspa_core.losses import patch_text_loss
+from sspa_core.paths import metadata_path
 from sspa_core.tiny_clip import (
-    CHECK_IMAGES,
     DEFAULTS,
+    ZERO_SHOT_CHECK_IMAGES,
     PretrainSettings,
     _domain_counts,
     check_zero_shot,
     label_vocabulary,
-    metadata_path,
     patch_targets,
     render_caption_set,
     save_tiny_checkpoint,
@@ -75,7 +75,7 @@ def pretrain_tiny_clip(name: str = "sspa-tiny-vit", out_path: str | Path | None 
                        image_size: int | None = None, seed: int = 0,
                        domains: tuple[str, ...] = DOMAINS,
                        warmup_steps: int | None = None, patch_weight: float | None = None,
-                       progress: bool = True, check_images: int = CHECK_IMAGES) -> dict:
+                       progress: bool = True, check_images: int = ZERO_SHOT_CHECK_IMAGES) -> dict:
     """Pretrain tiny CLIP ``name`` on the scenes' captions and their labels' boxes; return the
     metadata.
 
