@@ -30,6 +30,7 @@ from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 from torch import nn
 
 from sspa_core import paths
+from sspa_core.data.safe_pickle import refused_by_torch
 from sspa_core.errors import InputError, WeightsUnavailable
 from sspa_core.text_encoder import PromptTextEncoder
 
@@ -366,7 +367,8 @@ def load_backbone(name: str = "sspa-tiny-vit", pretrained: str | os.PathLike | N
     except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
         if checkpoint is None or not os.path.isfile(checkpoint):
             raise
-        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        reason = (refused_by_torch(err) if isinstance(err, pickle.UnpicklingError)
+                  else str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__)
         raise InputError(f"pretrained weights {checkpoint} could not be loaded into {name} ({reason}); "
                          f"pass an open_clip checkpoint of {name} (model.pretrained)") from err
     if image_size is not None and image_size != _square_size(clip.visual):

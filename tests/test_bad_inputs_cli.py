@@ -48,6 +48,7 @@ def files(tiny_weights, tmp_path_factory) -> dict[str, str]:
     with open(root / "malicious.pkl", "wb") as f:
         pickle.dump(Evil(), f)
     torch.save({"weights": torch.zeros(2)}, root / "foreign.pt")
+    torch.save({**torch.load(good, weights_only=True), "label_names": 5}, root / "bad_labels.pt")
     photo = root / "photo.png"
     SyntheticScenes("natural", "test", num_images=1, image_size=64).render(0).save(photo)
     (root / "truncated.png").write_bytes(photo.read_bytes()[:200])
@@ -85,6 +86,12 @@ CASES: dict[str, tuple[Argv, int, str]] = {
                          r"^(?!.*weights_only).*malicious\.pkl is truncated or not a checkpoint: .*could run code"),
     "foreign checkpoint": (lambda f: ["eval", "--checkpoint", f"{f['root']}/foreign.pt"], 2,
                            r"foreign\.pt is not an sspa training checkpoint"),
+    "checkpoint whose label_names is not a list": (
+        lambda f: ["eval", "--checkpoint", f"{f['root']}/bad_labels.pt"], 2,
+        r"checkpoint \S+bad_labels\.pt is damaged: its 'label_names' is int '5', not what sspa train writes"),
+    "malicious pretrained weights": (lambda f: train(f, f"model.pretrained={f['root']}/malicious.pt"), 2,
+                                     r"^(?!.*weights_only).*malicious\.pt could not be loaded into sspa-tiny-vit \(it "
+                                     r"would load posix\.system, which could run code\)"),
     "checkpoint of another backbone": (
         lambda f: ["eval", "--checkpoint", f["ckpt"], "--set", "model.backbone=sspa-tiny-rn"], 2,
         r"last\.pt was trained with backbone 'sspa-tiny-vit', not 'sspa-tiny-rn' \(set model\.backbone=sspa-tiny-vit"),

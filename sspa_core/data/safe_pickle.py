@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import io
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +71,12 @@ def load_restricted(path: str | Path) -> object:
         raise ValueError(f"untrusted pickle {path}: {err}") from err
     except (EOFError, ValueError, TypeError, AttributeError, IndexError) as err:
         raise ValueError(f"{path} is not a readable pickle of arrays and containers ({err})") from err
+
+
+def refused_by_torch(err: pickle.UnpicklingError) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in place of torch's message (which
+    suggests the unsafe ``weights_only=False``): the global it would have loaded, if torch names one."""
+    found = re.search(r"GLOBAL (\S+)", str(err))
+    if found is not None:
+        return f"it would load {found.group(1)}, which could run code"
+    return "not a pickle of tensors and plain containers (anything else could run code when loaded)"

@@ -14,7 +14,6 @@ from it replays exactly the batches of an uninterrupted run (:func:`sspa_core.tr
 from __future__ import annotations
 
 import pickle
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sspa_core.data.safe_pickle import refused_by_torch
 from sspa_core.errors import CheckpointError, InputError
 
 CHECKPOINT_FORMAT = 1
@@ -52,14 +52,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:  # torch's message would suggest the unsafe weights_only=False
-        found = re.search(r"GLOBAL (\S+)", str(err))
-        if found is not None:
-            raise CheckpointError(f"checkpoint {path} was refused: it would load {found.group(1)}, which could run "
-                                  "code; only files written by sspa train are read") from err
-        raise CheckpointError(f"checkpoint {path} is truncated or not a checkpoint: not a pickle of tensors and "
-                              "plain containers (anything else could run code when loaded); use a last.pt or "
-                              "best.pt written by sspa train") from err
+    except pickle.UnpicklingError as err:
+        if "GLOBAL" in str(err):
+            raise CheckpointError(f"checkpoint {path} was refused: {refused_by_torch(err)}; only files written "
+                                  "by sspa train are read") from err
+        raise CheckpointError(f"checkpoint {path} is truncated or not a checkpoint: {refused_by_torch(err)}; use a "
+                              "last.pt or best.pt written by sspa train") from err
     except (RuntimeError, EOFError, KeyError, IndexError, ValueError, OSError) as err:  # a damaged file
         if isinstance(err, PermissionError):
             raise
@@ -69,6 +67,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or not set(CHECKPOINT_KEYS) <= set(ckpt):
         raise CheckpointError(f"{path} is not an sspa training checkpoint (format {CHECKPOINT_FORMAT}); "
                               "use a last.pt or best.pt written by sspa train")
+    names = ckpt["label_names"]
+    wrong = [key for key, ok in (
+        ("model_name", isinstance(ckpt["model_name"], str)), ("config", isinstance(ckpt["config"], dict)),
+        ("model", isinstance(ckpt["model"], dict)), ("ema", ckpt["ema"] is None or isinstance(ckpt["ema"], dict)),
+        ("label_names", isinstance(names, list) and bool(names) and all(isinstance(n, str) for n in names))) if not ok]
+    if wrong:
+        raise CheckpointError(f"checkpoint {path} is damaged: its {wrong[0]!r} is {type(ckpt[wrong[0]]).__name__} "
+                              f"{str(ckpt[wrong[0]])[:60]!r}, not what sspa train writes; use a last.pt or best.pt "
+                              "written by sspa train")
     return ckpt
 
 
