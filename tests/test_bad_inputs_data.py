@@ -227,6 +227,9 @@ SAME_LABEL_CASES = {
     "voc list files with a byte-order mark": ("voc", "test", recode("VOCdevkit/VOC2007/ImageSets/Main/*.txt",
                                                                     "utf-8-sig")),
     "nuswide files with a byte-order mark": ("nuswide", "test", recode("**/*.txt", "utf-8-sig")),
+    "aid category folder as a link": ("aid", "train", lambda root: (
+        shutil.move(root / "images_tr" / "airport", root.parent / "airport-elsewhere"),
+        (root / "images_tr" / "airport").symlink_to(root.parent / "airport-elsewhere"))),
     "aid label file with a byte-order mark": ("aid", "train", recode("multilabels.txt", "utf-8-sig")),
 }
 

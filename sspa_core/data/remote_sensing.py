@@ -16,7 +16,9 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,18 @@ def _header_key(name: str) -> str:
     ``baseball field``), after :data:`HEADER_ALIASES`."""
     key = re.sub(r"[^a-z0-9]", "", name.lower())
     return re.sub(r"[^a-z0-9]", "", HEADER_ALIASES.get(key, key).lower())
+
+
+def _files_under(directory: Path) -> Iterator[Path]:
+    """Every file below ``directory``, following links to folders (each real folder once)."""
+    seen: set[str] = set()
+    for folder, subfolders, files in os.walk(directory, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree, or a second link to a folder already read
+            subfolders.clear()
+            continue
+        seen.add(real)
+        yield from (Path(folder) / name for name in files)
 
 
 def _csv_rows(path: Path) -> list[list[str]]:
@@ -150,7 +164,7 @@ class AIDMultiLabel(ImageFileDataset):
             directory = resolve_inside(root, folder)
             if not directory.is_dir():
                 raise FileNotFoundError(f"{self.dataset_name}: image folder {directory} is missing")
-            for path in directory.rglob("*"):
+            for path in _files_under(directory):
                 if path.suffix.lower() in IMAGE_SUFFIXES:
                     twice += [path.stem] if path.stem in found else []
                     found[path.stem] = (name, resolve_inside(root, str(path.relative_to(root))))
