@@ -260,21 +260,12 @@ def _configure_describe(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_describe(args: argparse.Namespace) -> int:
-    import os
-
-    from sspa_core.data.labels import load_label_names
+    from sspa_core.data.labels import label_list
     from sspa_core.descriptions import generate_descriptions, save_description_file
 
     if not args.output_dir:
         raise ValueError("the argument --output-dir is required")
-    labels_path = Path(args.labels)
-    if labels_path.is_file():
-        labels = [ln.strip() for ln in labels_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        label_set = labels_path.stem
-    elif labels_path.suffix or os.sep in args.labels:
-        raise FileNotFoundError(f"label file not found: {labels_path}")
-    else:
-        labels, label_set = load_label_names(args.labels), args.labels
+    labels, label_set = label_list(args.labels)
     doc = generate_descriptions(
         labels, args.domain, args.llm or None, naive=args.naive, batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens, seed=args.seed, label_set=label_set,

@@ -12,7 +12,7 @@ import pytest
 from conftest import make_fixtures as fx
 
 from sspa_core.data import available_datasets, dataset_class, get_dataset
-from sspa_core.data.labels import load_label_names
+from sspa_core.data.labels import label_list, load_label_names
 from sspa_core.data.transforms import build_transform
 
 REAL = ["coco", "voc", "nuswide", "pa100k", "rap", "peta", "multiscene", "mlrsnet", "aid"]
@@ -60,6 +60,18 @@ def test_label_lists_have_official_sizes_and_no_duplicates():
     assert load_label_names("pa100k")[0] == "Female" and load_label_names("pa100k")[-1] == "boots"
     assert load_label_names("rap")[:2] == ["hs-BaldHead", "hs-LongHair"]
     assert load_label_names("peta")[-1] == "personalMale"
+
+
+def test_a_label_file_is_read_as_the_shipped_lists_are(tmp_path):
+    path = tmp_path / "mini.txt"
+    path.write_bytes("\ufeffcat\n  sports ball \r\n\n".encode())  # a byte-order mark, CRLF, a blank line
+    assert label_list(str(path)) == (["cat", "sports ball"], "mini")
+    assert label_list("voc") == (load_label_names("voc"), "voc")
+    with pytest.raises(FileNotFoundError, match="label file not found"):
+        label_list(str(tmp_path / "none.txt"))
+    path.write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="is not UTF-8 text"):
+        label_list(str(path))
 
 
 def test_coco_targets_follow_sorted_category_ids(dataset_roots):
