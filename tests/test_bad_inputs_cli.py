@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import file_size_limit
+from PIL import Image
 
 from sspa_core import backbone  # noqa: F401  (registers the tiny-CLIP model configs)
 from sspa_core.cli import main
@@ -53,6 +54,9 @@ def files(tiny_weights, tmp_path_factory) -> dict[str, str]:
     SyntheticScenes("natural", "test", num_images=1, image_size=64).render(0).save(photo)
     (root / "truncated.png").write_bytes(photo.read_bytes()[:200])
     (root / "notes.jpg").write_text("not an image")
+    Image.open(photo).convert("RGB").save(root / "photo.jpg", quality=95)
+    cut = (root / "photo.jpg").read_bytes()
+    (root / "cut.jpg").write_bytes(cut[:len(cut) // 2] + b"\xff\xd9")  # cut in half, end marker kept
     (root / "bad.yaml").write_text("train:\n  lr: [1, 2\n")
     (root / "a_file").write_text("")
     return {"root": str(root), "ckpt": str(good), "photo": str(photo), "tiny": tiny}
@@ -116,6 +120,8 @@ CASES: dict[str, tuple[Argv, int, str]] = {
     "truncated image": (lambda f: predict(f, f["photo"], f"{f['root']}/truncated.png"), 2,
                         r"cannot decode image \S+truncated\.png"),
     "not an image": (lambda f: predict(f, f"{f['root']}/notes.jpg"), 2, r"cannot decode image \S+notes\.jpg"),
+    "photo cut in half": (lambda f: predict(f, f"{f['root']}/cut.jpg"), 2,
+                          r"image \S+cut\.jpg: its JPEG data end before its last rows"),
     "missing image": (lambda f: predict(f, f"{f['root']}/absent.png"), 2, r"image file \S+absent\.png is missing"),
     "threshold out of range": (lambda f: predict(f, f["photo"], extra=("--threshold", "2")), 2,
                                r"--threshold must be between 0 and 1, got 2\.0"),
