@@ -28,18 +28,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import torch
+from _common import benchmark_parser, environment, set_threads
 
 from sspa_core.config import load_config
 from sspa_core.engine import train_from_config
@@ -238,7 +236,7 @@ def markdown(results: dict[str, Any], monitor: str) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--configs", nargs="+", default=["synthetic_natural"], choices=CONFIGS)
     parser.add_argument("--tables", nargs="+", choices=list(TABLES), help="default: all")
     parser.add_argument("--seeds", type=int, help="seeds 0..N-1 (default 3, with --quick 2)")
@@ -250,7 +248,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="config override applied to every run (before the variant's own)")
     parser.add_argument("--from-end", action="store_true",
                         help="train the runs in the opposite order (so two invocations on one log share the work)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--output-dir", type=Path, default=OUTPUT_DIR / "ablations")
     args = parser.parse_args(argv)
     args.seeds = args.seeds if args.seeds is not None else (2 if args.quick else 3)
@@ -262,8 +259,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     tables = select_tables(args.tables, args.quick)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     totals = []
@@ -294,8 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        "image_size": ds["image_size"], "train_images": ds["kwargs"].get("num_images"),
                        "eval_images": ds["eval_kwargs"].get("num_images"), "epochs": tc["epochs"],
                        "batch_size": tc["batch_size"], "lr": tc["lr"], "cache_features": tc["cache_features"]},
-            "torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            **environment(),
             "wall_clock_s": round(time.perf_counter() - start, 1),
             "train_seconds_all_tables": train_seconds(results), "tables": results, "summary": counts,
         }

@@ -16,13 +16,13 @@ a ``best.pt`` beside each one whose best epoch was not its last.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _common import benchmark_parser
 
 from sspa_core.config import load_config, merge, validate_config
 from sspa_core.data.labels import load_label_names
@@ -57,7 +57,7 @@ def measure(config: dict, name: str, label_names: list[str], folder: Path) -> di
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, threads=False)
     parser.add_argument("--config", default="coco", help="a config of a real dataset (its labels set the heads)")
     parser.add_argument("--backbone", default="ViT-B-16", help="open_clip model name (random weights)")
     parser.add_argument("--image-size", type=int, help="default: the config's")

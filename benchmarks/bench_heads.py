@@ -12,13 +12,12 @@ noise (see the seed spread of ``benchmarks/compare_models.py``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from _common import Timer, benchmark_parser, set_threads
 
 from sspa_core.config import load_config
 from sspa_core.engine import train_from_config
@@ -27,25 +26,22 @@ from sspa_core.paths import metadata_path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--config", default="synthetic_natural", choices=SHIPPED_HEADS)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = set_threads(args)
     shipped = json.loads(metadata_path(shipped_head(args.config)).read_text())
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; regenerating {args.config} "
+    print(f"torch {torch.__version__}, {threads} threads; regenerating {args.config} "
           f"with `{shipped['command']}`")
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(args.config, [f"output_dir={tmp}/run", f"train.feature_cache_dir={tmp}/features",
                                            "train.progress=false"])
-        start = time.perf_counter()
-        train_from_config(config)
-        seconds = time.perf_counter() - start
+        with Timer() as timer:
+            train_from_config(config)
         fresh = export_head(Path(tmp) / "run" / "checkpoints" / "best.pt", Path(tmp) / "head.pt", shipped["command"])
     metric = shipped["monitor"]
     print(f"\n{'head':<12s} {'best ' + metric:>12s} {'check ' + metric:>12s} {'train s':>9s} {'MB':>6s}")
-    for name, meta, train_s in (("shipped", shipped, shipped["train_seconds"]), ("regenerated", fresh, seconds)):
+    for name, meta, train_s in (("shipped", shipped, shipped["train_seconds"]), ("regenerated", fresh, timer.seconds)):
         print(f"{name:<12s} {100 * meta['best_value']:12.2f} {100 * meta['check']['value']:12.2f} "
               f"{train_s:9.0f} {meta['file_bytes'] / 1e6:6.2f}")
     delta = 100 * (fresh["check"]["value"] - shipped["check"]["value"])

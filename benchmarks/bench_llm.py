@@ -7,10 +7,9 @@ generation per label with the in-context prompt, and the two together.
 
 from __future__ import annotations
 
-import argparse
 import time
 
-import torch
+from _common import benchmark_parser, set_threads
 
 from sspa_core.data.labels import load_label_names
 from sspa_core.descriptions import generate_descriptions
@@ -18,17 +17,15 @@ from sspa_core.llm import load_causal_lm, offline_llm_path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--labels", type=int, default=8, help="number of COCO labels to describe")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = set_threads(args)
     labels = load_label_names("coco")[: args.labels]
     print(f"offline LLM: {offline_llm_path()}")
-    print(f"torch threads: {torch.get_num_threads()}, labels: {len(labels)}, batch size: {args.batch_size}, "
+    print(f"torch threads: {threads}, labels: {len(labels)}, batch size: {args.batch_size}, "
           f"max new tokens: {args.max_new_tokens}")
 
     start = time.perf_counter()

@@ -8,7 +8,6 @@ temporary folder; nothing is downloaded.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import benchmark_parser
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -53,7 +53,7 @@ def images_per_second(root: Path, workers: int, batch_size: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, threads=False)
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--size", default="640x480", help="generated JPEG size, WIDTHxHEIGHT")
     parser.add_argument("--batch-size", type=int, default=32)

@@ -13,13 +13,13 @@ do not depend on the image and are computed once at deployment. Run:
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
 
 import open_clip
 import torch
+from _common import benchmark_parser, set_threads
 from torch.utils.flop_counter import FlopCounterMode
 
 from sspa_core import paths
@@ -120,15 +120,13 @@ def throughput(name: str, image_size: int, labels: list[str], batch: int, repeat
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny models only, no throughput")
     parser.add_argument("--throughput-only", action="store_true", help="skip the parameter/FLOP table")
     parser.add_argument("--batch", type=int, default=2, help="images per timed batch")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     torch.manual_seed(0)
     labels = coco_labels()
     models = MODELS[:2] if args.quick else MODELS

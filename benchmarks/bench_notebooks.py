@@ -10,11 +10,12 @@ generation of notebook 02 beside the training of 06 takes several times longer.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
 from pathlib import Path
+
+from _common import benchmark_parser
 
 from sspa_core.notebooks import kernel_threads, run_notebooks
 
@@ -28,7 +29,7 @@ def timed_run(only: list[str], jobs: int, profile: str, threads: int | None) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, threads=False)
     parser.add_argument("--only", nargs="+", default=["02", "06"], help="notebook numbers")
     parser.add_argument("--jobs", type=int, default=2, help="notebooks at once")
     parser.add_argument("--profile", default="smoke")

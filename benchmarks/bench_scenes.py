@@ -12,11 +12,11 @@ one core.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
 import torch
+from _common import benchmark_parser
 
 from sspa_core.data.synthetic import SyntheticScenes
 from sspa_core.domains import DOMAINS
@@ -34,7 +34,7 @@ def rate(fn, indices) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, threads=False)
     parser.add_argument("--images", type=int, default=600, help="timed images per case")
     parser.add_argument("--warmup", type=int, default=200, help="images rendered first")
     args = parser.parse_args()

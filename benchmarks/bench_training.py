@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+from _common import benchmark_parser, set_threads
 
 from sspa_core.config import load_config
 from sspa_core.engine import train_from_config
@@ -53,22 +54,21 @@ def epoch_seconds(args: argparse.Namespace, folder: Path, **extra) -> tuple[floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--images", type=int, default=512, help="training images in the timed epoch")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--eval-images", type=int, default=64, help="validation images (evaluated, not timed)")
     parser.add_argument("--image-size", type=int, default=64,
                         help="input size (64 = the tiny CLIP's; larger sizes interpolate its positions)")
     parser.add_argument("--pretrained", default="", help='tiny-CLIP weights ("" = the shipped checkpoint)')
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--models", default="sspa,unid", help="comma-separated model names")
     parser.add_argument("--backbone", default="sspa-tiny-vit",
                         help="open_clip model name (not a tiny one: random weights unless --pretrained)")
     parser.add_argument("--no-smoke", action="store_true", help="skip the peak-memory smoke run")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    threads = set_threads(args)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{args.threads} threads; {args.backbone}, synthetic_natural, {args.images} images "
+          f"{threads} threads; {args.backbone}, synthetic_natural, {args.images} images "
           f"at {args.image_size} px, batch {args.batch}")
 
     for model in args.models.split(","):

@@ -26,7 +26,6 @@ captions exactly would score).
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import benchmark_parser, set_threads
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
@@ -154,18 +154,15 @@ def why_report(backbone: CLIPBackbone, num_images: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--num-images", type=int, default=500, help="validation scenes per domain")
     parser.add_argument("--models", nargs="+", default=list(TINY_MODELS), choices=TINY_MODELS)
     parser.add_argument("--retrain", action="store_true", help="time the shipped recipe again")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--why", action="store_true",
                         help="where x0's natural zero-shot mAP is lost (prompts, labels per scene, object size, "
                              "the text tower alone)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"torch threads: {torch.get_num_threads()}, validation scenes per domain: {args.num_images}")
+    print(f"torch threads: {set_threads(args)}, validation scenes per domain: {args.num_images}")
 
     for name in args.models:
         path = shipped_checkpoint(name)

@@ -28,18 +28,15 @@ ranked by their typical object size in the validation scenes
 
 from __future__ import annotations
 
-import argparse
 import json
-import platform
 import shlex
 import sys
 import tempfile
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
+from _common import Timer, benchmark_parser, environment, mean_std, seed_summary
 
 from sspa_core.config import load_config
 from sspa_core.engine import compare_models
@@ -55,7 +52,7 @@ SIZE_GROUPS = ("small", "medium", "large")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, threads=False)
     parser.add_argument("--config", default="synthetic_natural", choices=CONFIGS)
     parser.add_argument("--images", type=int, help="training images (default: the config's)")
     parser.add_argument("--eval-images", type=int, help="validation images (default: the config's)")
@@ -96,18 +93,15 @@ def main() -> None:
             sizes, parts = scenes.label_sizes(), scenes.labels_by_size(len(SIZE_GROUPS))
         rows = []
         for model in args.models:
-            start = time.perf_counter()
-            runs = compare_models(config, [model], seeds=args.seeds, protocol=args.protocol)
-            rows.append((model, runs, (time.perf_counter() - start) / len(args.seeds)))
+            with Timer() as timer:
+                runs = compare_models(config, [model], seeds=args.seeds, protocol=args.protocol)
+            rows.append((model, runs, timer.seconds / len(args.seeds)))
             label_freq = runs[0]["targets"].mean(0)
 
     columns = COLUMNS[ds["domain"]]
     print(f"\n{'model':<10s} " + " ".join(f"{key:>14s}" for key in columns) + f" {'s/run':>8s}")
     for model, runs, seconds in rows:
-        cells = []
-        for key in columns:
-            values = 100 * np.array([run["metrics"][key] for run in runs])
-            cells.append(f"{values.mean():6.2f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:4.2f}")
+        cells = [mean_std([100 * run["metrics"][key] for run in runs]) for key in columns]
         print(f"{model:<10s} " + " ".join(f"{cell:>14s}" for cell in cells) + f" {seconds:8.1f}")
     chance = label_freq[label_freq > 0].mean()  # AP of a constant score = the label's frequency
     print(f"chance level (mAP of a constant score): {100 * chance:.2f}")
@@ -139,12 +133,12 @@ def main() -> None:
                                                 for study in per_seed] for kind in per_seed[0][key]}
                                    for key in per_seed[0]} for model, per_seed in studies.items()},
             "by_size": by_size,
-            "torch": torch.__version__, "python": platform.python_version(),
-            "threads": torch.get_num_threads(), "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            **environment(),
         }
         for entry in record["models"].values():
-            entry["mean"] = {k: float(np.mean(v)) for k, v in entry["values"].items()}
-            entry["std"] = {k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in entry["values"].items()}
+            summaries = {k: seed_summary(v) for k, v in entry["values"].items()}
+            entry["mean"] = {k: s["mean"] for k, s in summaries.items()}
+            entry["std"] = {k: s["std"] for k, s in summaries.items()}
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(record, indent=1))
         print(f"-> {args.output}")

@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from _common import Timer, benchmark_parser, seed_summary
 from torch.utils.data import default_collate
 
 from sspa_core.config import load_config
@@ -88,13 +88,11 @@ def compare_domain(name: str, args: argparse.Namespace, folder: Path) -> dict[st
     reset_peak_memory(device)
     models = {}
     for model in MODELS:
-        start = time.perf_counter()
-        runs = compare_models(config, [model], seeds=args.seeds)
-        seconds = (time.perf_counter() - start) / len(args.seeds)
+        with Timer() as timer:
+            runs = compare_models(config, [model], seeds=args.seeds)
         keys = ("mAP", "CF1", "OF1", "mA") if "mA" in runs[0]["metrics"] else ("mAP", "CF1", "OF1")
-        models[model] = {"seconds_per_run": seconds} | {
-            key: {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
-            for key in keys for values in [100 * np.array([run["metrics"][key] for run in runs])]}
+        models[model] = {"seconds_per_run": timer.seconds / len(args.seeds)} | {
+            key: seed_summary([100 * run["metrics"][key] for run in runs]) for key in keys}
     ds = config["dataset"]
     return {"config": name, "domain": ds["domain"], "train_images": ds["kwargs"]["num_images"],
             "eval_images": ds["eval_kwargs"]["num_images"], "epochs": config["train"]["epochs"],
@@ -151,7 +149,7 @@ def print_tables(summary: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, threads=False)
     parser.add_argument("--device", default="cuda", help="torch device (cuda, cuda:1, cpu)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=4, help="data-loading processes (train.num_workers)")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from helpers import load_script
 
-_SPEC = importlib.util.spec_from_file_location(
-    "make_fixtures", Path(__file__).parent / "fixtures" / "make_fixtures.py")
-make_fixtures = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(make_fixtures)
+make_fixtures = load_script(Path(__file__).parent / "fixtures" / "make_fixtures.py")
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,11 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import functools
+import importlib.util
+import sys
 from collections.abc import Callable, Hashable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import open_clip
@@ -16,6 +19,19 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from sspa_core.backbone import CLIPBackbone, set_image_size
+
+
+def load_script(path: Path) -> ModuleType:
+    """The script at ``path`` (a benchmark, a fixture builder) as a module, with its folder on the
+    import path while it loads, as when it is run (``from _common import ...``)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
 
 
 @functools.cache

@@ -3,21 +3,18 @@ real switches, the interval and verdict arithmetic, and the script end to end at
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import load_script
 
 from sspa_core.config import load_config
 from sspa_core.data.synthetic.dataset import domain_labels
 from sspa_core.engine import build_model_from_config
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ablations.py"
-_spec = importlib.util.spec_from_file_location("ablations", SCRIPT)
-ablations = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ablations)
+ablations = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "ablations.py")
 
 TINY = ("dataset.image_size=64", "model.sspa.n_ctx=4")
 LABELS = domain_labels("natural")[:4]  # a few labels keep the text encoder cheap

@@ -260,14 +260,12 @@ def test_unknown_monitor_is_refused_when_the_trainer_is_built(tmp_path):
 def test_bench_checkpoints_prints_each_models_checkpoint_as_weights_ema_and_two_moments(capsys):
     """``benchmarks/bench_checkpoints.py`` at the tiny CLIP's size: a trained model's checkpoint is its
     trained parameters four times (weights, EMA, AdamW's two moments) and nothing frozen."""
-    import importlib.util
     import re
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_checkpoints.py"
-    spec = importlib.util.spec_from_file_location("bench_checkpoints", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    from helpers import load_script
+
+    bench = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "bench_checkpoints.py")
     bench.main(["--config", "voc", "--backbone", "sspa-tiny-vit", "--image-size", "112",
                 "--models", "zeroshot", "sspa", "clip_ft"])
     out = capsys.readouterr().out

@@ -3,18 +3,15 @@ that ``sspa_core.results`` reads."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_models.py"
-_spec = importlib.util.spec_from_file_location("compare_models_script", SCRIPT)
-script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(script)
+script = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "compare_models.py")
 
 
 def run_script(argv: list[str], monkeypatch) -> None:

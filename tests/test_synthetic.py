@@ -367,13 +367,11 @@ def test_every_sprite_the_generators_use_is_in_the_atlas():
 
 
 def test_atlas_rebuilds_from_the_font(tmp_path):
-    import importlib.util
     import json
 
-    script = DATA_DIR / "sprites" / "build_atlas.py"
-    spec = importlib.util.spec_from_file_location("build_atlas", script)
-    build_atlas = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build_atlas)
+    from helpers import load_script
+
+    build_atlas = load_script(DATA_DIR / "sprites" / "build_atlas.py")
     if not build_atlas.DEFAULT_FONT.is_file():
         with pytest.raises(FileNotFoundError, match="fonts-noto-color-emoji"):
             build_atlas.build(build_atlas.DEFAULT_FONT, 96, tmp_path)

@@ -3,7 +3,6 @@ zero-shot scorer, and benchmarks/bench_world.py on the shipped checkpoints."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import numpy as np
 import open_clip
 import pytest
 import torch
-from helpers import random_backbone
+from helpers import load_script, random_backbone
 from torch.nn import functional as F
 
 from sspa_core import paths
@@ -101,9 +100,7 @@ def test_bench_world_prints_a_table_per_shipped_model():
         assert out.count(f"\n{domain} ") == len(TINY_MODELS)
 
 
-_spec = importlib.util.spec_from_file_location("bench_world_script", SCRIPT)
-bench_world = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_world)
+bench_world = load_script(SCRIPT)
 
 
 def test_label_sizes_are_fractions_for_shown_labels_and_nan_for_the_rest():
