@@ -1,50 +1,46 @@
-"""Run the ordered notebooks end to end with papermill, per profile and per dataset.
-
-Parameters come from YAML files in ``notebooks/params/``: a *profile* (``smoke.yaml`` for CPU/CI,
-``full.yaml`` for a GPU and real data, ``gpu.yaml`` for a GPU without internet) and optionally a
-*dataset* file (``coco.yaml``, ...). Each file has a ``parameters`` mapping (for every notebook
-that declares the name) and a ``notebooks`` mapping of per-notebook values; an optional ``only``
-list in a dataset file restricts the run to the notebooks that make sense for it, and an
-optional ``profiles`` mapping holds parameters for one profile only (e.g. the paper's input
-size under ``full``, while ``smoke`` keeps the notebooks' small CPU sizes). Later sources win:
-profile < dataset < dataset's for this profile < profile's per-notebook < dataset's
-per-notebook < command line.
-An optional ``timeout_s`` limits the seconds each notebook may run (the dataset file's wins over
-the profile's; :data:`DEFAULT_TIMEOUT_S` if neither sets it; 0 = no limit).
-A notebook receives only the names its ``parameters`` cell declares; a name in a parameter file
-that no notebook declares, or on the command line that no selected notebook declares, is an
-error, so a typo never passes silently.
+"""Run the ordered notebooks end to end with papermill, per profile and per dataset, and export
+them (HTML, reveal.js slides, with a local MathJax). Which notebooks run with which parameters and
+time limit comes from :mod:`sspa_core.notebook_params` (its public names are importable from here
+too).
 """
 
 from __future__ import annotations
 
-import ast
 import concurrent.futures
-import functools
 import json
 import os
 import shutil
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import yaml
+from sspa_core.notebook_params import (
+    DEFAULT_TIMEOUT_S,
+    NOTEBOOKS_DIR,
+    PARAMS_DIR,
+    PROFILES,
+    dataset_commands,
+    dataset_parameter_files,
+    declared_parameters,
+    list_notebooks,
+    resolve_parameters,
+    resolve_timeout,
+)
+from sspa_core.paths import OUTPUT_DIR
 
-from sspa_core.paths import OUTPUT_DIR, REPO_ROOT
+__all__ = [
+    "DEFAULT_TIMEOUT_S", "EXPORTS", "HEADLESS_ENV", "KERNEL", "MATHJAX_ENTRY", "NOTEBOOKS_DIR", "PARAMS_DIR",
+    "PROFILES", "THREAD_ENV", "KeptKernels", "NotebookError", "NotebookResult", "dataset_commands",
+    "dataset_parameter_files", "declared_parameters", "execute_notebook", "export_html", "export_slides",
+    "fetch_weights", "ipc_kernel_manager", "kernel_threads", "list_notebooks", "local_mathjax",
+    "resolve_parameters", "resolve_timeout", "run_notebooks"]
 
 #: the kernels of a run have no front end to show widgets (sspa_core.explorers reads it)
 HEADLESS_ENV = "SSPA_HEADLESS"
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # torch's CPU thread count (see kernel_threads)
-
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-PARAMS_DIR = NOTEBOOKS_DIR / "params"
-PROFILES = ("smoke", "full", "gpu")
 KERNEL = "python3"
-DEFAULT_TIMEOUT_S = 3600.0  # seconds a notebook may run when no parameter file sets timeout_s
-PARAMS_FILE_KEYS = ("parameters", "notebooks", "only", "description", "timeout_s", "profiles")
 
 
 class NotebookError(RuntimeError):
@@ -60,71 +56,17 @@ class NotebookResult:
     parameters: dict[str, Any]
 
 
-def list_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """The ordered notebooks ``NN_name.ipynb``."""
-    return sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+class KeptKernels(Protocol):
+    """Kernels kept from one notebook to the next (the tests' ``helpers.KernelPool``), which
+    :func:`run_notebooks` can run in instead of starting a fresh kernel per notebook."""
 
+    cwd: Path  # the folder the kernels work in: the notebooks'
 
-def dataset_parameter_files(params_dir: Path = PARAMS_DIR) -> list[str]:
-    """Names of the dataset parameter files ``params_dir/NAME.yaml`` (the profiles excluded):
-    the values ``--dataset`` accepts."""
-    return sorted(p.stem for p in Path(params_dir).glob("*.yaml") if p.stem not in PROFILES)
+    def acquire(self) -> Any:
+        """This thread's kernel manager, started if needed and cleared for the next notebook."""
 
-
-def dataset_commands(params_dir: Path = PARAMS_DIR, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[dict[str, Any]]:
-    """For each dataset parameter file: its name, the numbers of the notebooks it runs, and the two
-    commands a user types: a CPU check of a download (smoke) and the GPU run (full)."""
-    rows = []
-    for name in dataset_parameter_files(params_dir):
-        selected = resolve_parameters("smoke", name, params_dir=params_dir, notebooks_dir=notebooks_dir)
-        command = f"sspa notebooks --profile {{}} --dataset {name} -p data_root=/data/{name}"
-        rows.append({"dataset": name, "notebooks": [path.stem.split("_")[0] for path in selected],
-                     "smoke": command.format("smoke"), "full": command.format("full")})
-    return rows
-
-
-def _read_params_file(path: Path) -> dict[str, Any]:
-    content = yaml.safe_load(path.read_text()) or {}
-    unknown = set(content) - set(PARAMS_FILE_KEYS)
-    if unknown:
-        raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)}; "
-                         f"expected {', '.join(PARAMS_FILE_KEYS)}")
-    timeout = content.get("timeout_s", 0)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-        raise ValueError(f"{path}: timeout_s must be a number of seconds >= 0 (0 = no limit), "
-                         f"got {timeout!r}")
-    profiles = content.get("profiles") or {}
-    if not isinstance(profiles, dict) or set(profiles) - set(PROFILES) or not all(
-            isinstance(values, dict) for values in profiles.values()):
-        raise ValueError(f"{path}: profiles must map profile names ({', '.join(PROFILES)}) to "
-                         f"parameters, got {profiles!r}")
-    return content
-
-
-def _read_sources(profile: str, dataset: str | None, params_dir: Path) -> list[dict[str, Any]]:
-    """The profile's parameter file, then the dataset's (if any)."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
-    sources = [_read_params_file(Path(params_dir) / f"{profile}.yaml")]
-    if dataset is not None:
-        path = Path(params_dir) / f"{dataset}.yaml"
-        if dataset in PROFILES or not path.is_file():
-            raise ValueError(f"unknown dataset {dataset!r}; parameter files exist for "
-                             f"{dataset_parameter_files(params_dir)}")
-        source = _read_params_file(path)
-        for_profile = (source.get("profiles") or {}).get(profile) or {}
-        sources.append({**source, "parameters": {**(source.get("parameters") or {}), **for_profile}})
-    return sources
-
-
-def resolve_timeout(profile: str = "smoke", dataset: str | None = None,
-                    params_dir: Path = PARAMS_DIR) -> float:
-    """Seconds each notebook of the run may take: the last ``timeout_s`` of the profile and the
-    dataset file, else :data:`DEFAULT_TIMEOUT_S`; 0 means no limit."""
-    timeout = DEFAULT_TIMEOUT_S
-    for source in _read_sources(profile, dataset, params_dir):
-        timeout = float(source.get("timeout_s", timeout))
-    return timeout
+    def discard(self) -> None:
+        """Stop this thread's kernel (after a failure: a timed-out cell may still be running)."""
 
 
 class _Deadline:
@@ -140,89 +82,6 @@ class _Deadline:
         if self.end is None:
             self.end = time.monotonic() + self.seconds
         return max(1.0, self.end - time.monotonic())
-
-
-def declared_parameters(notebook: Path) -> dict[str, Any]:
-    """Names and default values of the notebook's cell tagged ``parameters``. Each version of a
-    file is inspected once (cached on its path, modification time and size)."""
-    path = Path(notebook).resolve()
-    stat = path.stat()
-    return dict(_inspect_parameters(str(path), stat.st_mtime_ns, stat.st_size))
-
-
-@functools.lru_cache(maxsize=256)
-def _inspect_parameters(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
-    import papermill
-
-    return {name: spec["default"] for name, spec in papermill.inspect_notebook(path).items()}
-
-
-def resolve_parameters(
-    profile: str = "smoke",
-    dataset: str | None = None,
-    only: list[str] | None = None,
-    overrides: dict[str, Any] | None = None,
-    notebooks_dir: Path = NOTEBOOKS_DIR,
-    params_dir: Path = PARAMS_DIR,
-) -> dict[Path, dict[str, Any]]:
-    """The parameters each selected notebook receives, checked against what it declares."""
-    sources = _read_sources(profile, dataset, params_dir)
-    notebooks = list_notebooks(notebooks_dir)
-    if not notebooks:
-        raise FileNotFoundError(f"no notebooks NN_*.ipynb in {notebooks_dir}")
-    by_name = {nb.stem: nb for nb in notebooks}
-    selected = [nb.stem for nb in notebooks]
-    for source in sources:
-        if source.get("only"):
-            selected = [name for name in selected if name in source["only"]]
-    if only:
-        wanted = {o for o in only}
-        missing = [o for o in wanted if not any(n == o or n.startswith(f"{o}_") for n in by_name)]
-        if missing:
-            raise ValueError(f"no notebook matches {missing}; notebooks are {list(by_name)}")
-        selected = [n for n in selected if n in wanted or n.split("_")[0] in wanted]
-    for source in sources:
-        for name in source.get("notebooks") or {}:
-            if name not in by_name:
-                raise ValueError(f"parameter file names unknown notebook {name!r}")
-
-    declared = {name: declared_parameters(nb) for name, nb in by_name.items()}
-    anywhere = set().union(*declared.values())
-    in_selected = set().union(*(declared[name] for name in selected)) if selected else set()
-    common = [s.get("parameters") or {} for s in sources] + [overrides or {}]
-    for values, known, where in [(v, anywhere, "notebook") for v in common[:-1]] + [
-            (common[-1], in_selected, "selected notebook")]:
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {sorted(unknown)}: no {where} declares "
-                             f"them; declared names are {sorted(known)}")
-
-    resolved: dict[Path, dict[str, Any]] = {}
-    for name in selected:
-        per_notebook = [(s.get("notebooks") or {}).get(name) or {} for s in sources]
-        for values in per_notebook:
-            unknown = set(values) - set(declared[name])
-            if unknown:
-                raise ValueError(f"{name} does not declare parameter(s) {sorted(unknown)}; "
-                                 f"it declares {sorted(declared[name])}")
-        merged: dict[str, Any] = {}
-        for values in common[:-1] + per_notebook + common[-1:]:
-            merged.update(values)
-        resolved[by_name[name]] = {k: _checked_value(name, k, v, declared[name][k])
-                                   for k, v in merged.items() if k in declared[name]}
-    return resolved
-
-
-def _checked_value(notebook: str, name: str, value: Any, default: str) -> Any:
-    """``value`` of parameter ``name``; a ValueError if the notebook's default (source text) is a
-    boolean and ``value`` is not one (``solutions=maybe`` would run as true)."""
-    try:
-        declared = ast.literal_eval(default)
-    except (ValueError, SyntaxError):  # an expression, not a literal: any value
-        return value
-    if isinstance(declared, bool) and not isinstance(value, bool):
-        raise ValueError(f"parameter {name}={value!r} of {notebook}: expected true or false")
-    return value
 
 
 #: MathJax's entry point and configuration inside the folder :func:`local_mathjax` copies
@@ -302,7 +161,7 @@ def kernel_threads(jobs: int) -> int | None:
     return max(1, cores // jobs)
 
 
-def _ipc_kernel_manager(threads: int | None = None) -> type:
+def ipc_kernel_manager(threads: int | None = None) -> type:
     """A kernel manager that talks to the kernel over local IPC sockets in a private temporary
     folder instead of TCP ports, so no network port is opened (and ipykernel does not warn about
     unencrypted TCP in every run's log), and starts it with :data:`HEADLESS_ENV` set (no front end:
@@ -341,89 +200,6 @@ def _ipc_kernel_manager(threads: int | None = None) -> type:
     return IPCKernelManager
 
 
-class KernelPool:
-    """Kernels kept from one notebook to the next, one per calling thread, for checks that run
-    many short notebooks (the test suite's dataset matrix). Before each notebook its thread's
-    kernel is cleared (``%reset -f``: every name the last notebook defined is gone; figures closed;
-    working folder restored) while the modules it imported stay loaded, so starting a kernel and
-    importing torch, open_clip and matplotlib (about 15 s on a 2-core CPU) is paid once per
-    thread. A kernel whose notebook failed or timed out is stopped, and the next notebook gets a
-    fresh one. ``sspa notebooks`` does not use it: there every notebook gets a fresh kernel, as in
-    a reader's Jupyter. ``threads``: each kernel's torch threads (:func:`kernel_threads` of the
-    number of threads that use the pool). Use as a context manager; the kernels stop at its end."""
-
-    def __init__(self, kernel: str = KERNEL, cwd: Path = NOTEBOOKS_DIR, threads: int | None = None):
-        self.kernel, self.cwd, self.threads = kernel, Path(cwd), threads
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._started: list[Any] = []
-        self.starts = 0  # kernels started so far
-
-    def __enter__(self) -> KernelPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def acquire(self) -> Any:
-        """This thread's kernel manager, started if needed and cleared for the next notebook."""
-        from jupyter_core.utils import run_sync
-
-        km = getattr(self._local, "km", None)
-        if km is not None and not run_sync(km.is_alive)():
-            self.discard()
-            km = None
-        if km is None:
-            km = _ipc_kernel_manager(self.threads)(kernel_name=self.kernel)
-            run_sync(km.start_kernel)(cwd=str(self.cwd))
-            with self._lock:
-                self._started.append(km)
-                self.starts += 1
-            self._local.km = km
-        run_sync(self._clear)(km)
-        return km
-
-    async def _clear(self, km: Any) -> None:
-        kc = km.client()
-        kc.start_channels()
-        try:
-            await kc.wait_for_ready(timeout=60)
-            code = ("get_ipython().run_line_magic('reset', '-f')\nimport os as _os, sys as _sys\n"
-                    f"_os.chdir({str(self.cwd)!r})\n"
-                    "if 'matplotlib.pyplot' in _sys.modules:\n    _sys.modules['matplotlib.pyplot'].close('all')\n"
-                    "del _os, _sys")
-            reply = await kc.execute_interactive(code, silent=True, store_history=False, timeout=60)
-            if reply["content"]["status"] != "ok":
-                raise RuntimeError(f"could not clear the kernel: {reply['content'].get('evalue')}")
-        finally:
-            kc.stop_channels()
-
-    def discard(self) -> None:
-        """Stop this thread's kernel (after a failure: a timed-out cell may still be running)."""
-        km = getattr(self._local, "km", None)
-        self._local.km = None
-        if km is not None:
-            self._stop(km)
-
-    def _stop(self, km: Any) -> None:
-        from jupyter_core.utils import run_sync
-
-        with self._lock:
-            if km not in self._started:
-                return
-            self._started.remove(km)
-        try:
-            run_sync(km.shutdown_kernel)(now=True)
-        except Exception:  # noqa: BLE001 (stop it whatever state it is in)
-            if km.provisioner is not None and km.provisioner.process is not None:
-                km.provisioner.process.kill()
-
-    def close(self) -> None:
-        """Stop every kernel of the pool."""
-        for km in list(self._started):
-            self._stop(km)
-
-
 def run_notebooks(
     profile: str = "smoke",
     dataset: str | None = None,
@@ -437,7 +213,7 @@ def run_notebooks(
     timeout_s: float | None = None,
     formats: tuple[str, ...] = ("html",),
     jobs: int = 1,
-    kernels: KernelPool | None = None,
+    kernels: KeptKernels | None = None,
     threads: int | None = None,
 ) -> list[NotebookResult]:
     """Execute the selected notebooks; executed copies and HTML go to ``output_dir`` (default
@@ -449,7 +225,7 @@ def run_notebooks(
     :class:`NotebookError` naming the notebook and cell at the first failure or time-out (its
     executed copy and HTML are still written; notebooks not yet started are not run).
     ``formats``: the exports written beside each executed copy (:data:`EXPORTS`: ``html``,
-    ``slides``). ``kernels``: run in the kept kernels of a :class:`KernelPool` instead of fresh ones.
+    ``slides``). ``kernels``: run in these kept kernels (:class:`KeptKernels`) instead of fresh ones.
     ``threads``: each fresh kernel's torch threads (default :func:`kernel_threads` of ``jobs``; pass
     it when the caller runs several of these calls at once; 0 leaves torch's default)."""
     unknown = set(formats) - set(EXPORTS)
@@ -492,7 +268,7 @@ def run_notebooks(
 
 def execute_notebook(notebook: Path, parameters: dict[str, Any], executed: Path, kernel: str = KERNEL,
                      log_output: bool = False, timeout_s: float = 0, formats: tuple[str, ...] = ("html",),
-                     kernels: KernelPool | None = None, threads: int | None = None) -> NotebookResult:
+                     kernels: KeptKernels | None = None, threads: int | None = None) -> NotebookResult:
     """Run one notebook with papermill in a fresh kernel (``parameters`` injected, at most
     ``timeout_s`` seconds from its first cell; 0 = no limit; ``threads``: its torch threads,
     :func:`kernel_threads`; ``kernels``: run in this thread's kernel of the pool instead) into
@@ -505,7 +281,7 @@ def execute_notebook(notebook: Path, parameters: dict[str, Any], executed: Path,
     start = time.perf_counter()
     deadline = _Deadline(timeout_s) if timeout_s else None
     if kernels is None:
-        where = {"kernel_manager_class": _ipc_kernel_manager(threads)}
+        where = {"kernel_manager_class": ipc_kernel_manager(threads)}
     elif Path(kernels.cwd).resolve() != notebook.parent.resolve():
         raise ValueError(f"the kernel pool works in {kernels.cwd}, not in {notebook.parent}")
     else:

@@ -8,6 +8,7 @@ import copy
 import functools
 import importlib.util
 import sys
+import threading
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from sspa_core.backbone import CLIPBackbone, set_image_size
+from sspa_core.notebooks import KERNEL, NOTEBOOKS_DIR, ipc_kernel_manager
 
 
 def load_script(path: Path) -> ModuleType:
@@ -135,3 +137,88 @@ def file_size_limit(limit: int) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     return apply
+
+
+class KernelPool:
+    """Kernels kept from one notebook to the next, one per calling thread, for checks that run
+    many short notebooks (the test suite's dataset matrix). Before each notebook its thread's
+    kernel is cleared (``%reset -f``: every name the last notebook defined is gone; figures closed;
+    working folder restored) while the modules it imported stay loaded, so starting a kernel and
+    importing torch, open_clip and matplotlib (about 15 s on a 2-core CPU) is paid once per
+    thread. A kernel whose notebook failed or timed out is stopped, and the next notebook gets a
+    fresh one. ``sspa notebooks`` does not use it: there every notebook gets a fresh kernel, as in
+    a reader's Jupyter; ``run_notebooks(kernels=...)`` takes it (it is a
+    :class:`~sspa_core.notebooks.KeptKernels`). ``threads``: each kernel's torch threads
+    (``kernel_threads`` of the number of threads that use the pool). Use as a context manager; the
+    kernels stop at its end."""
+
+    def __init__(self, kernel: str = KERNEL, cwd: Path = NOTEBOOKS_DIR, threads: int | None = None):
+        self.kernel, self.cwd, self.threads = kernel, Path(cwd), threads
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._started: list[Any] = []
+        self.starts = 0  # kernels started so far
+
+    def __enter__(self) -> KernelPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def acquire(self) -> Any:
+        """This thread's kernel manager, started if needed and cleared for the next notebook."""
+        from jupyter_core.utils import run_sync
+
+        km = getattr(self._local, "km", None)
+        if km is not None and not run_sync(km.is_alive)():
+            self.discard()
+            km = None
+        if km is None:
+            km = ipc_kernel_manager(self.threads)(kernel_name=self.kernel)
+            run_sync(km.start_kernel)(cwd=str(self.cwd))
+            with self._lock:
+                self._started.append(km)
+                self.starts += 1
+            self._local.km = km
+        run_sync(self._clear)(km)
+        return km
+
+    async def _clear(self, km: Any) -> None:
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            code = ("get_ipython().run_line_magic('reset', '-f')\nimport os as _os, sys as _sys\n"
+                    f"_os.chdir({str(self.cwd)!r})\n"
+                    "if 'matplotlib.pyplot' in _sys.modules:\n    _sys.modules['matplotlib.pyplot'].close('all')\n"
+                    "del _os, _sys")
+            reply = await kc.execute_interactive(code, silent=True, store_history=False, timeout=60)
+            if reply["content"]["status"] != "ok":
+                raise RuntimeError(f"could not clear the kernel: {reply['content'].get('evalue')}")
+        finally:
+            kc.stop_channels()
+
+    def discard(self) -> None:
+        """Stop this thread's kernel (after a failure: a timed-out cell may still be running)."""
+        km = getattr(self._local, "km", None)
+        self._local.km = None
+        if km is not None:
+            self._stop(km)
+
+    def _stop(self, km: Any) -> None:
+        from jupyter_core.utils import run_sync
+
+        with self._lock:
+            if km not in self._started:
+                return
+            self._started.remove(km)
+        try:
+            run_sync(km.shutdown_kernel)(now=True)
+        except Exception:  # noqa: BLE001 (stop it whatever state it is in)
+            if km.provisioner is not None and km.provisioner.process is not None:
+                km.provisioner.process.kill()
+
+    def close(self) -> None:
+        """Stop every kernel of the pool."""
+        for km in list(self._started):
+            self._stop(km)

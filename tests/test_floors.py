@@ -39,7 +39,8 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     # what readers and notebooks see: recorded results and plots
     ("reports", ("sspa_core.results", "sspa_core.viz")),
     # the faces: the command line, the notebook runner, the explorers, the exercises
-    ("faces", ("sspa_core.cli", "sspa_core.notebooks", "sspa_core.explorers", "sspa_core.exercises")),
+    ("faces", ("sspa_core.cli", "sspa_core.notebooks", "sspa_core.notebook_params", "sspa_core.explorers",
+               "sspa_core.exercises")),
 ]
 LEVEL = {name: level for level, (_, names) in enumerate(FLOORS) for name in names}
 

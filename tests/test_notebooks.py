@@ -9,7 +9,9 @@ import os
 import nbformat
 import pytest
 import yaml
+from helpers import KernelPool
 
+from sspa_core import notebook_params
 from sspa_core import notebooks as runner
 
 
@@ -113,7 +115,7 @@ def test_kernel_pool_keeps_modules_clears_names_and_replaces_a_failed_kernel(tmp
                "pathlib.Path(out, 'b.threads').write_text(os.environ.get('OMP_NUM_THREADS', ''))"])
     (params / "smoke.yaml").write_text("parameters: {}\n")
     pid = lambda name: (tmp_path / f"{name}.pid").read_text()  # noqa: E731
-    with runner.KernelPool(cwd=nbs, threads=3) as kernels:
+    with KernelPool(cwd=nbs, threads=3) as kernels:
         runner.run_notebooks(notebooks_dir=nbs, params_dir=params, output_dir=tmp_path / "out", kernels=kernels)
         assert pid("a") == pid("b") and (tmp_path / "b.kept").read_text() == "True"  # one kernel, modules kept
         assert (tmp_path / "b.threads").read_text() == "3"
@@ -141,7 +143,7 @@ def test_a_kernel_being_shut_down_is_not_interrupted(monkeypatch):
         calls.append(self.shutting_down)
 
     monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", interrupt)
-    km = runner._ipc_kernel_manager()(kernel_name=runner.KERNEL)
+    km = runner.ipc_kernel_manager()(kernel_name=runner.KERNEL)
     run_sync(km.start_kernel)()
     run_sync(km._async_interrupt_kernel)()  # an interrupt asked for while the kernel runs goes through
     run_sync(km.shutdown_kernel)()
@@ -272,7 +274,7 @@ def test_each_notebook_is_inspected_once_per_version(tree, monkeypatch):
     monkeypatch.setattr(papermill, "inspect_notebook", lambda path: inspected.append(path) or real_inspect(path))
     monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: None)
     monkeypatch.setattr(runner, "export_html", lambda executed: executed)
-    runner._inspect_parameters.cache_clear()
+    notebook_params._inspect_parameters.cache_clear()
     runner.run_notebooks("smoke", notebooks_dir=nbs, params_dir=params, output_dir=out)
     runner.resolve_parameters("full", notebooks_dir=nbs, params_dir=params)
     assert sorted(inspected) == sorted(str(p.resolve()) for p in nbs.glob("*.ipynb"))

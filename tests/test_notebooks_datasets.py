@@ -6,7 +6,7 @@ CLIP, and every notebook that takes a dataset once with a real CLIP architecture
 (:data:`REAL_RUNS`: ViT-B-16, the paper's backbone, and RN50, whose dense features come from the
 attention pool). Real architectures carry random weights written to a local file
 (``pretrained=<path>``), at a small input size, so nothing is downloaded. The runs go :data:`JOBS`
-at a time in kept kernels (:class:`sspa_core.notebooks.KernelPool`: cleared between notebooks,
+at a time in kept kernels (:class:`helpers.KernelPool`: cleared between notebooks,
 imports kept), which saves the ~15 s of kernel start and imports per run; the smoke runs of
 test_notebooks_smoke.py use fresh kernels, as ``make demo`` does.
 """
@@ -14,7 +14,7 @@ test_notebooks_smoke.py use fresh kernels, as ``make demo`` does.
 from __future__ import annotations
 
 import pytest
-from helpers import drop_checkpoints, run_concurrently, selected_runs
+from helpers import KernelPool, drop_checkpoints, run_concurrently, selected_runs
 
 from sspa_core import notebooks as runner
 
@@ -95,7 +95,7 @@ def matrix_runs(request, dataset_roots, random_weights, tmp_path_factory):
         plans[run] = (overrides, folder)
         calls[run] = lambda run=run, overrides=overrides, folder=folder: run_and_drop_checkpoints(
             run, overrides, folder, kernels)
-    with runner.KernelPool(threads=runner.kernel_threads(JOBS)) as kernels:
+    with KernelPool(threads=runner.kernel_threads(JOBS)) as kernels:
         outcomes = run_concurrently(calls, JOBS)
     return {run: (outcomes[run], *plans[run]) for run in wanted}
 
