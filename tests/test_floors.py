@@ -9,6 +9,7 @@ the faces knows the faces.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import sspa_core
 
 PACKAGE = Path(sspa_core.__file__).parent
+ROOT = Path(__file__).resolve().parents[1]
 
 #: bottom to top; a module belongs to the floor of its longest matching name (a package takes its
 #: modules along, e.g. ``sspa_core.data`` holds ``sspa_core.data.synthetic.atlas``)
@@ -122,3 +124,17 @@ def test_the_method_loads_no_engine_module():
             "print([m for m in sys.modules if m.startswith('sspa_core.engine')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_readme_and_the_module_map_show_the_floors():
+    """The README's layout table and docs/method.md's module map name every floor of :data:`FLOORS`
+    and its modules."""
+    tables = {"README.md": (ROOT / "README.md").read_text().split("## Layout")[1].split("\n## ")[0],
+              "docs/method.md": (ROOT / "docs" / "method.md").read_text().split("## Module map")[1]}
+    for doc, table in tables.items():
+        rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+        assert [name for name in rows if name != "floor"] == [name for name, _ in FLOORS], doc
+        for floor, modules in FLOORS:
+            for module in modules[1:] if floor == "ground" else modules:
+                short = module.removeprefix("sspa_core.")
+                assert re.search(rf"`{re.escape(short)}/?`", rows[floor]), f"{doc}: {module} missing on {floor}"
