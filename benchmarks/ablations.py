@@ -41,6 +41,7 @@ from _common import benchmark_parser, environment, set_threads
 
 from sspa_core.config import load_config
 from sspa_core.engine import train_from_config
+from sspa_core.engine.heads import backbone_digest
 from sspa_core.paths import OUTPUT_DIR
 from sspa_core.results import format_cell, mean_interval, overlaps, verdict
 
@@ -287,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "extra_seeds_on_overlap": args.extra_seeds_on_overlap,
             "overrides": shared,
             "budget": {"backbone": config["model"]["backbone"], "pretrained": config["model"]["pretrained"],
+                       "backbone_sha256": backbone_digest(config),
                        "image_size": ds["image_size"], "train_images": ds["kwargs"].get("num_images"),
                        "eval_images": ds["eval_kwargs"].get("num_images"), "epochs": tc["epochs"],
                        "batch_size": tc["batch_size"], "lr": tc["lr"], "cache_features": tc["cache_features"]},

@@ -40,6 +40,7 @@ from _common import Timer, benchmark_parser, environment, mean_std, seed_summary
 
 from sspa_core.config import load_config
 from sspa_core.engine import compare_models
+from sspa_core.engine.heads import backbone_digest
 from sspa_core.engine.runs import build_dataset
 from sspa_core.metrics import THRESHOLD_METRICS, average_precision_per_class, metric_set_for, threshold_study
 
@@ -123,7 +124,8 @@ def main() -> None:
         record = {
             "config": args.config, "command": shlex.join(["python", "benchmarks/compare_models.py", *sys.argv[1:]]),
             "protocol": args.protocol, "seeds": args.seeds, "unit": "%", "columns": list(columns),
-            "budget": {"backbone": config["model"]["backbone"], "image_size": ds["image_size"],
+            "budget": {"backbone": config["model"]["backbone"], "backbone_sha256": backbone_digest(config),
+                       "image_size": ds["image_size"],
                        "train_images": ds["kwargs"]["num_images"], "eval_images": ds["eval_kwargs"]["num_images"],
                        "epochs": tc["epochs"], "batch_size": tc["batch_size"], "lr": tc["lr"]},
             "models": {model: {"values": {key: [100 * run["metrics"][key] for run in runs] for key in columns},

@@ -78,14 +78,33 @@ def result_path(benchmark: str, config: str, results_dir: Path | None = None) ->
 
 
 def load_result(benchmark: str, config: str, results_dir: Path | None = None) -> dict[str, Any] | None:
-    """The recorded result of ``benchmark`` on ``config``, or None when none was recorded."""
+    """The recorded result of ``benchmark`` on ``config``, or None when none was recorded. Its
+    ``"backbone_note"`` is :func:`backbone_note` of it."""
     path = result_path(benchmark, config, results_dir)
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error}); rerun the command that made it") from error
+    record["backbone_note"] = backbone_note(record)
+    return record
+
+
+def backbone_note(record: dict[str, Any]) -> str:
+    """"" when a record was made with the weights its backbone loads now (``budget.backbone_sha256``
+    against :func:`sspa_core.engine.heads.backbone_digest`), else a sentence saying that its
+    numbers describe other weights (e.g. a tiny CLIP shipped before the current one)."""
+    from sspa_core.engine.heads import backbone_digest
+
+    budget = record.get("budget", {})
+    now = backbone_digest({"model": {"backbone": budget.get("backbone", ""),
+                                     "pretrained": budget.get("pretrained", "")}})
+    made = budget.get("backbone_sha256")
+    if now is None or made == now:
+        return ""
+    return (f"made with other {budget.get('backbone')} weights ({made or 'not recorded'}) than those loaded now "
+            f"({now}): its numbers describe the earlier weights; rerun its command to re-make it")
 
 
 
@@ -158,6 +177,7 @@ def recorded_ablations(config: str, tables: Sequence[str], fallback: str = "synt
         budget = record["budget"]
         heading = (f"{record['tables'][table]['title']}{note}: {record['config']}, {budget['backbone']} at "
                    f"{budget['image_size']} px, {budget['train_images']} images x {budget['epochs']} epochs, "
-                   f"mean and 95% interval over seeds; `{record['command']}`")
+                   f"mean and 95% interval over seeds; `{record['command']}`"
+                   + (f"\n  note: {record['backbone_note']}" if record["backbone_note"] else ""))
         out.append((heading, ablation_rows(record, table)))
     return out

@@ -38,7 +38,8 @@ def test_recorded_results_are_found_by_name_and_bad_names_refused(tmp_path):
     path = results.result_path("ablations", "synthetic_natural", tmp_path)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"config": "synthetic_natural"}))
-    assert results.load_result("ablations", "synthetic_natural", tmp_path) == {"config": "synthetic_natural"}
+    assert results.load_result("ablations", "synthetic_natural", tmp_path) == {"config": "synthetic_natural",
+                                                                                "backbone_note": ""}
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         results.load_result("ablations", "synthetic_natural", tmp_path)
@@ -132,3 +133,19 @@ def test_shipped_ablation_tables_follow_from_their_run_logs(path):
     signed = {r["variant"]: r["verdict"] for r in rows if r["paper_sign"]}
     assert record["summary"]["paper_signs"] == len(signed)
     assert record["summary"]["reproduced"] == sum(v == "reproduced" for v in signed.values())
+
+
+def test_a_record_says_when_it_was_made_with_other_backbone_weights(tmp_path):
+    from sspa_core.engine.heads import backbone_digest
+    from sspa_core.results import backbone_note, load_result
+
+    now = backbone_digest({"model": {"backbone": "sspa-tiny-vit", "pretrained": ""}})
+    assert backbone_note({"budget": {"backbone": "sspa-tiny-vit", "backbone_sha256": now}}) == ""
+    stale = backbone_note({"budget": {"backbone": "sspa-tiny-vit", "backbone_sha256": "0" * 16}})
+    assert "0000000000000000" in stale and now in stale and "rerun" in stale
+    assert "not recorded" in backbone_note({"budget": {"backbone": "sspa-tiny-vit"}})
+    assert backbone_note({"budget": {"backbone": "ViT-B-16", "pretrained": "openai"}}) == ""  # a tag: no file to hash
+    folder = tmp_path / "compare_models"
+    folder.mkdir()
+    (folder / "synthetic_natural.json").write_text('{"budget": {"backbone": "sspa-tiny-vit"}}')
+    assert "not recorded" in load_result("compare_models", "synthetic_natural", tmp_path)["backbone_note"]
