@@ -16,7 +16,7 @@ EXTRAS = PROJECT["optional-dependencies"]
 #: Import name -> distribution name, where they differ.
 DISTRIBUTIONS = {"PIL": "pillow", "yaml": "pyyaml", "open_clip": "open_clip_torch", "sklearn": "scikit-learn",
                  "quaternion": "numpy-quaternion"}
-LOCAL = {"sspa_core", "conftest", "helpers"}
+LOCAL = {"sspa_core", "conftest", "helpers", "_common"}  # _common: the benchmarks' shared scaffolding
 
 
 def _pins(requirements: list[str]) -> dict[str, str]:
