@@ -174,6 +174,14 @@ def _check_domain(config: dict) -> dict:
 
 def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
     """Resolve a config: :data:`DEFAULTS` <- the YAML (a shipped name or a file path) <- overrides."""
+    return load_config_with_sources(name_or_path, overrides)[0]
+
+
+def load_config_with_sources(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                             ) -> tuple[dict, dict[str, str]]:
+    """The config of :func:`load_config` and, for each leaf (a dotted key such as ``train.lr``; an
+    empty mapping is a leaf), where its value came from: ``"default"`` (:data:`DEFAULTS`), the
+    config file (its path, relative to the repository for a shipped config) or ``"--set"``."""
     path = Path(name_or_path)
     if not path.suffix:
         path = CONFIG_DIR / f"{name_or_path}.yaml"
@@ -190,12 +198,45 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a mapping at top level")
     _check_keys(data, DEFAULTS)
+    layers = [(DEFAULTS, "default"), (data, _source_name(path))]
     config = merge(DEFAULTS, data)
     for text in overrides:
         update = parse_override(text)
         _check_keys(update, DEFAULTS)
+        layers.append((update, "--set"))
         config = merge(config, update)
-    return _check_domain(config)
+    sources = {key: next(name for layer, name in reversed(layers) if _holds(layer, key))
+               for key in _leaf_keys(config)}
+    return _check_domain(config), sources
+
+
+def _source_name(path: Path) -> str:
+    """A config file as a source: relative to the repository when it lies in it."""
+    try:
+        return path.resolve().relative_to(CONFIG_DIR.parents[1]).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _leaf_keys(tree: dict, prefix: str = "") -> list[str]:
+    """The dotted keys of the values of ``tree`` that are not non-empty mappings."""
+    keys = []
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            keys += _leaf_keys(value, f"{prefix}{key}.")
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def _holds(tree: dict, dotted: str) -> bool:
+    """Whether ``tree`` has a value at the dotted key."""
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def validate_config(config: dict) -> dict:

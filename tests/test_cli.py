@@ -82,3 +82,11 @@ def test_debug_is_a_global_flag_and_a_flag_of_each_command():
     assert build_parser("eval").parse_args(["--debug", "eval", "--checkpoint", "c.pt"]).debug is True
     assert build_parser("eval").parse_args(["eval", "--checkpoint", "c.pt", "--debug"]).debug is True
     assert parse(["eval", "--checkpoint", "c.pt"]).debug is False
+
+
+def test_config_show_prints_each_value_with_its_source(capsys):
+    assert main(["config", "show", "--config", "coco", "--set", "train.lr=1e-3"]) == 0
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
+    assert rows["train.grad_clip"] == ["1.0", "default"]
+    assert rows["dataset.image_size"] == ["448", "sspa_core/configs/coco.yaml"]
+    assert rows["train.lr"] == ["0.001", "--set"]

@@ -57,3 +57,16 @@ def test_fidelity_keys_have_their_defaults_and_are_checked():
             check_run_config(load_config("synthetic_natural", [f"model.name={name}", "train.cache_features=true"]))
     with pytest.raises(ValueError, match="detach_focusing must be True or False"):
         check_run_config(load_config("synthetic_natural", ["model.sspa.detach_focusing=1"]))
+
+
+def test_each_value_names_where_it_came_from():
+    from sspa_core.config import load_config_with_sources
+
+    config, sources = load_config_with_sources("coco", ["train.lr=1e-3", "model.sspa.gate=false"])
+    assert config == load_config("coco", ["train.lr=1e-3", "model.sspa.gate=false"])
+    assert sources["train.grad_clip"] == "default"
+    assert sources["dataset.image_size"] == "sspa_core/configs/coco.yaml"
+    assert sources["train.lr"] == sources["model.sspa.gate"] == "--set"
+    assert sources["dataset.kwargs"] == "default"  # an empty mapping is a leaf
+    assert load_config_with_sources("synthetic_natural")[1]["dataset.kwargs.num_images"].endswith(
+        "synthetic_natural.yaml")

@@ -10,7 +10,7 @@ A known failure (:mod:`sspa_core.errors`, and the standard exceptions of :func:`
 reported as one line naming the file or key at fault, with exit code 2 for bad input and 1 for a
 run that cannot go on; ``sspa --debug COMMAND ...`` shows the traceback instead.
 
-The commands are grouped in modules: :mod:`~sspa_core.cli.runs` (train, eval, predict, export),
+The commands are grouped in modules: :mod:`~sspa_core.cli.runs` (config, train, eval, predict, export),
 :mod:`~sspa_core.cli.resources` (pretrain, describe, data), :mod:`~sspa_core.cli.tutorial`
 (notebooks); :mod:`~sspa_core.cli.common` holds the flags they share.
 """
@@ -30,10 +30,12 @@ from sspa_core.cli.resources import (
     run_pretrain,
 )
 from sspa_core.cli.runs import (
+    configure_config,
     configure_eval,
     configure_export,
     configure_predict,
     configure_train,
+    run_config,
     run_eval,
     run_export,
     run_predict,
@@ -53,6 +55,7 @@ COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "data": ("inspect and validate a dataset download", configure_data, run_data),
     "describe": ("generate label descriptions with an LLM (KAP)", configure_describe, run_describe),
     "train": ("train SSPA or a baseline on one dataset", configure_train, run_train),
+    "config": ("show a resolved run config and where each value came from", configure_config, run_config),
     "eval": ("evaluate a checkpoint", configure_eval, run_eval),
     "export": ("write a checkpoint as a shareable head (no optimizer state) with its recipe",
                configure_export, run_export),

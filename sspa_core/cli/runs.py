@@ -1,10 +1,12 @@
-"""``sspa train``, ``eval``, ``predict`` and ``export``: a training run and what is done with its
-checkpoints."""
+"""``sspa config``, ``train``, ``eval``, ``predict`` and ``export``: a training run, the config it
+resolves, and what is done with its checkpoints."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import operator
 import sys
 
 from sspa_core.cli.common import add_overrides, output_path
@@ -60,6 +62,28 @@ def run_train(args: argparse.Namespace) -> int:
               f"(epoch {trainer.best['epoch']}); outputs in {trainer.output_dir}")
     if dist.is_initialized():
         dist.destroy_process_group()
+    return 0
+
+
+def configure_config(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = actions.add_parser("show", help="print the resolved config, each value with where it came from "
+                                           "(default, the config file or --set)")
+    show.add_argument("--config", required=True,
+                      help="a shipped config name (e.g. synthetic_natural, coco) or a YAML path")
+    add_overrides(show, "train.lr=3e-4")
+
+
+def run_config(args: argparse.Namespace) -> int:
+    from sspa_core.config import load_config_with_sources
+
+    config, sources = load_config_with_sources(args.config, args.overrides)
+    rows = [(key, json.dumps(functools.reduce(operator.getitem, key.split("."), config)), source)
+            for key, source in sources.items()]
+    key_width = max(len(key) for key, _, _ in rows)
+    value_width = max(len(value) for _, value, _ in rows)
+    for key, value, source in rows:
+        print(f"{key:<{key_width}}  {value:<{value_width}}  {source}")
     return 0
 
 
