@@ -5,10 +5,12 @@ Parameters come from YAML files in ``notebooks/params/``: a *profile* (``smoke.y
 *dataset* file (``coco.yaml``, ...). Each file has a ``parameters`` mapping (for every notebook
 that declares the name) and a ``notebooks`` mapping of per-notebook values; an optional ``only``
 list in a dataset file restricts the run to the notebooks that make sense for it, and an
-optional ``profiles`` mapping holds parameters for one profile only (e.g. the paper's input
-size under ``full``, while ``smoke`` keeps the notebooks' small CPU sizes). Later sources win:
-profile < dataset < dataset's for this profile < profile's per-notebook < dataset's
-per-notebook < command line.
+optional ``profiles`` mapping holds parameters for one profile only. Values that the dataset's run
+config (``sspa_core/configs/<dataset>.yaml``) holds are not written again: under the profiles of
+:data:`CONFIG_PARAMETERS` a dataset file takes them from its config unless it sets them itself
+(e.g. the paper's input size under ``full``, while ``smoke`` keeps the notebooks' small CPU
+sizes). Later sources win: profile < dataset's config < dataset < dataset's for this profile <
+profile's per-notebook < dataset's per-notebook < command line.
 An optional ``timeout_s`` limits the seconds each notebook may run (the dataset file's wins over
 the profile's; :data:`DEFAULT_TIMEOUT_S` if neither sets it; 0 = no limit).
 A notebook receives only the names its ``parameters`` cell declares; a name in a parameter file
@@ -20,11 +22,13 @@ from __future__ import annotations
 
 import ast
 import functools
+import operator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from sspa_core.config import CONFIG_DIR, load_config
 from sspa_core.paths import REPO_ROOT
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -32,6 +36,8 @@ PARAMS_DIR = NOTEBOOKS_DIR / "params"
 PROFILES = ("smoke", "full", "gpu")
 DEFAULT_TIMEOUT_S = 3600.0  # seconds a notebook may run when no parameter file sets timeout_s
 PARAMS_FILE_KEYS = ("parameters", "notebooks", "only", "description", "timeout_s", "profiles")
+#: profile -> {notebook parameter: dotted key of the dataset's run config it is taken from}
+CONFIG_PARAMETERS: dict[str, dict[str, str]] = {"full": {"image_size": "dataset.image_size"}}
 
 
 def list_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -87,8 +93,19 @@ def _read_sources(profile: str, dataset: str | None, params_dir: Path) -> list[d
                              f"{dataset_parameter_files(params_dir)}")
         source = _read_params_file(path)
         for_profile = (source.get("profiles") or {}).get(profile) or {}
-        sources.append({**source, "parameters": {**(source.get("parameters") or {}), **for_profile}})
+        sources.append({**source, "parameters": {**config_parameters(profile, dataset),
+                                                 **(source.get("parameters") or {}), **for_profile}})
     return sources
+
+
+def config_parameters(profile: str, dataset: str) -> dict[str, Any]:
+    """The notebook parameters that ``dataset`` takes from its run config under ``profile``
+    (:data:`CONFIG_PARAMETERS`); none for a dataset without a shipped config."""
+    keys = CONFIG_PARAMETERS.get(profile, {})
+    if not keys or not (CONFIG_DIR / f"{dataset}.yaml").is_file():
+        return {}
+    config = load_config(dataset)
+    return {name: functools.reduce(operator.getitem, key.split("."), config) for name, key in keys.items()}
 
 
 def resolve_timeout(profile: str = "smoke", dataset: str | None = None,

@@ -237,6 +237,39 @@ def test_every_profile_and_dataset_file_resolves():
             runner.resolve_parameters(profile, dataset)
 
 
+def test_full_profile_takes_the_input_size_from_the_datasets_config():
+    from sspa_core.config import load_config
+
+    for dataset in ("coco", "aid"):
+        plan = runner.resolve_parameters("full", dataset, only=["03"])
+        assert list(plan.values())[0]["image_size"] == load_config(dataset)["dataset"]["image_size"]
+    assert list(runner.resolve_parameters("full", "coco", only=["03"]).values())[0]["image_size"] == 448
+    assert "image_size" not in list(runner.resolve_parameters("smoke", "coco", only=["03"]).values())[0]
+
+
+def test_no_parameter_file_repeats_a_value_of_its_datasets_config():
+    from sspa_core.config import CONFIG_DIR, load_config
+
+    def values(tree: dict) -> list[tuple[str, object]]:  # every (parameter, value) a parameter file sets
+        found = list((tree.get("parameters") or {}).items())
+        for section in ("profiles", "notebooks"):
+            found += [item for per in (tree.get(section) or {}).values() for item in per.items()]
+        return found
+
+    def leaves(tree: dict, prefix: str = "") -> list[tuple[str, object]]:
+        return [leaf for key, value in tree.items() for leaf in (
+            leaves(value, f"{prefix}{key}.") if isinstance(value, dict) and value else [(f"{prefix}{key}", value)])]
+
+    for dataset in runner.dataset_parameter_files():
+        if not (CONFIG_DIR / f"{dataset}.yaml").is_file():
+            continue
+        config = leaves(load_config(dataset))
+        written = yaml.safe_load((notebook_params.PARAMS_DIR / f"{dataset}.yaml").read_text())
+        for name, value in values(written):
+            repeats = [key for key, held in config if key.rsplit(".", 1)[-1] == name and held == value]
+            assert not repeats, f"notebooks/params/{dataset}.yaml sets {name}={value!r}, which {repeats} holds"
+
+
 def test_notebook_past_its_time_limit_fails_clearly(tmp_path):
     nbs, params = tmp_path / "notebooks", tmp_path / "notebooks" / "params"
     params.mkdir(parents=True)
