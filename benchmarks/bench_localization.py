@@ -112,7 +112,8 @@ def main() -> None:
         from sspa_core.config import load_config
         backbone = load_backbone(args.backbone, pretrained=args.clip, dense_features=args.dense_features)
         for name in DOMAIN_CONFIGS:
-            config = load_config(name, [f"model.backbone={args.backbone}", f"model.pretrained={args.clip}"])
+            config = load_config(name, [f"model.backbone={args.backbone}", f"model.pretrained={args.clip}",
+                                        f"dataset.image_size={backbone.image_size}"])
             dataset = _dataset(config, num_images)
             results[name] = score(backbone, dataset, num_images)
             _print(f"{name} (bare CLIP {args.clip}, {args.dense_features})", results[name])
