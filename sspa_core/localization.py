@@ -80,8 +80,10 @@ def target_mask(objects: Objects, grid: int, only: Sequence[str] | None = None) 
     mask = np.zeros(grid * grid, dtype=bool)
     for box in _selected(objects, only):
         inside = patch_centres_inside([(box, ("_",))], grid)
-        mask |= inside if inside.any() else np.eye(grid * grid, dtype=bool)[
-            patch_coverage([(box, ("_",))], grid).argmax()]
+        if inside.any():
+            mask |= inside
+        else:
+            mask[patch_coverage([(box, ("_",))], grid).argmax()] = True
     return mask
 
 
@@ -213,8 +215,11 @@ def patch_text_maps(patches: np.ndarray, texts: np.ndarray) -> np.ndarray:
     return np.einsum("nmd,cd->ncm", patches, texts)
 
 
-def _as_numpy(values) -> np.ndarray:
-    return values.detach().float().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values, float)
+def as_numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A tensor (detached, float, on the CPU) or array-like as a float NumPy array."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().float().cpu().numpy()
+    return np.asarray(values, dtype=np.float32)
 
 
 def localization_caption(what: str, maps, objects: Sequence[Objects], label_names: Sequence[str],
@@ -224,7 +229,7 @@ def localization_caption(what: str, maps, objects: Sequence[Objects], label_name
     the present labels (``targets [N, C]``) of the N images (``objects``, :func:`scene_objects`
     of each). A map that does not localize says so; without boxes (real data) the line says that
     the map cannot be checked."""
-    maps, targets = _as_numpy(maps), _as_numpy(targets) > 0
+    maps, targets = as_numpy(maps), as_numpy(targets) > 0
     if not any(list(scene) for scene in objects):
         return f"{what}: no boxes for these images, so the map cannot be checked against the objects."
     grid = int(round(maps.shape[-1] ** 0.5))
@@ -247,7 +252,7 @@ def gate_caption(what: str, gates, objects: Sequence[Objects]) -> str:
     (eq. 11): :func:`gate_scores` against the images' boxes, in words."""
     if not any(list(scene) for scene in objects):
         return f"{what}: no boxes for these images, so the gate cannot be checked against the objects."
-    gates = _as_numpy(gates)
+    gates = as_numpy(gates)
     grid = int(round(gates.shape[1] ** 0.5))
     masks = scene_masks(objects, [], grid)
     g = gate_scores(gates, masks["objects"], masks["background"])

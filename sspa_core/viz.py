@@ -13,18 +13,12 @@ from matplotlib.axes import Axes
 from matplotlib.image import AxesImage
 from PIL import Image
 
-from sspa_core.localization import layout_objects
-
-
-def _to_numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        return values.detach().float().cpu().numpy()
-    return np.asarray(values, dtype=np.float32)
+from sspa_core.localization import as_numpy, layout_objects
 
 
 def patch_grid(values: torch.Tensor | np.ndarray) -> np.ndarray:
     """Reshape M patch values ([M] or [h, w]) into a square [h, w] grid."""
-    values = _to_numpy(values)
+    values = as_numpy(values)
     if values.ndim == 2:
         return values
     if values.ndim != 1:
@@ -66,7 +60,7 @@ def heatmap_over_image(
 
 def cosine_similarity_matrix(features: torch.Tensor | np.ndarray) -> np.ndarray:
     """Pairwise cosine similarity of the rows of ``features`` [C, d] -> [C, C]."""
-    feats = _to_numpy(features)
+    feats = as_numpy(features)
     if feats.ndim != 2:
         raise ValueError(f"features must have shape [C, d], got {feats.shape}")
     unit = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
@@ -113,7 +107,7 @@ def prediction_figure(
     are drawn on the image and each label's on its map."""
     import matplotlib.pyplot as plt
 
-    scores = _to_numpy(scores)
+    scores = as_numpy(scores)
     top_k = min(top_k, scores.shape[1])
     columns = 1 + (top_k if patch_weights is not None else 0) + (visual_gates is not None)
     fig, axes = plt.subplots(len(images), columns, figsize=(2.6 * columns, 3.1 * len(images)), squeeze=False)
@@ -127,13 +121,13 @@ def prediction_figure(
         draw_objects(axes[row, 0], found, size)
         col = 1
         if patch_weights is not None:
-            weights = _to_numpy(patch_weights[row])
+            weights = as_numpy(patch_weights[row])
             for j in order:
                 heatmap_over_image(axes[row, col], image, weights[:, j], f"w: {label_names[j]}")
                 draw_objects(axes[row, col], found, size, only=[label_names[j]])
                 col += 1
         if visual_gates is not None:
-            heatmap_over_image(axes[row, col], image, _to_numpy(visual_gates[row]).mean(-1), "gate G (mean)")
+            heatmap_over_image(axes[row, col], image, as_numpy(visual_gates[row]).mean(-1), "gate G (mean)")
             draw_objects(axes[row, col], found, size)
     if title:
         fig.suptitle(title, fontsize=10)
