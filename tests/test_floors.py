@@ -38,8 +38,8 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
                                 "sspa_core.backbone", "sspa_core.tiny_clip", "sspa_core.features")),
     # training runs: trainer, evaluation, checkpoints, quick fits, the shipped heads
     ("engine", ("sspa_core.engine",)),
-    # what readers and notebooks see: recorded results and plots
-    ("reports", ("sspa_core.results", "sspa_core.viz")),
+    # what readers and notebooks see: recorded results, plots and course text rendered from the run
+    ("reports", ("sspa_core.results", "sspa_core.viz", "sspa_core.narration")),
     # the faces: the command line, the notebook runner, the explorers, the exercises
     ("faces", ("sspa_core.cli", "sspa_core.notebooks", "sspa_core.notebook_params", "sspa_core.explorers",
                "sspa_core.exercises")),

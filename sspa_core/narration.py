@@ -1,0 +1,74 @@
+"""Course text from the run: Markdown a notebook cell renders from its own variables, so that a
+number, an order or a comparison in the prose is the one the cell computed, never typed by hand.
+
+- :func:`say` shows Markdown (an f-string of the cell's values) in the notebook, and prints it
+  outside one;
+- :func:`ranking` writes an order such as ``soft 57.0 > max 55.6 = mean 55.6``: values equal at
+  the printed precision are a tie, never an order;
+- :func:`versus` writes one comparison (``above``, ``below`` or ``level with``) at that precision;
+- :func:`leader` names who leads a table, or who ties for the lead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def say(text: str) -> str:
+    """Show ``text`` as Markdown (a notebook output, so it is kept in the executed notebook and its
+    HTML); outside IPython it is printed. Returns ``text``."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:  # pragma: no cover - IPython ships with the notebooks' packages
+        print(text)
+        return text
+    if get_ipython() is None:
+        print(text)
+    else:
+        display(Markdown(text))
+    return text
+
+
+def _rounded(value: float, decimals: int) -> float:
+    return round(float(value), decimals)
+
+
+def ranking(scores: Mapping[str, float], decimals: int = 1, unit: str = "") -> str:
+    """``scores`` from the highest down, joined by ``>`` and by ``=`` where two values are equal
+    at ``decimals`` places: ``"soft 57.0 > max 55.6 = mean 55.6"``."""
+    if not scores:
+        raise ValueError("ranking needs at least one score")
+    ordered = sorted(scores.items(), key=lambda kv: -float(kv[1]))
+    text = f"{ordered[0][0]} {float(ordered[0][1]):.{decimals}f}{unit}"
+    for (_, previous), (name, value) in zip(ordered, ordered[1:]):
+        sign = "=" if _rounded(previous, decimals) == _rounded(value, decimals) else ">"
+        text += f" {sign} {name} {float(value):.{decimals}f}{unit}"
+    return text
+
+
+def versus(value: float, other: float, decimals: int = 1) -> str:
+    """``"above"``, ``"below"`` or ``"level with"``: ``value`` against ``other`` at the printed
+    precision."""
+    a, b = _rounded(value, decimals), _rounded(other, decimals)
+    return "level with" if a == b else ("above" if a > b else "below")
+
+
+def leader(scores: Mapping[str, float], decimals: int = 1, unit: str = "") -> str:
+    """Who leads ``scores``, with the margin over the next: ``"SSPA leads with 62.9 (2.2 above
+    DualCoOp)"``; a shared top value gives ``"SSPA and DualCoOp tie at 62.9"``."""
+    if not scores:
+        raise ValueError("leader needs at least one score")
+    ordered = sorted(scores.items(), key=lambda kv: -float(kv[1]))
+    top = _rounded(ordered[0][1], decimals)
+    tied = [name for name, value in ordered if _rounded(value, decimals) == top]
+    if len(tied) > 1:
+        names = ", ".join(tied[:-1]) + f" and {tied[-1]}"
+        return f"{names} tie at {top:.{decimals}f}{unit}"
+    name, value = ordered[0]
+    if len(ordered) == 1:
+        return f"{name} scores {float(value):.{decimals}f}{unit}"
+    runner_up, second = ordered[1]
+    margin = _rounded(value, decimals) - _rounded(second, decimals)
+    return (f"{name} leads with {float(value):.{decimals}f}{unit} "
+            f"({margin:.{decimals}f} above {runner_up})")

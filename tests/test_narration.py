@@ -1,0 +1,33 @@
+"""Course text rendered from the run (sspa_core/narration.py): orders, ties and leaders at the
+printed precision."""
+
+from __future__ import annotations
+
+import pytest
+
+from sspa_core.narration import leader, ranking, say, versus
+
+
+def test_ranking_orders_and_marks_ties_at_the_printed_precision():
+    assert ranking({"mean": 55.61, "soft": 57.0, "max": 55.64}) == "soft 57.0 > mean 55.6 = max 55.6"
+    assert ranking({"a": 1.0, "b": 1.04}, unit="%") == "b 1.0% = a 1.0%"
+    assert ranking({"a": 1.0, "b": 1.04}, decimals=2) == "b 1.04 > a 1.00"
+    with pytest.raises(ValueError):
+        ranking({})
+
+
+def test_versus_is_level_at_the_printed_precision():
+    assert versus(69.41, 69.44) == "level with"
+    assert versus(69.41, 69.44, decimals=2) == "below"
+    assert versus(70.0, 69.0) == "above"
+
+
+def test_leader_names_the_margin_or_the_tie():
+    assert leader({"SSPA": 62.92, "DualCoOp": 60.76, "CLIP": 40.0}) == "SSPA leads with 62.9 (2.2 above DualCoOp)"
+    assert leader({"SSPA": 69.41, "CLIP-FT": 69.38, "x": 1}) == "SSPA and CLIP-FT tie at 69.4"
+    assert leader({"only": 3.0}) == "only scores 3.0"
+
+
+def test_say_prints_outside_a_notebook(capsys):
+    assert say("**5** steps") == "**5** steps"
+    assert capsys.readouterr().out == "**5** steps\n"
