@@ -6,12 +6,18 @@ number, an order or a comparison in the prose is the one the cell computed, neve
 - :func:`ranking` writes an order such as ``soft 57.0 > max 55.6 = mean 55.6``: values equal at
   the printed precision are a tie, never an order;
 - :func:`versus` writes one comparison (``above``, ``below`` or ``level with``) at that precision;
-- :func:`leader` names who leads a table, or who ties for the lead.
+- :func:`leader` names who leads a table, or who ties for the lead;
+- :func:`run_summary` says what a run is made of (dataset, split, images, backbone and its
+  weights, input size, patch grid, whether the images' boxes are known), so that a notebook on
+  COCO speaks of COCO and one on the offline world says that its scenes are synthetic.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
+
+from sspa_core.data import SYNTHETIC_DATASETS, dataset_class
 
 
 def say(text: str) -> str:
@@ -69,6 +75,41 @@ def leader(scores: Mapping[str, float], decimals: int = 1, unit: str = "") -> st
     if len(ordered) == 1:
         return f"{name} scores {float(value):.{decimals}f}{unit}"
     runner_up, second = ordered[1]
-    margin = _rounded(value, decimals) - _rounded(second, decimals)
+    margin = float(value) - float(second)
     return (f"{name} leads with {float(value):.{decimals}f}{unit} "
             f"({margin:.{decimals}f} above {runner_up})")
+
+
+def data_phrase(name: str) -> str:
+    """How prose names dataset ``name``: a real dataset by its own name (``"COCO 2014 (coco)"``),
+    a synthetic one as the offline world's drawn scenes, never as photographs."""
+    if name in SYNTHETIC_DATASETS:
+        kwargs = SYNTHETIC_DATASETS[name]
+        labels = f", with {kwargs['label_set'].upper()}'s labels" if "label_set" in kwargs else ""
+        domain = kwargs["domain"].replace("_", " ")
+        return f"the offline world's synthetic {domain} scenes (`{name}`: drawn, not photographed{labels})"
+    return f"{dataset_class(name).dataset_name} (`{name}`)"
+
+
+def weights_phrase(backbone: str, pretrained: str) -> str:
+    """The CLIP of a run in words: the shipped tiny CLIP, or ``backbone`` with its weights (an
+    open_clip tag or a local file)."""
+    if not pretrained:
+        return f"the shipped tiny CLIP `{backbone}`" if backbone.startswith("sspa-tiny") else f"`{backbone}`"
+    local = Path(pretrained).suffix  # a file; an open_clip tag has no suffix
+    source = f"weights from `{Path(pretrained).name}`" if local else f"open_clip's `{pretrained}` weights"
+    return f"`{backbone}` with {source}"
+
+
+def run_summary(name: str, data, backbone: str, pretrained: str, image_size: int, patches: int) -> str:
+    """One line on what a notebook run is made of: the dataset (``name``, its split and the
+    ``len(data)`` images used), the CLIP, the input size, the ``patches`` per image as a grid, and
+    whether the images' boxes are known (``data.has_boxes``): without them, the maps are shown but
+    cannot be scored against the objects."""
+    grid = round(patches ** 0.5)
+    shape = f"{grid} × {grid} = {patches}" if grid * grid == patches else f"{patches}"
+    boxes = ("the images' boxes are known, so the maps are scored against the objects"
+             if getattr(data, "has_boxes", False)
+             else "no boxes in this dataset, so the maps are shown but not scored against the objects")
+    return (f"**This run:** {data_phrase(name)}, {data.split} split, {len(data)} images; "
+            f"{weights_phrase(backbone, pretrained)} at {image_size} px, {shape} patches per image; {boxes}.")

@@ -180,6 +180,9 @@ def test_compare_models_trains_each_model_under_its_protocol(tiny_weights, tmp_p
         saved = yaml.safe_load((row["output_dir"] / "config.yaml").read_text())["train"]
         trains_encoder[row["model"]] = not (saved["cache_features"] or saved["freeze_image_encoder"])
         assert row["scores"].shape == row["targets"].shape and len(row["scores"]) == 8
+    # what a report quotes: 16 training images in batches of 8 for one epoch; zero-shot CLIP trains nothing
+    assert {row["model"]: (row["train_images"], row["steps"]) for row in rows} == {
+        "zeroshot": (16, 0), "sspa": (16, 2), "dualcoop": (16, 2)}
     # ... but SSPA trains its image encoder, as in the paper; the DualCoOp-style head does not
     assert trains_encoder == {"zeroshot": False, "sspa": True, "dualcoop": False}
     # the real datasets' configs train the image encoder and cache nothing: DualCoOp still keeps CLIP frozen

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from sspa_core.narration import leader, ranking, say, versus
+from sspa_core.narration import data_phrase, leader, ranking, run_summary, say, versus, weights_phrase
 
 
 def test_ranking_orders_and_marks_ties_at_the_printed_precision():
-    assert ranking({"mean": 55.61, "soft": 57.0, "max": 55.64}) == "soft 57.0 > mean 55.6 = max 55.6"
+    assert ranking({"mean": 55.61, "soft": 57.0, "max": 55.64}) == "soft 57.0 > max 55.6 = mean 55.6"
     assert ranking({"a": 1.0, "b": 1.04}, unit="%") == "b 1.0% = a 1.0%"
     assert ranking({"a": 1.0, "b": 1.04}, decimals=2) == "b 1.04 > a 1.00"
     with pytest.raises(ValueError):
@@ -31,3 +31,32 @@ def test_leader_names_the_margin_or_the_tie():
 def test_say_prints_outside_a_notebook(capsys):
     assert say("**5** steps") == "**5** steps"
     assert capsys.readouterr().out == "**5** steps\n"
+
+
+def test_data_phrase_says_synthetic_or_names_the_real_dataset():
+    assert "synthetic natural scenes" in data_phrase("synthetic_natural")
+    assert "VOC's labels" in data_phrase("synthetic_voc")
+    assert data_phrase("coco") == "COCO 2014 (`coco`)"
+    assert "synthetic" not in data_phrase("peta")
+    with pytest.raises(ValueError):
+        data_phrase("imagenet")
+
+
+def test_weights_phrase():
+    assert weights_phrase("sspa-tiny-vit", "") == "the shipped tiny CLIP `sspa-tiny-vit`"
+    assert weights_phrase("ViT-B-16", "openai") == "`ViT-B-16` with open_clip's `openai` weights"
+    assert weights_phrase("RN50", "/w/rn50.pt") == "`RN50` with weights from `rn50.pt`"
+
+
+def test_run_summary_speaks_of_the_run():
+    class Data:
+        split, has_boxes = "val", True
+
+        def __len__(self):
+            return 64
+
+    line = run_summary("coco", Data(), "ViT-B-16", "openai", 448, 784)
+    assert line.startswith("**This run:** COCO 2014 (`coco`), val split, 64 images;")
+    assert "448 px, 28 × 28 = 784 patches" in line and "scored against the objects" in line
+    Data.has_boxes = False
+    assert "no boxes in this dataset" in run_summary("peta", Data(), "RN50", "", 64, 5)

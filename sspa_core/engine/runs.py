@@ -251,7 +251,8 @@ def compare_models(config: dict[str, Any], model_names: list[str] | tuple[str, .
     settings for all but CLIP-FT (e.g. every head on cached features, for a quick look).
     One row per run: ``model``, ``seed``, ``metrics`` (last epoch, on the evaluation split, of the
     weights its ``"weights"`` names), ``history``, ``output_dir``, ``resumed`` (whether it went on
-    from a checkpoint), and those weights' evaluation ``scores``/``targets``/``masks`` (dataset order)."""
+    from a checkpoint), ``train_images`` and ``steps`` (optimisation steps in all; 0 for a model
+    with nothing to train), and those weights' evaluation ``scores``/``targets``/``masks`` (dataset order)."""
     protocols = {"paper": PAPER_PROTOCOL, "config": CONFIG_PROTOCOL}
     if protocol not in protocols:
         raise ValueError(f"unknown protocol {protocol!r}; valid: {sorted(protocols)}")
@@ -271,6 +272,7 @@ def compare_models(config: dict[str, Any], model_names: list[str] | tuple[str, .
             scores, targets, masks = trainer.predict_scores(trainer.eval_set)
             rows.append({"model": name, "seed": seed, "metrics": trainer.history[-1], "history": trainer.history,
                          "output_dir": trainer.output_dir, "resumed": saved is not None,
+                         "train_images": trainer.train_images, "steps": trainer.total_steps,
                          "scores": scores, "targets": targets, "masks": masks})
     return rows
 

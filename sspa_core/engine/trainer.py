@@ -286,6 +286,8 @@ class Trainer:
         if not isinstance(train_set, (SeededItems, CachedFeatures)):  # cached features draw no augmentation
             train_set = SeededItems(train_set, tc["seed"])
         steps = self.steps_per_epoch(train_set)
+        self.train_images = len(train_set)  # what a report of the run quotes
+        self.total_steps = tc["epochs"] * steps if self.optimizer is not None else 0
         if self.optimizer is not None:
             self.build_scheduler(steps)
         if isinstance(resume, dict):
