@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from sspa_core.aggregation import patch_label_similarity
 from sspa_core.model import SSPA, MultiLabelCLIPHead, SSPAConfig
-from sspa_core.prompting import TEMPLATE, ContextPromptLearner, KnowledgeAwarePrompts
+from sspa_core.prompting import ContextPromptLearner, KnowledgeAwarePrompts, template_sentence
 
 if TYPE_CHECKING:
     from sspa_core.backbone import CLIPBackbone
@@ -34,7 +34,7 @@ MODEL_NAMES = ("sspa", "zeroshot", "unid", "dualcoop", "clip_ft", "clip_ft_image
 
 
 class ZeroShotCLIP(MultiLabelCLIPHead):
-    """Zero-shot CLIP: the features of :data:`sspa_core.prompting.TEMPLATE` (KAP without
+    """Zero-shot CLIP: the features of :func:`sspa_core.prompting.template_sentence` (KAP without
     descriptions) as class centres; ``"global"`` logits ``τ · cos(x0, t_j)``. Freezes the whole
     backbone: nothing is trained."""
 
@@ -87,7 +87,7 @@ def zero_shot_scores(backbone: CLIPBackbone, dataset: MultiLabelDataset,
 class CLIPFineTune(MultiLabelCLIPHead):
     """CLIP-FT as the paper describes it (Tables IV–V): CLIP fine-tuned end to end, "all
     parameters including both image and text encoders". The class centres are the text
-    encoder's features of "A photo of a {label}." (:data:`sspa_core.prompting.TEMPLATE`),
+    encoder's features of "A photo of a {label}." (:func:`sspa_core.prompting.template_sentence`),
     recomputed with gradient at every forward pass; ``"global"`` logits
     ``τ · cos(x0, t_j) + b_j`` with a learnable bias per label started at ``logit_bias`` (0 when
     None, as :class:`UniD`), so training starts from zero-shot CLIP. Trains the text tower."""
@@ -98,7 +98,7 @@ class CLIPFineTune(MultiLabelCLIPHead):
         super().__init__(backbone, label_names)
         for param in backbone.text_parameters():
             param.requires_grad_(True)
-        texts = [TEMPLATE.format(label=name) for name in self.label_names]
+        texts = [template_sentence(name) for name in self.label_names]
         self.register_buffer("tokens", backbone.text.tokenize(texts), persistent=False)
         self.bias = nn.Parameter(torch.full((self.num_labels,), 0.0 if logit_bias is None else float(logit_bias)))
 

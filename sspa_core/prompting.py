@@ -12,18 +12,22 @@ their parameters are only their own; the encoder itself belongs to the backbone.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+import yaml
 from torch import nn
 
 from sspa_core import paths
 from sspa_core.alignment import CrossModalAttention, FeedForward
+from sspa_core.descriptions import label_phrase
 from sspa_core.quaternion import QuaternionLinear
 from sspa_core.training import atomic_save
 
@@ -31,6 +35,9 @@ if TYPE_CHECKING:
     from sspa_core.text_encoder import PromptTextEncoder
 
 TEMPLATE = "A photo of a {label}."
+READABLE_TEMPLATE = "A photo of {name}."  # an identifier-style label: its readable name, article included
+READABLE_NAMES_FILE = paths.DATA_DIR / "labels" / "readable_names.yaml"
+PLAIN_LABEL = re.compile(r"[a-z]+(?: [a-z]+)*")  # lower-case words and spaces: "apple", "parking lot"
 SYNTHESIS_MODES = ("qsm", "sum", "concat", "mlp", "mlp_wide")
 QSM_INPUTS = ("concat", "sum")
 
@@ -54,7 +61,8 @@ def _fits(text_encoder: PromptTextEncoder, text: str) -> bool:
 def knowledge_aware_text(
     text_encoder: PromptTextEncoder, label: str, description: str | None
 ) -> str:
-    """Eq. 4 input: ``D_j + " A photo of a {label_j}."``, or the template alone.
+    """Eq. 4 input: ``D_j + " A photo of a {label_j}."``, or the template alone
+    (:func:`template_sentence`: an identifier-style label is written readably).
 
     Deviation from the paper: a description too long for the text encoder's context is
     shortened so that the closing template sentence (which names the label) survives, where
@@ -62,7 +70,7 @@ def knowledge_aware_text(
     to a comma, closed with a full stop) that fits, or whole words when not even the first
     clause fits.
     """
-    sentence = TEMPLATE.format(label=label)
+    sentence = template_sentence(label)
     if not description:
         return sentence
     words = description.split()
@@ -83,6 +91,41 @@ def knowledge_aware_text(
             hi = mid
     clause_ends = [i + 1 for i in range(lo) if words[i].endswith((",", ";", ":"))]
     return compose(words[: clause_ends[-1]] if clause_ends else words[:lo])
+
+
+@functools.cache
+def _readable_names() -> dict[str, str]:
+    """Label -> readable name, over every list of :data:`READABLE_NAMES_FILE` (a label keeps one
+    name across lists)."""
+    names: dict[str, str] = {}
+    for label_list, listed in yaml.safe_load(READABLE_NAMES_FILE.read_text(encoding="utf-8")).items():
+        for label, name in listed.items():
+            if names.setdefault(label, name) != name:
+                raise ValueError(f"{READABLE_NAMES_FILE}: {label!r} of {label_list} is named both "
+                                 f"{names[label]!r} and {name!r}")
+    return names
+
+
+def readable_name(label: str) -> str:
+    """What follows "A photo of" for an identifier-style label (``accessoryHat`` -> ``a hat``,
+    ``lowerBodyJeans`` -> ``jeans``): its entry in :data:`READABLE_NAMES_FILE`, else the rule's
+    phrase (:func:`sspa_core.descriptions.label_phrase`) after "a" or "an"."""
+    if label in _readable_names():
+        return _readable_names()[label]
+    phrase = label_phrase(label)
+    return f"{'an' if phrase[0] in 'aeiou' else 'a'} {phrase}"
+
+
+def template_sentence(label: str) -> str:
+    """The template sentence of a label (eq. 4's closing sentence, the zero-shot prompt;
+    docs/method.md §KAP). A plain lower-case word or phrase (:data:`PLAIN_LABEL`: every label of
+    the offline world) fills :data:`TEMPLATE` as it is, so the prompts that the shipped tiny CLIP
+    and heads were trained with do not change; an identifier-style label (``accessoryHat``,
+    ``hs-BaldHead``, ``Age18-60``) reads ``"A photo of {readable_name(label)}."``.
+    """
+    if PLAIN_LABEL.fullmatch(label):
+        return TEMPLATE.format(label=label)
+    return READABLE_TEMPLATE.format(name=readable_name(label))
 
 
 FINGERPRINT_PROBE = "a photo."

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 from helpers import random_backbone
 
 from sspa_core.prompting import (
+    PLAIN_LABEL,
+    READABLE_NAMES_FILE,
     ContextPromptLearner,
     DynamicSemanticFilter,
     KnowledgeAwarePrompts,
     QuaternionSemanticModeling,
     knowledge_aware_text,
+    readable_name,
+    template_sentence,
 )
 
 LABELS = ["cat", "dog", "traffic light"]
@@ -39,6 +44,36 @@ def test_kap_text_is_description_then_template(backbone):
     assert knowledge_aware_text(backbone.text, "cat", None) == "A photo of a cat."
     text = knowledge_aware_text(backbone.text, "cat", "A cat is a small furry animal.")
     assert text == "A cat is a small furry animal. A photo of a cat."
+
+
+def test_the_offline_worlds_prompts_are_unchanged():
+    """The shipped tiny CLIP and heads were trained on "A photo of a {label}." byte for byte."""
+    from sspa_core.data.labels import load_label_names
+
+    for label_set in ("synthetic_natural", "synthetic_pedestrian", "synthetic_aerial"):
+        for label in load_label_names(label_set):
+            assert template_sentence(label) == f"A photo of a {label}."
+    assert template_sentence("airplane") == "A photo of a airplane."  # even where English wants "an"
+
+
+def test_identifier_style_labels_read_naturally(backbone):
+    from sspa_core.data.labels import load_label_names
+
+    assert template_sentence("accessoryHat") == "A photo of a hat."
+    assert template_sentence("lowerBodyJeans") == "A photo of jeans."
+    assert template_sentence("personalLess30") == "A photo of a person under 30."
+    assert template_sentence("hs-BaldHead") == "A photo of a bald head."
+    assert template_sentence("Age18-60") == "A photo of a person aged 18 to 60."
+    assert template_sentence("bare-soil") == "A photo of bare soil."
+    listed = yaml.safe_load(READABLE_NAMES_FILE.read_text())
+    for label_set in ("peta", "rap", "pa100k", "aid", "multiscene", "mlrsnet"):  # each identifier is named
+        identifiers = [label for label in load_label_names(label_set) if not PLAIN_LABEL.fullmatch(label)]
+        assert identifiers == [label for label in listed.get(label_set, {}) if label in identifiers]
+        assert all(template_sentence(label) == f"A photo of {listed[label_set][label]}." for label in identifiers)
+    assert readable_name("upperElbowPad") == "an upper elbow pad"  # not listed: the rule, with its article
+    assert readable_name("Hat_Red") == "a hat red"
+    assert knowledge_aware_text(backbone.text, "accessoryHat", "Hat is a head covering.") == \
+        "Hat is a head covering. A photo of a hat."
 
 
 def test_kap_long_description_keeps_the_label_sentence(backbone):
