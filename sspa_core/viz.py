@@ -1,5 +1,6 @@
-"""Plotting helpers shared by the notebooks: a patch map over an image, the true objects of a
-scene drawn as labelled boxes, and a label–label similarity heatmap."""
+"""Plotting helpers shared by the notebooks: a patch map over an image, the images and labels an
+attention figure shows, the true objects of a scene drawn as labelled boxes, and a label–label
+similarity heatmap."""
 
 from __future__ import annotations
 
@@ -56,6 +57,23 @@ def heatmap_over_image(
     if title:
         ax.set_title(title, fontsize=9)
     return heat
+
+
+def attention_examples(targets: torch.Tensor | np.ndarray, n_images: int = 2,
+                       n_labels: int = 3) -> list[tuple[int, list[int]]]:
+    """Which images and labels an attention figure shows (notebook 07 §6, Fig. 7), chosen from the
+    data alone: the first ``n_images`` images with the most present labels (up to ``n_labels``),
+    each with its ``n_labels`` present labels that are most frequent in ``targets`` ([N, C]; a value
+    above 0 is present, so masked entries never count); ties by index. ``[(image, [labels])]``; an
+    image with no present label is never drawn."""
+    present = as_numpy(targets) > 0
+    if present.ndim != 2:
+        raise ValueError(f"targets must have shape [N, C], got {present.shape}")
+    frequency = present.mean(0)
+    shown = np.minimum(present.sum(1), n_labels)
+    images = [int(i) for i in np.argsort(-shown, kind="stable") if shown[i] > 0][:n_images]
+    return [(i, [int(j) for j in sorted(np.flatnonzero(present[i]), key=lambda j: -frequency[j])[:n_labels]])
+            for i in images]
 
 
 def cosine_similarity_matrix(features: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from sspa_core.viz import heatmap_over_image, patch_grid  # noqa: E402
+from sspa_core.viz import attention_examples, heatmap_over_image, patch_grid  # noqa: E402
 
 
 def test_heatmap_keeps_values_and_grid_and_adds_a_colour_bar():
@@ -82,3 +82,20 @@ def test_prediction_figure_says_whose_maps_it_shows():
     boxes = [len(ax.patches) for ax in fig.axes[:8] if ax.get_title()]
     assert boxes[:4] == [2, 1, 1, 2] and boxes[4:] == [0, 0, 0, 0]  # all on the image and gate, the label's on its map
     plt.close(fig)
+
+
+def test_attention_examples_show_the_most_frequent_labels_present_in_each_image():
+    targets = np.array([[0, 0, 0, 1, 0],   # one label: drawn after the images with more
+                        [1, 1, 0, 1, 1],
+                        [0, 0, 0, 0, 0],   # nothing present: never drawn
+                        [1, -1, 1, 1, 0],  # -1: masked, not present
+                        [0, 1, 0, 1, 0]])
+    # label frequencies (present = above 0): 2, 2, 1, 4, 1 -> label 3 first, then 0 and 1 (index order)
+    assert attention_examples(targets, n_images=2, n_labels=3) == [(1, [3, 0, 1]), (3, [3, 0, 2])]
+    assert attention_examples(targets, n_images=5, n_labels=2) == [
+        (1, [3, 0]), (3, [3, 0]), (4, [3, 1]), (0, [3])]
+    for image, labels in attention_examples(targets, n_images=5):
+        assert all(targets[image, j] > 0 for j in labels)  # every panel shows a present label
+    assert attention_examples(np.zeros((3, 4))) == []
+    with pytest.raises(ValueError, match=r"\[N, C\]"):
+        attention_examples(np.zeros(4))
