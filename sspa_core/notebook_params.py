@@ -15,7 +15,8 @@ An optional ``timeout_s`` limits the seconds each notebook may run (the dataset 
 the profile's; :data:`DEFAULT_TIMEOUT_S` if neither sets it; 0 = no limit).
 A notebook receives only the names its ``parameters`` cell declares; a name in a parameter file
 that no notebook declares, or on the command line that no selected notebook declares, is an
-error, so a typo never passes silently.
+error, so a typo never passes silently. So is asking (``only``) for a notebook that the dataset
+file does not select: the error names the dataset files that do.
 """
 
 from __future__ import annotations
@@ -52,15 +53,38 @@ def dataset_parameter_files(params_dir: Path = PARAMS_DIR) -> list[str]:
 
 
 def dataset_commands(params_dir: Path = PARAMS_DIR, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[dict[str, Any]]:
-    """For each dataset parameter file: its name, the numbers of the notebooks it runs, and the two
-    commands a user types: a CPU check of a download (smoke) and the GPU run (full)."""
+    """For each dataset parameter file: its name, the numbers of the notebooks it runs, the two
+    commands a user types (a CPU check of a download, smoke; the GPU run, full) and the ``natural``
+    reference its file gives a notebook (notebook 07's domain gap is measured against it; None
+    when no notebook of the file takes one)."""
     rows = []
     for name in dataset_parameter_files(params_dir):
         selected = resolve_parameters("smoke", name, params_dir=params_dir, notebooks_dir=notebooks_dir)
         command = f"sspa notebooks --profile {{}} --dataset {name} -p data_root=/data/{name}"
+        natural = next((values["natural"] for values in selected.values() if "natural" in values), None)
         rows.append({"dataset": name, "notebooks": [path.stem.split("_")[0] for path in selected],
-                     "smoke": command.format("smoke"), "full": command.format("full")})
+                     "smoke": command.format("smoke"), "full": command.format("full"), "natural": natural})
     return rows
+
+
+def datasets_selecting(notebook: str, params_dir: Path = PARAMS_DIR) -> list[str]:
+    """The dataset parameter files whose selection (``only``; none = every notebook) holds
+    ``notebook`` (a notebook's file stem)."""
+    return [name for name in dataset_parameter_files(params_dir)
+            if notebook in (_read_params_file(Path(params_dir) / f"{name}.yaml").get("only") or [notebook])]
+
+
+def _not_selected(dataset: str, notebooks: list[str], selected: list[str], params_dir: Path) -> str:
+    """Why ``--dataset dataset --only ...`` cannot run ``notebooks``: what the dataset's file
+    selects, and which dataset files select each of them."""
+    takes = []
+    for notebook in notebooks:
+        others = datasets_selecting(notebook, params_dir)
+        takes.append(f"{notebook} runs with --dataset {', '.join(others)}" if others else
+                     f"{notebook} runs on the offline world only (no --dataset)")
+    numbers = " ".join(name.split("_")[0] for name in selected) or "none"
+    return (f"{dataset}'s parameter file (notebooks/params/{dataset}.yaml) does not select notebook"
+            f"{'s' if len(notebooks) > 1 else ''} {', '.join(notebooks)}; it selects {numbers}; {'; '.join(takes)}")
 
 
 def _read_params_file(path: Path) -> dict[str, Any]:
@@ -156,7 +180,11 @@ def resolve_parameters(
         missing = [o for o in wanted if not any(n == o or n.startswith(f"{o}_") for n in by_name)]
         if missing:
             raise ValueError(f"no notebook matches {missing}; notebooks are {list(by_name)}")
-        selected = [n for n in selected if n in wanted or n.split("_")[0] in wanted]
+        asked = [n for n in by_name if n in wanted or n.split("_")[0] in wanted]
+        left_out = [n for n in asked if n not in selected]
+        if left_out and dataset is not None:
+            raise ValueError(_not_selected(dataset, left_out, selected, params_dir))
+        selected = [n for n in selected if n in asked]
     for source in sources:
         for name in source.get("notebooks") or {}:
             if name not in by_name:

@@ -176,6 +176,49 @@ def test_bad_requests_give_clear_errors(tree, kwargs, message):
         runner.resolve_parameters(notebooks_dir=tree[0], params_dir=tree[1], **kwargs)
 
 
+def test_a_notebook_the_dataset_file_does_not_select_is_refused_with_the_files_that_do(tree):
+    nbs, params, _ = tree
+    (params / "other.yaml").write_text(yaml.safe_dump({"parameters": {"size": 6}}))  # no `only`: every notebook
+    with pytest.raises(ValueError) as refused:
+        runner.resolve_parameters("smoke", "toy", only=["01"], overrides={"fail": True},
+                                  notebooks_dir=nbs, params_dir=params)
+    assert str(refused.value) == ("toy's parameter file (notebooks/params/toy.yaml) does not select notebook "
+                                  "01_second; it selects 00; 01_second runs with --dataset other")
+    with pytest.raises(ValueError, match="does not select notebook 01_second"):  # even beside one it selects
+        runner.resolve_parameters("smoke", "toy", only=["00", "01"], notebooks_dir=nbs, params_dir=params)
+    (params / "other.yaml").write_text(yaml.safe_dump({"only": ["00_first"]}))
+    with pytest.raises(ValueError, match="01_second runs on the offline world only"):
+        runner.resolve_parameters("smoke", "toy", only=["01"], notebooks_dir=nbs, params_dir=params)
+    assert notebook_params.datasets_selecting("00_first", params) == ["other", "toy"]
+
+
+def test_the_command_line_refuses_a_notebook_the_dataset_does_not_run_in_one_line(capsys):
+    from sspa_core.cli import main as sspa_main
+
+    transfer = ", ".join(sorted(("pa100k", "rap", "peta", "multiscene", "mlrsnet", "aid")))
+    for argv in (["--profile", "smoke", "--dataset", "coco", "--only", "07", "-p", "data_root=/data/coco"],
+                 ["--dataset", "coco", "--only", "07", "--list"]):
+        assert sspa_main(["notebooks", *argv]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.strip() == (
+            "sspa notebooks: error: coco's parameter file (notebooks/params/coco.yaml) does not select notebook "
+            f"07_domain_transfer; it selects 02 03 04 05 06; 07_domain_transfer runs with --dataset {transfer}")
+
+
+def test_the_listing_names_the_natural_reference_of_the_domain_transfer(capsys):
+    from sspa_core.cli import main as sspa_main
+
+    rows = {row["dataset"]: row for row in runner.dataset_commands()}
+    assert {name for name, row in rows.items() if row["natural"]} == {
+        "pa100k", "rap", "peta", "multiscene", "mlrsnet", "aid"}
+    assert {row["natural"] for row in rows.values()} == {"synthetic_natural", None}
+    assert sspa_main(["notebooks", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("07's domain gap is measured against natural=synthetic_natural (the offline world's "
+                     "synthetic scenes, not photographs; for real ones: -p natural=coco "
+                     "-p natural_root=/data/coco)") == 6
+
+
 def test_command_line_parameters_use_the_config_override_parser(capsys):
     """``sspa notebooks --set KEY=VALUE``: values read as YAML by sspa_core.config.parse_override."""
     from sspa_core.cli import main as sspa_main

@@ -28,6 +28,16 @@ def configure_notebooks(parser: argparse.ArgumentParser) -> None:
                              "(default 1; 2 on a 2-core CPU takes about 40%% of the time)")
 
 
+def natural_phrase(name: str) -> str:
+    """What notebook 07's natural reference ``name`` is, in words, and how to change it."""
+    from sspa_core.data import SYNTHETIC_DATASETS
+
+    if name in SYNTHETIC_DATASETS:
+        return ("the offline world's synthetic scenes, not photographs; for real ones: "
+                "-p natural=coco -p natural_root=/data/coco")
+    return "a real dataset; its folder is natural_root"
+
+
 def run_notebooks(args: argparse.Namespace) -> int:
     from sspa_core.config import parse_override
     from sspa_core.notebooks import NotebookError, dataset_commands, resolve_parameters, run_notebooks
@@ -45,6 +55,9 @@ def run_notebooks(args: argparse.Namespace) -> int:
             for row in dataset_commands():
                 print(f"  {row['dataset']} (notebooks {' '.join(row['notebooks'])}):\n"
                       f"    CPU check of a download: {row['smoke']}\n    GPU run: {row['full']}")
+                if row["natural"]:
+                    print(f"    07's domain gap is measured against natural={row['natural']} "
+                          f"({natural_phrase(row['natural'])})")
         return 0
     start = time.perf_counter()
     try:
