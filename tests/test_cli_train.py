@@ -79,6 +79,11 @@ def test_eval_reproduces_the_training_evaluation(trained_run, tmp_path):
     # training evaluated cached float16 features; eval recomputes them from the images
     assert metrics["mAP"] == pytest.approx(last["mAP"], abs=0.02)
     assert set(metrics) <= set(last)
+    for weights in ("raw", "ema"):  # either set by name, against the training evaluation of that set
+        assert main(["eval", "--checkpoint", str(out / "checkpoints" / "last.pt"), "--device", "cpu",
+                     "--weights", weights, "--output-dir", str(tmp_path / weights)]) == 0
+        named = json.loads((tmp_path / weights / "eval.json").read_text())
+        assert named["mAP"] == pytest.approx(last[f"mAP_{weights}"], abs=0.02)
 
 
 def test_predict_prints_top_labels_and_saves_a_figure(trained_run, tmp_path, capsys):

@@ -206,9 +206,24 @@ def test_each_evaluation_scores_raw_and_ema_weights_and_records_the_choice(tiny_
     assert best["weights"] == best["best"]["weights"] == expected
     overrides = [f"model.pretrained={tiny_weights}", f"dataset.image_size={IMAGE_SIZE}",
                  "train.freeze_image_encoder=true"]
-    model, _, _ = load_trained_model(tmp_path / "checkpoints" / "best.pt", overrides=overrides)  # the recorded choice
-    chosen = trainer.ema.module if expected == "ema" else trainer.model
-    for key, value in trainable_state(chosen).items():
+    for weights in (None, "ema", "raw"):  # None: the recorded choice
+        model, _, _ = load_trained_model(tmp_path / "checkpoints" / "best.pt", weights=weights, overrides=overrides)
+        chosen = trainer.ema.module if (weights or expected) == "ema" else trainer.model
+        for key, value in trainable_state(chosen).items():
+            torch.testing.assert_close(model.state_dict()[key], value)
+    with pytest.raises(ValueError, match="unknown weights 'averaged'"):
+        load_trained_model(tmp_path / "checkpoints" / "best.pt", weights="averaged", overrides=overrides)
+
+
+def test_loading_ema_weights_of_a_run_without_them_is_an_error(tiny_weights, tmp_path):
+    trainer = make_trainer(tiny_weights, tmp_path, ema=False, epochs=1)
+    trainer.fit(FixedImages(8, seed=0), FixedImages(8, seed=1))
+    overrides = [f"model.pretrained={tiny_weights}", f"dataset.image_size={IMAGE_SIZE}",
+                 "train.freeze_image_encoder=true"]
+    with pytest.raises(ValueError, match="holds no EMA weights"):
+        load_trained_model(tmp_path / "checkpoints" / "last.pt", weights="ema", overrides=overrides)
+    model, _, _ = load_trained_model(tmp_path / "checkpoints" / "last.pt", weights="raw", overrides=overrides)
+    for key, value in trainable_state(trainer.model).items():
         torch.testing.assert_close(model.state_dict()[key], value)
 
 

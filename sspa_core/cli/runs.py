@@ -90,8 +90,9 @@ def run_config(args: argparse.Namespace) -> int:
 def _add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by sspa train")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    parser.add_argument("--no-ema", action="store_true",
-                        help="use the raw weights (default: the weights the run chose, see train.eval_weights)")
+    parser.add_argument("--weights", choices=("ema", "raw"),
+                        help="the moving-average (ema) or the raw weights (default: those the run chose, "
+                             "train.eval_weights)")
     add_overrides(parser, "dataset.root=/data/coco (patches the stored config)")
 
 
@@ -107,8 +108,7 @@ def run_eval(args: argparse.Namespace) -> int:
     path = output_path(args, f"eval_{args.split}.json" if args.split else "eval.json")
     if path is not None:
         require_writable_dir(path.parent, "--output-dir")
-    weights = False if args.no_ema else None  # None: the weights the run chose
-    metrics = evaluate_checkpoint(args.checkpoint, args.split, args.device, weights, args.overrides)
+    metrics = evaluate_checkpoint(args.checkpoint, args.split, args.device, args.weights, args.overrides)
     for key, value in metrics.items():
         print(f"{key:>28s}  {value:.4f}")
     if path is not None:
@@ -150,7 +150,7 @@ def run_predict(args: argparse.Namespace) -> int:
     output_dir = require_writable_dir(args.output_dir, "--output-dir") if args.output_dir else None
     photos = [read_image(path) for path in args.images]  # every file is checked before the model loads
     device = resolve_device(args.device)
-    model, config, ckpt = load_trained_model(args.checkpoint, device, False if args.no_ema else None, args.overrides)
+    model, config, ckpt = load_trained_model(args.checkpoint, device, args.weights, args.overrides)
     scores, outputs = predict_images(model, config["dataset"]["image_size"], photos, device)
     label_names = list(ckpt["label_names"])
     rows = top_labels(scores, label_names, args.top_k)

@@ -32,7 +32,7 @@ from sspa_core.engine.checkpoint import (
 from sspa_core.engine.evaluation import check_monitor, compute_metrics, gather_scores
 from sspa_core.engine.run_folder import claim_run_folder
 from sspa_core.engine.runtime import DistInfo, init_distributed, resolve_device
-from sspa_core.engine.trainer import EVAL_WEIGHTS, Trainer
+from sspa_core.engine.trainer import EVAL_WEIGHTS, WEIGHTS, Trainer
 from sspa_core.paths import CACHE_DIR, OUTPUT_DIR
 from sspa_core.training import Precision, check_amp_dtype, seed_everything
 
@@ -277,12 +277,14 @@ def compare_models(config: dict[str, Any], model_names: list[str] | tuple[str, .
     return rows
 
 
-def load_trained_model(checkpoint: str | Path, device: str | torch.device = "cpu", use_ema: bool | None = None,
+def load_trained_model(checkpoint: str | Path, device: str | torch.device = "cpu", weights: str | None = None,
                        overrides: list[str] | tuple[str, ...] = ()):
-    """Rebuild the model of a checkpoint: its EMA weights (``use_ema=True``, when it holds them),
-    its raw ones (False), or (None) those its last evaluation chose (``ckpt["weights"]``; the EMA
-    for a checkpoint written before that record). Returns ``(model, config, checkpoint dict)``;
-    ``overrides`` (``key=value``) patch the stored config."""
+    """Rebuild the model of a checkpoint with its ``weights``: ``"ema"`` (the moving average),
+    ``"raw"``, or None for those its last evaluation chose (``ckpt["weights"]``, the choice
+    ``train.eval_weights`` made). Returns ``(model, config, checkpoint dict)``; ``overrides``
+    (``key=value``) patch the stored config."""
+    if weights not in (None, *WEIGHTS):
+        raise ValueError(f"unknown weights {weights!r}; valid: {', '.join(WEIGHTS)} (or None: the run's choice)")
     ckpt = load_checkpoint(checkpoint)
     config = validate_config(ckpt["config"])
     for text in overrides:
@@ -290,20 +292,21 @@ def load_trained_model(checkpoint: str | Path, device: str | torch.device = "cpu
     check_compatible(ckpt, config["model"]["name"], None, str(checkpoint), backbone=config["model"]["backbone"])
     device = torch.device(device) if not isinstance(device, torch.device) else device
     _, model, _ = build_model_from_config(config, list(ckpt["label_names"]), device)
-    if use_ema is None:
-        use_ema = ckpt.get("weights", "ema") == "ema"
-    state = ckpt["ema"]["model"] if (use_ema and ckpt["ema"] is not None) else ckpt["model"]
+    if weights == "ema" and ckpt["ema"] is None:
+        raise ValueError(f"{checkpoint} holds no EMA weights (its run had train.ema off): load weights='raw'")
+    chosen = weights or ckpt.get("weights", "ema")
+    state = ckpt["ema"]["model"] if (chosen == "ema" and ckpt["ema"] is not None) else ckpt["model"]
     load_trainable_state(model, state, str(checkpoint))
     model.eval()
     return model, config, ckpt
 
 
 def evaluate_checkpoint(checkpoint: str | Path, split: str | None = None, device: str = "auto",
-                        use_ema: bool | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, float]:
-    """Metrics of a checkpoint on ``split`` (default: the config's evaluation split), with the
-    weights ``use_ema`` picks (:func:`load_trained_model`)."""
+                        weights: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, float]:
+    """Metrics of a checkpoint on ``split`` (default: the config's evaluation split), with its
+    ``weights`` (``"ema"``, ``"raw"`` or None for the run's choice; :func:`load_trained_model`)."""
     device = resolve_device(device)
-    model, config, ckpt = load_trained_model(checkpoint, device, use_ema, overrides)
+    model, config, ckpt = load_trained_model(checkpoint, device, weights, overrides)
     split = split or config["dataset"]["eval_split"]
     dataset = build_dataset(config, split, augment=False)
     check_compatible(ckpt, config["model"]["name"], list(dataset.label_names), str(checkpoint))

@@ -75,8 +75,11 @@ from sspa_core.training import (
     warmup_cosine,
 )
 
-#: values of ``train.eval_weights``: the better of raw and EMA on ``train.monitor``, or always one
-EVAL_WEIGHTS = ("best", "ema", "raw")
+#: the two sets of weights a run keeps: the exponential moving average and the raw ones; a
+#: checkpoint records which one its evaluation chose (``"weights"``), and loading one names them
+WEIGHTS = ("ema", "raw")
+#: values of ``train.eval_weights``: the better of the two on ``train.monitor``, or always one
+EVAL_WEIGHTS = ("best", *WEIGHTS)
 
 
 def ema_update_fn(decay: float, warmup: bool) -> Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor], None]:
