@@ -1,7 +1,8 @@
 """Does a map fall on the objects? Boxes on a patch grid and the localization measures.
 
-The synthetic scenes know every object's box (``(box, labels)`` pairs, ``box`` = (x0, y0, x1,
-y1) as fractions of the image side, :func:`scene_objects`). This module turns them
+A dataset whose annotations hold boxes (the synthetic scenes, which know every object's box;
+COCO and VOC, from their annotation files) gives each image's objects as ``(box, labels)`` pairs,
+``box`` = (x0, y0, x1, y1) as fractions of the image side (:func:`scene_objects`). This module turns them
 into per-patch masks on any ``grid`` × ``grid`` patch grid (row-major, as the models return
 patches) and scores a map ``[M]`` over the patches against them:
 
@@ -34,11 +35,11 @@ def layout_objects(layout) -> list[tuple[Box, tuple[str, ...]]]:
 
 
 def scene_objects(dataset, index: int) -> list[tuple[Box, tuple[str, ...]]]:
-    """The labelled objects of image ``index`` as ``(box, labels)`` pairs: from the synthetic
-    scenes' ``layouts``; an empty list for a dataset without layouts (real images carry no boxes
-    here)."""
-    layouts = getattr(dataset, "layouts", None)
-    return [] if layouts is None else layout_objects(layouts[index])
+    """The labelled objects of image ``index`` as ``(box, labels)`` pairs: the dataset's own
+    (``sspa_core.data.base.MultiLabelDataset.objects``; empty where its annotations hold no
+    boxes, ``has_boxes`` False); an empty list for an object that is no such dataset."""
+    objects = getattr(dataset, "objects", None)
+    return [] if objects is None else objects(index)
 
 
 def _selected(objects: Objects, only: Sequence[str] | None) -> list[Box]:
@@ -227,8 +228,8 @@ def localization_caption(what: str, maps, objects: Sequence[Objects], label_name
     """The "what you should see" line under a map: ``maps [N, C, M]`` (one map per image and
     label, e.g. w transposed, or an attention), scored with :func:`map_scores` against the boxes of
     the present labels (``targets [N, C]``) of the N images (``objects``, :func:`scene_objects`
-    of each). A map that does not localize says so; without boxes (real data) the line says that
-    the map cannot be checked."""
+    of each). A map that does not localize says so; without boxes (a dataset whose annotations
+    hold none, e.g. NUS-WIDE) the line says that the map cannot be checked."""
     maps, targets = as_numpy(maps), as_numpy(targets) > 0
     if not any(list(scene) for scene in objects):
         return f"{what}: no boxes for these images, so the map cannot be checked against the objects."

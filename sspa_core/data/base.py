@@ -4,6 +4,9 @@ Every dataset item is a dict ``{"image": Tensor[3,H,W], "target": Tensor[C], "ma
 "index": int}``: ``target`` is the multi-hot label vector (float 0/1) and ``mask`` is 1 where a
 label counts and 0 where it is ignored (VOC 2007 "difficult"), in both the loss and the metrics.
 :meth:`MultiLabelDataset.fingerprint` identifies a dataset's content (the feature cache's key).
+:meth:`MultiLabelDataset.objects` gives an image's labelled boxes where the annotations hold them
+(``has_boxes``: the synthetic scenes, COCO, VOC), for the localization measures of
+:mod:`sspa_core.localization`.
 """
 
 from __future__ import annotations
@@ -19,18 +22,23 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from sspa_core.data.transforms import build_transform
+from sspa_core.localization import Box
 
 Transform = Callable[[Image.Image], torch.Tensor]
 
 
 class MultiLabelDataset(Dataset):
     """Base class: subclasses fill ``label_names``, ``targets`` (N×C, {0,1}), ``masks`` (N×C or
-    None) and implement :meth:`load_image` (a PIL RGB image for item ``i``)."""
+    None) and implement :meth:`load_image` (a PIL RGB image for item ``i``); those whose
+    annotations hold boxes set ``has_boxes`` and implement :meth:`objects`."""
 
     label_names: list[str]
     split: str
     targets: np.ndarray
     masks: np.ndarray | None
+    #: whether the annotations hold boxes: False means "no boxes at all", so an empty
+    #: :meth:`objects` then says nothing about the image
+    has_boxes: bool = False
 
     def __init__(self, split: str, transform: Transform | None = None, image_size: int = 224):
         self.split = split
@@ -45,6 +53,12 @@ class MultiLabelDataset(Dataset):
 
     def load_image(self, i: int) -> Image.Image:
         raise NotImplementedError
+
+    def objects(self, i: int) -> list[tuple[Box, tuple[str, ...]]]:
+        """The labelled objects of item ``i`` as ``(box, labels)`` pairs, ``box`` = (x0, y0, x1,
+        y1) as fractions of the image's width and height, which the square resize of
+        :func:`~sspa_core.data.transforms.build_transform` keeps; ``[]`` without boxes."""
+        return []
 
     def __getitem__(self, i: int) -> dict:
         image = self.transform(self.load_image(i))
@@ -100,7 +114,7 @@ def resolve_inside(root: str | Path, name: str, folder: str = "") -> Path:
 class SubsetView(MultiLabelDataset):
     """At most ``max_images`` items of ``dataset``: a seeded random choice (``seed``), kept in the
     dataset's own order, so the same arguments always give the same images. Labels, masks and
-    images are read from ``dataset``; :meth:`source_state` records the chosen indices."""
+    images (and boxes) are read from ``dataset``; :meth:`source_state` records the chosen indices."""
 
     def __init__(self, dataset: MultiLabelDataset, max_images: int, seed: int = 0):
         if max_images < 1:
@@ -114,6 +128,13 @@ class SubsetView(MultiLabelDataset):
 
     def load_image(self, i: int) -> Image.Image:
         return self.dataset.load_image(int(self.indices[i]))
+
+    @property
+    def has_boxes(self) -> bool:
+        return self.dataset.has_boxes
+
+    def objects(self, i: int) -> list[tuple[Box, tuple[str, ...]]]:
+        return self.dataset.objects(int(self.indices[i]))
 
     def source_state(self) -> list:
         return [type(self.dataset).__name__, self.dataset.source_state(), self.indices.tolist()]

@@ -14,6 +14,7 @@ from sspa_core.data.synthetic.natural import NATURAL_SCENES, natural_context, na
 from sspa_core.data.synthetic.pedestrian import PEDESTRIAN_ATTRIBUTES, PEDESTRIAN_SCENES, pedestrian_layout
 from sspa_core.data.synthetic.remote_sensing import REMOTE_SENSING_LABELS, REMOTE_SENSING_SCENES, remote_sensing_layout
 from sspa_core.domains import DOMAINS, canonical_domain
+from sspa_core.localization import Box, layout_objects
 
 LABEL_SETS: dict[str, tuple[str | None, ...]] = {
     "natural": (None, "coco", "voc"), "pedestrian": (None,), "remote_sensing": (None,)}
@@ -87,10 +88,13 @@ class SyntheticScenes(MultiLabelDataset):
     Default sizes per split: :data:`SPLIT_SIZES` (train 4000, val 500, test 1000). Each split
     draws from its own random streams, so splits share no image. Attributes: ``label_names``,
     ``targets`` (N×C float32 0/1), ``masks`` (None: every label counts), ``captions``,
-    ``scene_types`` and ``layouts`` (geometry of every element, with the labels it shows).
+    ``scene_types`` and ``layouts`` (geometry of every element, with the labels it shows), whose
+    labelled elements are :meth:`objects`.
     ``label_set="voc"`` gives the natural scenes with VOC-20 labels (COCO objects outside VOC
     then appear unlabelled).
     """
+
+    has_boxes = True
 
     def __init__(self, domain: str = "natural", split: str = "train",
                  num_images: int | None = None, image_size: int = 224,
@@ -121,6 +125,10 @@ class SyntheticScenes(MultiLabelDataset):
         self.masks = None
         self.captions = [layout.caption for layout in self.layouts]
         self.scene_types = [layout.scene for layout in self.layouts]
+
+    def objects(self, i: int) -> list[tuple[Box, tuple[str, ...]]]:
+        """The labelled elements of scene ``i`` (:func:`sspa_core.localization.layout_objects`)."""
+        return layout_objects(self.layouts[i])
 
     def source_state(self) -> list:
         """The generation parameters (the layouts and pixels follow from them)."""
