@@ -7,6 +7,7 @@ number, an order or a comparison in the prose is the one the cell computed, neve
   the printed precision are a tie, never an order;
 - :func:`versus` writes one comparison (``above``, ``below`` or ``level with``) at that precision;
 - :func:`leader` names who leads a table, or who ties for the lead;
+- :func:`verdict_summary` says which parts of a recorded ablation table matter beyond the noise;
 - :func:`run_summary` says what a run is made of (dataset, split, images, backbone and its
   weights, input size, patch grid, whether the images' boxes are known), so that a notebook on
   COCO speaks of COCO and one on the offline world says that its scenes are synthetic.
@@ -113,3 +114,20 @@ def run_summary(name: str, data, backbone: str, pretrained: str, image_size: int
              else "no boxes in this dataset, so the maps are shown but not scored against the objects")
     return (f"**This run:** {data_phrase(name)}, {data.split} split, {len(data)} images; "
             f"{weights_phrase(backbone, pretrained)} at {image_size} px, {shape} patches per image; {boxes}.")
+
+
+def verdict_summary(rows: list[dict]) -> str:
+    """A recorded ablation table in one sentence (rows of :func:`sspa_core.results.ablation_rows`):
+    its variants grouped by verdict, each with its difference to the full model, so that prose
+    credits a part only where the record shows a difference outside the noise."""
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        if row["verdict"] != "reference":
+            delta = row["Δ vs full [95% CI]"].split(" ")[0]
+            groups.setdefault(row["verdict"], []).append(f"{row['variant']} ({delta})")
+    if not groups:
+        return "no variant was recorded beside the full model."
+    words = {"reproduced": "the paper's sign, outside the noise", "not reproduced": "the opposite of the paper's sign",
+             "within noise": "within noise: no measurable effect", "higher": "higher (no claim in the paper)",
+             "lower": "lower (no claim in the paper)", "undetermined": "undetermined (one seed)"}
+    return "; ".join(f"{words.get(verdict, verdict)}: {', '.join(names)}" for verdict, names in groups.items()) + "."

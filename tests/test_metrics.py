@@ -9,6 +9,7 @@ from sspa_core.metrics import (
     METRIC_SETS,
     average_precision_per_class,
     evaluate,
+    map_difference,
     mean_average_precision,
     metric_set_for,
     pedestrian_metrics,
@@ -253,3 +254,21 @@ def test_threshold_study_refuses_bad_input():
         threshold_study(scores, targets, metric_set="coco")
     with pytest.raises(ValueError, match="at least 4 images"):
         threshold_study(scores[:3], targets[:3])
+
+
+def test_map_difference_interval_says_whether_the_sample_decides():
+    rng = np.random.default_rng(0)
+    targets = (rng.random((300, 6)) < 0.3).astype(float)
+    noise = rng.normal(size=targets.shape)
+    good, poor = targets + 0.5 * noise, targets + 3.0 * noise
+    diff, (low, high) = map_difference(good, poor, targets)
+    assert diff == pytest.approx(mean_average_precision(good, targets) - mean_average_precision(poor, targets))
+    assert 0 < low <= diff <= high  # a clear gap: the interval excludes 0
+    twin = good + 1e-9 * rng.normal(size=targets.shape)  # the same ranking, up to ties
+    same, (low, high) = map_difference(good, twin, targets[:, :], resamples=50)
+    assert abs(same) < 1e-6 and low <= 0 <= high
+    close = targets + 0.55 * rng.normal(size=targets.shape)
+    _, (low, high) = map_difference(good[:20], close[:20], targets[:20])  # 20 images cannot tell them apart
+    assert low < 0 < high
+    with pytest.raises(ValueError, match="targets' shape"):
+        map_difference(good[:, :3], poor, targets)

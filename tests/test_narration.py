@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from sspa_core.narration import data_phrase, leader, ranking, run_summary, say, versus, weights_phrase
+from sspa_core.narration import (
+    data_phrase,
+    leader,
+    ranking,
+    run_summary,
+    say,
+    verdict_summary,
+    versus,
+    weights_phrase,
+)
 
 
 def test_ranking_orders_and_marks_ties_at_the_printed_precision():
@@ -60,3 +69,13 @@ def test_run_summary_speaks_of_the_run():
     assert "448 px, 28 × 28 = 784 patches" in line and "scored against the objects" in line
     Data.has_boxes = False
     assert "no boxes in this dataset" in run_summary("peta", Data(), "RN50", "", 64, 5)
+
+
+def test_verdict_summary_groups_the_variants_by_verdict():
+    rows = [{"variant": "SSPA (full)", "Δ vs full [95% CI]": "", "verdict": "reference"},
+            {"variant": "w/o KAP", "Δ vs full [95% CI]": "-0.74 [-1.32, -0.15]", "verdict": "reproduced"},
+            {"variant": "w/o CAP", "Δ vs full [95% CI]": "+0.22 [-0.45, 0.90]", "verdict": "within noise"},
+            {"variant": "no DSF", "Δ vs full [95% CI]": "+0.42 [-0.44, 1.28]", "verdict": "within noise"}]
+    assert verdict_summary(rows) == ("the paper's sign, outside the noise: w/o KAP (-0.74); "
+                                     "within noise: no measurable effect: w/o CAP (+0.22), no DSF (+0.42).")
+    assert verdict_summary(rows[:1]) == "no variant was recorded beside the full model."
