@@ -1,12 +1,16 @@
 """Run configurations: one readable YAML per dataset (``sspa_core/configs/<name>.yaml``) merged
 over :data:`DEFAULTS`, plus ``key=value`` overrides from the command line.
 
+:data:`SCHEMA` holds every setting once: its default, what it means and its range. A config file
+and each override are checked against it when they are read (an unknown key, a wrong type, a
+non-finite or out-of-range number is an error naming the key), before any data or weights load.
+
 ``dataset.domain`` names the dataset's domain (``natural``, ``pedestrian``, ``remote_sensing``;
 :mod:`sspa_core.domains`), which chooses the metric set reported
 (:func:`sspa_core.metrics.metric_set_for`); the former names ``remote`` and ``aerial`` are read
 with a DeprecationWarning.
 
-Every key must exist in :data:`DEFAULTS` (an unknown key is an error naming it), except under
+Every key must exist in :data:`SCHEMA`, except under
 ``dataset.kwargs``/``dataset.eval_kwargs`` (passed to the dataset constructor) and ``model.sspa`` (validated by
 :class:`sspa_core.model.SSPAConfig`). Learning rates, epochs and batch sizes are this project's
 choices: the paper's values are lost (docs/method.md §Training defaults).
@@ -15,7 +19,9 @@ choices: the paper's values are lost (docs/method.md §Training defaults).
 from __future__ import annotations
 
 import copy
+import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,56 +33,109 @@ _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
-#: Sub-trees whose keys are free-form (checked by their consumer, not here).
-OPEN_SECTIONS = ("dataset.kwargs", "dataset.eval_kwargs", "model.sspa")
+@dataclass(frozen=True)
+class Setting:
+    """One config value: its default (which also fixes its type), what it means, and for a number
+    the range it must lie in (``low``/``high``, both allowed; a float must also be finite)."""
 
-DEFAULTS: dict[str, Any] = {
-    "dataset": {
-        "name": "synthetic_natural",  # a name of sspa_core.data.get_dataset
-        "root": "",  # dataset folder (ignored by the synthetic domains)
-        "train_split": "train",
-        "eval_split": "val",  # evaluated after every epoch; best checkpoint chosen on it
-        "image_size": 224,
-        "domain": "natural",  # natural | pedestrian | remote_sensing; chooses the metric set
-        "kwargs": {},  # extra dataset arguments (synthetic: num_images, seed)
-        "eval_kwargs": {},  # overrides of kwargs for the evaluation split
-    },
-    "model": {
-        "name": "sspa",  # sspa | zeroshot | unid | dualcoop | clip_ft (both encoders) | clip_ft_image
-        "backbone": "sspa-tiny-vit",
-        "pretrained": "",  # "" = the shipped tiny-CLIP checkpoint; a path or an open_clip tag
-        "dense_features": "tokens",  # ViT X: tokens (paper) | maskclip | sclip | clearclip (docs/method.md §Backbone)
-        "descriptions": "",  # KAP description set (load_descriptions name); "" = template only
-        "sspa": {},  # SSPAConfig fields (ablation switches, loss parameters)
-    },
-    "train": {
-        "epochs": 10,
-        "batch_size": 32,  # global batch (split across processes under torchrun)
-        "lr": 1e-3,  # head (prompts, QSM, GDMA, aggregator)
-        "encoder_lr": 1e-5,  # image encoder (lower, docs/method.md §Training defaults)
-        "weight_decay": 1e-4,
-        "warmup_epochs": 1.0,  # linear warm-up (LinearLR), then cosine decay to 0 (CosineAnnealingLR)
-        "grad_clip": 1.0,  # max gradient norm; 0 = off
-        "ema": True,
-        "ema_decay": 0.9997,  # paper value, the decay after the warm-up
-        "ema_warmup": True,  # decay min(ema_decay, (1 + n) / (10 + n)) at update n, so short runs average too
-        "eval_weights": "best",  # best = score raw and EMA weights, keep the better on monitor | ema | raw
-        "amp": True,  # mixed precision: autocast, with a gradient scaler for float16
-        "amp_dtype": "auto",  # auto = float16 on CUDA, float32 on CPU; float16 | bfloat16 on any device
-        "freeze_image_encoder": False,
-        "cache_features": False,  # train the head on cached (x0, X); implies a frozen encoder
-        "feature_dtype": "float16",  # on-disk dtype of the feature cache
-        "feature_cache_dir": "",  # "" = CACHE_DIR/features
-        "num_workers": 0,
-        "eval_batch_size": 64,
-        "checkpoint_every": 0,  # also save last.pt every N steps inside an epoch; 0 = per epoch
-        "monitor": "mAP",  # metric that selects best.pt (higher is better)
-        "seed": 0,
-        "device": "auto",  # auto = cuda when available, else cpu
-        "progress": True,  # tqdm progress bars
-    },
-    "output_dir": "",  # "" = OUTPUT_DIR/<dataset>/<model>
+    default: Any
+    doc: str
+    low: float | None = None
+    high: float | None = None
+
+    def check(self, key: str, value: Any) -> Any:
+        """``value`` with the default's type (YAML reads ``3e-4`` as text, ``1`` as an int), or a
+        ValueError naming ``key``: a wrong type, a non-finite float, a number out of range."""
+        value = _coerce(key, value, self.default)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{key} must be a finite number, got {value}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+                bound = f">= {self.low}" if self.high is None else f"between {self.low} and {self.high}"
+                raise ValueError(f"{key} must be {bound}, got {value}")
+        return value
+
+
+#: Every setting of a run, by dotted key: default, meaning and range in one place (``sspa config
+#: show`` prints them). A mapping default is a free-form section, checked by its consumer: the
+#: dataset's keyword arguments (:func:`sspa_core.data.check_dataset_kwargs`) and ``model.sspa``
+#: (:class:`sspa_core.model.SSPAConfig`); names (model, dataset, metric) are checked against their
+#: owners by :func:`sspa_core.engine.runs.check_run_config`.
+SCHEMA: dict[str, Setting] = {
+    "dataset.name": Setting("synthetic_natural", "a name of sspa_core.data.get_dataset"),
+    "dataset.root": Setting("", "dataset folder (ignored by the synthetic domains)"),
+    "dataset.train_split": Setting("train", "the split trained on"),
+    "dataset.eval_split": Setting("val", "evaluated after every epoch; best.pt is chosen on it"),
+    "dataset.image_size": Setting(224, "input size in pixels (square)", low=1),
+    "dataset.domain": Setting("natural", "natural | pedestrian | remote_sensing; chooses the metric set"),
+    "dataset.kwargs": Setting({}, "extra dataset arguments (synthetic: num_images, seed; any: max_images)"),
+    "dataset.eval_kwargs": Setting({}, "overrides of dataset.kwargs for the evaluation split"),
+    "model.name": Setting("sspa", "sspa | zeroshot | unid | dualcoop | clip_ft (both encoders) | clip_ft_image"),
+    "model.backbone": Setting("sspa-tiny-vit", "an open_clip model name or a shipped tiny CLIP"),
+    "model.pretrained": Setting("", "'' = the shipped tiny-CLIP checkpoint; a path or an open_clip tag"),
+    "model.dense_features": Setting("tokens", "ViT patch features X: tokens (paper) | maskclip | sclip | clearclip "
+                                              "(docs/method.md §Backbone)"),
+    "model.descriptions": Setting("", "KAP description set (a load_descriptions name); '' = template only"),
+    "model.sspa": Setting({}, "SSPAConfig fields (ablation switches, loss parameters)"),
+    "train.epochs": Setting(10, "passes over the training split", low=1),
+    "train.batch_size": Setting(32, "global batch (split across processes under torchrun)", low=1),
+    "train.lr": Setting(1e-3, "head learning rate (prompts, QSM, GDMA, aggregator)", low=0),
+    "train.encoder_lr": Setting(1e-5, "image-encoder learning rate (docs/method.md §Training defaults)", low=0),
+    "train.weight_decay": Setting(1e-4, "AdamW weight decay (none on biases, norms, scales, prompt contexts)", low=0),
+    "train.warmup_epochs": Setting(1.0, "linear warm-up, then cosine decay to 0", low=0),
+    "train.grad_clip": Setting(1.0, "max gradient norm; 0 = off", low=0),
+    "train.ema": Setting(True, "keep an exponential moving average of the weights"),
+    "train.ema_decay": Setting(0.9997, "the EMA decay after its warm-up (the paper's value)", low=0, high=1),
+    "train.ema_warmup": Setting(True, "decay min(ema_decay, (1 + n) / (10 + n)) at update n, so short runs "
+                                      "average too"),
+    "train.eval_weights": Setting("best", "best = score the raw and EMA weights, keep the better on monitor | "
+                                          "ema | raw"),
+    "train.amp": Setting(True, "mixed precision: autocast, with a gradient scaler for float16"),
+    "train.amp_dtype": Setting("auto", "auto = float16 on CUDA, float32 on CPU; float16 | bfloat16 on any device"),
+    "train.freeze_image_encoder": Setting(False, "train the head only"),
+    "train.cache_features": Setting(False, "train the head on cached (x0, X); implies a frozen encoder"),
+    "train.feature_dtype": Setting("float16", "on-disk dtype of the feature cache"),
+    "train.feature_cache_dir": Setting("", "'' = CACHE_DIR/features"),
+    "train.num_workers": Setting(0, "DataLoader worker processes", low=0),
+    "train.eval_batch_size": Setting(64, "batch size of the evaluations", low=1),
+    "train.checkpoint_every": Setting(0, "also save last.pt every N steps inside an epoch; 0 = per epoch", low=0),
+    "train.monitor": Setting("mAP", "metric that selects best.pt (higher is better)"),
+    "train.seed": Setting(0, "seed of the model, the data order and the augmentations (the seeds derived from "
+                             "it fit torch's 64 bits)", low=0, high=1_000_000),
+    "train.device": Setting("auto", "auto = cuda when available, else cpu"),
+    "train.progress": Setting(True, "tqdm progress bars"),
+    "output_dir": Setting("", "'' = OUTPUT_DIR/<dataset>/<model>"),
 }
+
+#: Sub-trees whose keys are free-form (checked by their consumer, not here).
+OPEN_SECTIONS = tuple(key for key, setting in SCHEMA.items() if isinstance(setting.default, dict))
+
+
+def _nested(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``."""
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        *sections, name = key.split(".")
+        node = tree
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = copy.deepcopy(value)
+    return tree
+
+
+def describe_key(key: str) -> str:
+    """What the setting at dotted ``key`` means: its :data:`SCHEMA` entry, or for a key inside a
+    free-form section, that section's."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        setting = SCHEMA.get(".".join(parts[:end]))
+        if setting is not None:
+            return setting.doc if end == len(parts) else f"(in {'.'.join(parts[:end])}) {setting.doc}"
+    raise KeyError(f"unknown config key {key!r}")
+
+
+#: The defaults of :data:`SCHEMA` as a config tree (what a config file and overrides merge over).
+DEFAULTS: dict[str, Any] = _nested({key: setting.default for key, setting in SCHEMA.items()})
 
 
 def available_configs() -> list[str]:
@@ -98,7 +157,7 @@ def _check_keys(tree: dict, reference: dict, prefix: str = "") -> None:
                 raise ValueError(f"config key {path!r} must be a mapping, got {value!r}")
             _check_keys(value, reference[key], path + ".")
         else:
-            tree[key] = _coerce(path, value, reference[key])
+            tree[key] = SCHEMA[path].check(path, value)
 
 
 def _coerce(path: str, value: Any, default: Any) -> Any:
@@ -240,9 +299,16 @@ def _holds(tree: dict, dotted: str) -> bool:
 
 
 def validate_config(config: dict) -> dict:
-    """Check the keys of an already resolved config (e.g. one read back from a checkpoint)."""
+    """Check the keys, types and ranges of an already resolved config (e.g. one read back from a
+    checkpoint) against :data:`SCHEMA`; returns it merged over :data:`DEFAULTS`."""
     _check_keys(config, DEFAULTS)
     return _check_domain(merge(DEFAULTS, config))
+
+
+def check_settings(config: dict) -> None:
+    """Raise a ValueError naming the first key of ``config`` that :data:`SCHEMA` refuses (an
+    unknown key, a wrong type, a non-finite or out-of-range number); ``config`` is not changed."""
+    _check_keys(copy.deepcopy(config), DEFAULTS)
 
 
 def save_config(config: dict, path: str | Path) -> Path:

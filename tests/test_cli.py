@@ -86,7 +86,10 @@ def test_debug_is_a_global_flag_and_a_flag_of_each_command():
 
 def test_config_show_prints_each_value_with_its_source(capsys):
     assert main(["config", "show", "--config", "coco", "--set", "train.lr=1e-3"]) == 0
-    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split("#")[0].split()[1:] for line in lines}
     assert rows["train.grad_clip"] == ["1.0", "default"]
     assert rows["dataset.image_size"] == ["448", "sspa_core/configs/coco.yaml"]
     assert rows["train.lr"] == ["0.001", "--set"]
+    meaning = {line.split()[0]: line.split("# ", 1)[1] for line in lines}  # from sspa_core.config.SCHEMA
+    assert meaning["train.grad_clip"] == "max gradient norm; 0 = off"

@@ -70,3 +70,43 @@ def test_each_value_names_where_it_came_from():
     assert sources["dataset.kwargs"] == "default"  # an empty mapping is a leaf
     assert load_config_with_sources("synthetic_natural")[1]["dataset.kwargs.num_images"].endswith(
         "synthetic_natural.yaml")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lr=-1", r"train\.lr must be >= 0, got -1"),
+    ("train.lr=.nan", r"train\.lr must be a finite number, got nan"),
+    ("train.ema_decay=1.5", r"train\.ema_decay must be between 0 and 1, got 1\.5"),
+    ("train.epochs=0", r"train\.epochs must be >= 1, got 0"),
+    ("train.epochs=2.5", r"'train\.epochs' expects a int, got 2\.5"),
+    ("train.amp=maybe", r"'train\.amp' expects a bool"),
+    ("train.lrate=1", r"unknown config key 'train\.lrate'"),
+])
+def test_the_schema_refuses_a_bad_value_when_the_config_is_read(override, message):
+    """Types, finiteness and ranges are checked as a config is loaded, before any data is built."""
+    with pytest.raises(ValueError, match=message):
+        load_config("synthetic_natural", [override])
+
+
+def test_every_setting_is_documented_once_and_defaults_follow_the_schema():
+    from sspa_core.config import DEFAULTS, OPEN_SECTIONS, SCHEMA, check_settings, describe_key
+
+    flat = {}
+
+    def walk(tree, prefix=""):
+        for key, value in tree.items():
+            if isinstance(value, dict) and f"{prefix}{key}" not in OPEN_SECTIONS:
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+
+    walk(DEFAULTS)
+    assert flat == {key: setting.default for key, setting in SCHEMA.items()}
+    assert all(setting.doc for setting in SCHEMA.values())
+    assert describe_key("dataset.kwargs.num_images").startswith("(in dataset.kwargs) extra dataset arguments")
+    with pytest.raises(KeyError):
+        describe_key("nothing.here")
+    config = load_config("coco")
+    config["train"]["seed"] = -3  # a config built in code, not read: check_settings refuses it too
+    with pytest.raises(ValueError, match=r"train\.seed must be between 0 and 1000000, got -3"):
+        check_settings(config)
+    assert config["train"]["seed"] == -3  # and leaves it as it was

@@ -68,22 +68,23 @@ def run_train(args: argparse.Namespace) -> int:
 def configure_config(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = actions.add_parser("show", help="print the resolved config, each value with where it came from "
-                                           "(default, the config file or --set)")
+                                           "(default, the config file or --set) and what it means")
     show.add_argument("--config", required=True,
                       help="a shipped config name (e.g. synthetic_natural, coco) or a YAML path")
     add_overrides(show, "train.lr=3e-4")
 
 
 def run_config(args: argparse.Namespace) -> int:
-    from sspa_core.config import load_config_with_sources
+    from sspa_core.config import describe_key, load_config_with_sources
 
     config, sources = load_config_with_sources(args.config, args.overrides)
     rows = [(key, json.dumps(functools.reduce(operator.getitem, key.split("."), config)), source)
             for key, source in sources.items()]
     key_width = max(len(key) for key, _, _ in rows)
     value_width = max(len(value) for _, value, _ in rows)
+    source_width = max(len(source) for _, _, source in rows)
     for key, value, source in rows:
-        print(f"{key:<{key_width}}  {value:<{value_width}}  {source}")
+        print(f"{key:<{key_width}}  {value:<{value_width}}  {source:<{source_width}}  # {describe_key(key)}")
     return 0
 
 

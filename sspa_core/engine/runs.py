@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from contextlib import nullcontext
 from pathlib import Path
@@ -21,7 +20,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from sspa_core.config import merge, parse_override, validate_config
+from sspa_core.config import check_settings, merge, parse_override, validate_config
 from sspa_core.engine.checkpoint import (
     check_compatible,
     check_same_settings,
@@ -62,19 +61,11 @@ def build_dataset(config: dict[str, Any], split: str, augment: bool) -> Dataset:
 #: models that fine-tune the image encoder, so cannot train on cached features
 FINE_TUNED = ("clip_ft", "clip_ft_image")
 
-#: settings that must lie in a range: key -> (lowest, highest or None), both allowed
-RANGES: dict[str, tuple[float, float | None]] = {
-    "dataset.image_size": (1, None), "train.epochs": (1, None), "train.batch_size": (1, None),
-    "train.eval_batch_size": (1, None), "train.lr": (0, None), "train.encoder_lr": (0, None),
-    "train.weight_decay": (0, None), "train.warmup_epochs": (0, None), "train.grad_clip": (0, None),
-    "train.ema_decay": (0, 1), "train.num_workers": (0, None), "train.checkpoint_every": (0, None),
-    "train.seed": (0, 1_000_000),  # the seeds of items and epochs derived from it fit torch's 64 bits
-}
-
-
 def check_run_config(config: dict[str, Any]) -> None:
-    """Fail fast (before any weights or images load) on values no run can use: names, ranges,
-    ``train.monitor`` (a metric of the domain's metric set) and the dataset's keyword arguments."""
+    """Fail fast (before any weights or images load) on values no run can use: the keys, types and
+    ranges of :data:`sspa_core.config.SCHEMA`, then the names its owners define (model, domain,
+    dense features, dataset, feature dtype, weights), ``train.monitor`` (a metric of the domain's
+    metric set) and the dataset's keyword arguments."""
     from sspa_core.backbone import DENSE_FEATURES
     from sspa_core.baselines import MODEL_NAMES
     from sspa_core.data import available_datasets, check_dataset_kwargs
@@ -82,6 +73,7 @@ def check_run_config(config: dict[str, Any]) -> None:
     from sspa_core.features import FEATURE_DTYPES
     from sspa_core.model import SSPAConfig
 
+    check_settings(config)
     if config["model"]["name"] not in MODEL_NAMES:
         raise ValueError(f"unknown model {config['model']['name']!r} (model.name); valid: {', '.join(MODEL_NAMES)}")
     if config["dataset"]["domain"] not in DOMAINS:
@@ -95,14 +87,6 @@ def check_run_config(config: dict[str, Any]) -> None:
         raise ValueError(f"unknown dataset {ds['name']!r} (dataset.name); valid: {', '.join(available_datasets())}")
     check_dataset_kwargs(ds["name"], ds["kwargs"], "dataset.kwargs")
     check_dataset_kwargs(ds["name"], ds["eval_kwargs"], "dataset.eval_kwargs")
-    for key, (low, high) in RANGES.items():
-        section, name = key.split(".")
-        value = config[section][name]
-        if not math.isfinite(value):
-            raise ValueError(f"{key} must be a finite number, got {value}")
-        if value < low or (high is not None and value > high):
-            bound = f">= {low}" if high is None else f"between {low} and {high}"
-            raise ValueError(f"{key} must be {bound}, got {value}")
     check_amp_dtype(tc["amp_dtype"])
     if tc["feature_dtype"] not in FEATURE_DTYPES:
         raise ValueError(f"unknown train.feature_dtype {tc['feature_dtype']!r}; valid: {', '.join(FEATURE_DTYPES)}")
