@@ -1,7 +1,7 @@
 """Run the ordered notebooks end to end with papermill, per profile and per dataset, and export
-them (HTML, reveal.js slides, with a local MathJax). Which notebooks run with which parameters and
-time limit comes from :mod:`sspa_core.notebook_params` (its public names are importable from here
-too).
+them (HTML, reveal.js slides, with a local MathJax), optionally with a Markdown summary of the run
+(:func:`write_summary`). Which notebooks run with which parameters and time limit comes from
+:mod:`sspa_core.notebook_params` (its public names are importable from here too).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import shlex
 import shutil
 import tempfile
 import time
@@ -16,6 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from sspa_core.config import parse_override
+from sspa_core.errors import InputError
 from sspa_core.notebook_params import (
     DEFAULT_TIMEOUT_S,
     NOTEBOOKS_DIR,
@@ -32,10 +35,10 @@ from sspa_core.paths import OUTPUT_DIR
 
 __all__ = [
     "DEFAULT_TIMEOUT_S", "EXPORTS", "HEADLESS_ENV", "KERNEL", "MATHJAX_ENTRY", "NOTEBOOKS_DIR", "PARAMS_DIR",
-    "PROFILES", "THREAD_ENV", "KeptKernels", "NotebookError", "NotebookResult", "dataset_commands",
-    "dataset_parameter_files", "declared_parameters", "execute_notebook", "export_html", "export_slides",
-    "fetch_weights", "ipc_kernel_manager", "kernel_threads", "list_notebooks", "local_mathjax",
-    "resolve_parameters", "resolve_timeout", "run_notebooks"]
+    "PROFILES", "RUN_KEYS", "THREAD_ENV", "KeptKernels", "NotebookError", "NotebookResult", "check_device",
+    "command_line", "dataset_commands", "dataset_parameter_files", "declared_parameters", "execute_notebook",
+    "export_html", "export_slides", "fetch_weights", "ipc_kernel_manager", "kernel_threads", "list_notebooks",
+    "local_mathjax", "resolve_parameters", "resolve_timeout", "run_notebooks", "write_summary"]
 
 #: the kernels of a run have no front end to show widgets (sspa_core.explorers reads it)
 HEADLESS_ENV = "SSPA_HEADLESS"
@@ -150,6 +153,20 @@ def fetch_weights(plan: dict[Path, dict[str, Any]]) -> None:
             raise WeightsUnavailable(f"{err}; for the notebooks: --set pretrained=/path/to/file.pt") from None
 
 
+def check_device(plan: dict[Path, dict[str, Any]]) -> None:
+    """Stop before any kernel starts when a notebook of ``plan`` asks for a CUDA ``device`` (the
+    ``full`` and ``gpu`` profiles do) on a machine without one: an :class:`InputError` of one line
+    saying to pass ``-p device=cpu`` or to use a GPU."""
+    wanted = sorted({str(p["device"]) for p in plan.values() if str(p.get("device", "")).startswith("cuda")})
+    if not wanted:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise InputError(f"the notebooks ask for device {wanted[0]!r} but this machine has no CUDA GPU; "
+                         "pass -p device=cpu (with -p profile=smoke for small sizes) or run on a GPU")
+
+
 def kernel_threads(jobs: int) -> int | None:
     """The CPU threads each kernel's torch gets when ``jobs`` kernels run at once: its share of
     the cores (at least 1), or ``None`` (torch's default, every core) for a single kernel. Two
@@ -215,19 +232,22 @@ def run_notebooks(
     jobs: int = 1,
     kernels: KeptKernels | None = None,
     threads: int | None = None,
+    summary: Path | None = None,
 ) -> list[NotebookResult]:
     """Execute the selected notebooks; executed copies and HTML go to ``output_dir`` (default
     ``outputs/notebooks/<profile>[-<dataset>]``). Each notebook may run ``timeout_s`` seconds
-    (default: :func:`resolve_timeout`; 0 = no limit). The CLIP weights are fetched first
-    (:func:`fetch_weights`). ``jobs`` notebooks run at once, each in its own kernel (the notebooks
-    share no state, and each kernel's torch gets its share of the cores, :func:`kernel_threads`;
-    two jobs on two cores take about 40% as long as one); results come in notebook order. Raises
+    (default: :func:`resolve_timeout`; 0 = no limit). A CUDA device without a GPU stops the run
+    first (:func:`check_device`), then the CLIP weights are fetched (:func:`fetch_weights`). ``jobs``
+    notebooks run at once, each in its own kernel (the notebooks share no state, and each kernel's
+    torch gets its share of the cores, :func:`kernel_threads`; two jobs on two cores take about 40%
+    as long as one); results come in notebook order. Raises
     :class:`NotebookError` naming the notebook and cell at the first failure or time-out (its
     executed copy and HTML are still written; notebooks not yet started are not run).
     ``formats``: the exports written beside each executed copy (:data:`EXPORTS`: ``html``,
     ``slides``). ``kernels``: run in these kept kernels (:class:`KeptKernels`) instead of fresh ones.
     ``threads``: each fresh kernel's torch threads (default :func:`kernel_threads` of ``jobs``; pass
-    it when the caller runs several of these calls at once; 0 leaves torch's default)."""
+    it when the caller runs several of these calls at once; 0 leaves torch's default).
+    ``summary``: a Markdown file written at the end, also when the run stops (:func:`write_summary`)."""
     unknown = set(formats) - set(EXPORTS)
     if unknown:
         raise ValueError(f"unknown export format(s) {sorted(unknown)}; choose from {sorted(EXPORTS)}")
@@ -236,34 +256,114 @@ def run_notebooks(
     if threads is None:
         threads = kernel_threads(jobs)
     plan = resolve_parameters(profile, dataset, only, overrides, notebooks_dir, params_dir)
-    fetch_weights(plan)
-    if timeout_s is None:
-        timeout_s = resolve_timeout(profile, dataset, params_dir)
+    limit = resolve_timeout(profile, dataset, params_dir) if timeout_s is None else timeout_s
     run_name = profile if dataset is None else f"{profile}-{dataset}"
     output_dir = Path(output_dir or OUTPUT_DIR / "notebooks" / run_name).resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
+    outcomes: dict[Path, tuple[str, float]] = {}  # notebook -> (status, seconds) once it has run
 
     def run(notebook: Path, parameters: dict[str, Any]) -> NotebookResult:
         if "output_dir" in declared_parameters(notebook):  # each notebook writes into <output_dir>/<its name>/
             parameters = {**parameters, "output_dir": str(output_dir)}
-        return execute_notebook(notebook, parameters, output_dir / notebook.name, kernel=kernel,
-                                log_output=log_output, timeout_s=timeout_s, formats=formats, kernels=kernels,
-                                threads=threads or None)
+        start = time.perf_counter()
+        try:
+            result = execute_notebook(notebook, parameters, output_dir / notebook.name, kernel=kernel,
+                                      log_output=log_output, timeout_s=limit, formats=formats,
+                                      kernels=kernels, threads=threads or None)
+        except BaseException as err:
+            outcomes[notebook] = (f"failed: {err}" if isinstance(err, NotebookError) else "stopped",
+                                  time.perf_counter() - start)
+            raise
+        outcomes[notebook] = ("ok", result.seconds)
+        return result
 
-    if jobs == 1:
-        results = [run(notebook, parameters) for notebook, parameters in plan.items()]
-    else:
-        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-            futures = [pool.submit(run, notebook, parameters) for notebook, parameters in plan.items()]
-            try:
-                results = [future.result() for future in futures]
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+    stopped = None
+    try:
+        check_device(plan)
+        fetch_weights(plan)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if jobs == 1:
+            results = [run(notebook, parameters) for notebook, parameters in plan.items()]
+        else:
+            with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+                futures = [pool.submit(run, notebook, parameters) for notebook, parameters in plan.items()]
+                try:
+                    results = [future.result() for future in futures]
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
+    except BaseException as err:
+        stopped = " ".join(str(err).split()) or type(err).__name__
+        raise
+    finally:
+        if summary is not None:
+            command = command_line(profile, dataset, only, overrides, output_dir, timeout_s=timeout_s,
+                                   formats=formats, jobs=jobs, summary=summary)
+            write_summary(summary, command, plan, outcomes, output_dir, stopped)
     (output_dir / "summary.json").write_text(
         json.dumps([asdict(r) for r in results], indent=2, default=str))
     return results
+
+
+#: the run-wide parameters a summary names (as the notebooks received them)
+RUN_KEYS = ("dataset", "data_root", "backbone", "pretrained", "image_size", "device", "profile")
+
+
+def command_line(profile: str, dataset: str | None, only: list[str] | None, overrides: dict[str, Any] | None,
+                 output_dir: Path, timeout_s: float | None = None, formats: tuple[str, ...] = ("html",),
+                 jobs: int = 1, summary: Path | None = None) -> str:
+    """The ``sspa notebooks`` command that repeats a :func:`run_notebooks` call (each ``-p`` value
+    written so that it reads back as the same value)."""
+    words = ["sspa", "notebooks", "--profile", profile, *(["--dataset", dataset] if dataset else []),
+             *(["--only", *only] if only else [])]
+    for key, value in (overrides or {}).items():
+        same = isinstance(value, str) and value and parse_override(f"x={value}")["x"] == value
+        words += ["-p", f"{key}={value if same else json.dumps(value, default=str)}"]
+    words += ["--output-dir", str(output_dir)]
+    if timeout_s is not None:
+        words += ["--timeout-s", f"{timeout_s:g}"]
+    if tuple(formats) != ("html",):
+        words += ["--to", *formats]
+    if jobs > 1:
+        words += ["--jobs", str(jobs)]
+    if summary is not None:
+        words += ["--summary", str(summary)]
+    return shlex.join(words)
+
+
+def _gpu(devices: list[str]) -> str:
+    """`` (<the GPU's name>)`` when ``devices`` include a CUDA device, else nothing."""
+    if not any(d.startswith("cuda") for d in devices):
+        return ""
+    import torch
+
+    return f" ({torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA GPU on this machine'})"
+
+
+def write_summary(path: Path, command: str, plan: dict[Path, dict[str, Any]],
+                  outcomes: dict[Path, tuple[str, float]], output_dir: Path, stopped: str | None = None) -> Path:
+    """A short Markdown record of a run at ``path``: the command, the run-wide parameters
+    (:data:`RUN_KEYS`: the dataset and its root, the backbone and weights, the device, a GPU with its
+    name, ...), each notebook of ``plan`` with its status (``ok``, ``failed: ...``, ``not run``) from
+    ``outcomes``, wall time and the files it wrote in ``output_dir``; ``stopped``: the error that
+    ended the run, if any."""
+    lines = ["# sspa notebooks", "", f"    {command}", "", "| | |", "|---|---|"]
+    for key in RUN_KEYS:
+        values = sorted({str(parameters[key]) for parameters in plan.values() if key in parameters})
+        if values:
+            extra = _gpu(values) if key == "device" else ""
+            lines.append(f"| {key} | {', '.join(f'`{v}`' for v in values)}{extra} |")
+    lines += [f"| output folder | `{output_dir}` |", f"| result | {f'stopped: {stopped}' if stopped else 'ok'} |",
+              "", "| notebook | status | wall time | files |", "|---|---|---|---|"]
+    for notebook in plan:
+        status, seconds = outcomes.get(notebook, ("not run", None))
+        files = sorted(f"{p.name}/" if p.is_dir() else p.name for p in Path(output_dir).glob(f"{notebook.stem}*"))
+        wall = "" if seconds is None else f"{seconds:.1f} s"
+        lines.append(f"| {notebook.stem} | {status.replace('|', '/')} | {wall} | {', '.join(files)} |")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def execute_notebook(notebook: Path, parameters: dict[str, Any], executed: Path, kernel: str = KERNEL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,24 @@ def tiny_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "tiny-vit.pt"
     torch.save(open_clip.create_model("sspa-tiny-vit").state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory):
+    """``random_weights(architecture)``: the file of an open_clip model with random weights, written
+    on first use (a real architecture's, loaded with ``pretrained=<file>``: nothing is downloaded)."""
+    import open_clip
+    import torch
+
+    folder = tmp_path_factory.mktemp("real-architectures")
+
+    @functools.cache
+    def write(name: str) -> Path:
+        torch.manual_seed(0)
+        path = folder / f"{name}.pt"
+        torch.save(open_clip.create_model(name).state_dict(), path)
+        return path
+
+    yield write
+    for path in folder.glob("*.pt"):  # about 1 GB for ViT-B-16 and RN50, not needed to look into a failure
+        path.unlink()

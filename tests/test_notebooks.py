@@ -5,6 +5,8 @@ import argparse
 import ast
 import json
 import os
+import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -159,10 +161,37 @@ def test_per_notebook_and_dataset_values(tree):
 
 
 def test_failing_cell_names_notebook_and_cell(tree):
+    summary = tree[2] / "run" / "summary.md"
     with pytest.raises(runner.NotebookError,
                        match=r"01_second\.ipynb: cell \d+ .*`if fail:`.*RuntimeError: boom in cell"):
-        _run(tree, overrides={"fail": True})
+        _run(tree, overrides={"fail": True, "profile": "0"}, summary=summary)
     assert (tree[2] / "01_second.html").exists()
+    text = summary.read_text()  # written also when a notebook fails
+    command = (f"sspa notebooks --profile smoke -p fail=true -p 'profile=\"0\"' --output-dir {tree[2]} "
+               f"--summary {summary}")
+    assert f"    {command}\n" in text  # the -p values read back as given: the text "0", not the number
+    assert "| result | stopped: 01_second.ipynb: cell" in text and "| profile | `0` |" in text
+    assert re.search(r"\| 00_first \| ok \| [\d.]+ s \| 00_first.html, 00_first.ipynb, 00_first/ \|", text)
+    assert re.search(r"\| 01_second \| failed: 01_second.ipynb: cell .* \| [\d.]+ s \| "
+                     r"01_second.html, 01_second.ipynb \|", text)
+
+
+def test_a_cuda_device_without_a_gpu_stops_the_run_first_in_one_line(monkeypatch, capsys, tmp_path):
+    import torch
+
+    from sspa_core import cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    summary = tmp_path / "summary.md"
+    assert cli.main(["notebooks", "--profile", "full", "--only", "03", "--output-dir", str(tmp_path / "out"),
+                     "--summary", str(summary)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line == ("sspa notebooks: error: the notebooks ask for device 'cuda' but this machine has no CUDA GPU; "
+                    "pass -p device=cpu (with -p profile=smoke for small sizes) or run on a GPU")
+    text = summary.read_text()
+    assert "| device | `cuda` (no CUDA GPU on this machine) |" in text
+    assert "| 03_split_and_synthesize_prompting | not run |  |  |" in text
+    assert not (tmp_path / "out").exists()  # no notebook started
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -375,13 +404,15 @@ def test_the_command_line_passes_the_export_formats_and_jobs(monkeypatch):
 
     seen = {}
 
-    def fake_run(profile, dataset, only, overrides, output_dir, timeout_s=None, formats=("html",), jobs=1):
-        seen.update(profile=profile, only=only, formats=formats, jobs=jobs)
+    def fake_run(profile, dataset, only, overrides, output_dir, timeout_s=None, formats=("html",), jobs=1,
+                 summary=None):
+        seen.update(profile=profile, only=only, formats=formats, jobs=jobs, summary=summary)
         return []
 
     monkeypatch.setattr(runner, "run_notebooks", fake_run)
-    assert cli.main(["notebooks", "--only", "01", "--to", "html", "slides"]) == 0
-    assert seen == {"profile": "smoke", "only": ["01"], "formats": ("html", "slides"), "jobs": 1}
+    assert cli.main(["notebooks", "--only", "01", "--to", "html", "slides", "--summary", "s.md"]) == 0
+    assert seen == {"profile": "smoke", "only": ["01"], "formats": ("html", "slides"), "jobs": 1,
+                    "summary": Path("s.md")}
     assert cli.main(["notebooks", "--only", "01", "--jobs", "2"]) == 0 and seen["jobs"] == 2
     with pytest.raises((SystemExit, argparse.ArgumentError), match="invalid choice: 'pdf'|2"):
         cli.main(["notebooks", "--to", "pdf"])

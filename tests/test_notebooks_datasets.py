@@ -46,29 +46,13 @@ def full_matrix() -> list[tuple[str, str, str]]:
 MATRIX = full_matrix()
 
 
-@pytest.fixture(scope="session")
-def random_weights(tmp_path_factory):
-    """``{architecture: file}``: open_clip models with random weights saved as local checkpoints."""
-    import open_clip
-    import torch
-
-    folder, files = tmp_path_factory.mktemp("real-architectures"), {}
-    for name in REAL_BACKBONES:
-        torch.manual_seed(0)
-        files[name] = folder / f"{name}.pt"
-        torch.save(open_clip.create_model(name).state_dict(), files[name])
-    yield files
-    for path in files.values():  # about 1 GB, not needed to look into a failure
-        path.unlink()
-
-
 def overrides_for(run: tuple[str, str, str], dataset_roots, random_weights) -> dict:
     """The ``-p`` values a user passes for ``run``, restricted to what its notebook declares."""
     number, dataset, backbone = run
     [notebook] = runner.resolve_parameters("smoke", dataset, only=[number])
     wanted = {"data_root": str(dataset_roots[dataset])}
     if backbone != "tiny":
-        wanted.update(backbone=backbone, pretrained=str(random_weights[backbone]), image_size=IMAGE_SIZE[backbone])
+        wanted.update(backbone=backbone, pretrained=str(random_weights(backbone)), image_size=IMAGE_SIZE[backbone])
     return {k: v for k, v in wanted.items() if k in runner.declared_parameters(notebook)}
 
 

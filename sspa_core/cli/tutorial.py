@@ -20,6 +20,9 @@ def configure_notebooks(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout-s", type=float,
                         help="seconds each notebook may run (default: the parameter files' timeout_s; 0 = no limit)")
     parser.add_argument("--output-dir", type=Path, help="default: outputs/notebooks/<profile>[-<dataset>]")
+    parser.add_argument("--summary", type=Path, metavar="PATH",
+                        help="also write a Markdown summary here: the command, dataset, backbone, weights, device, "
+                             "and each notebook's status, wall time and files (written also when a notebook fails)")
     parser.add_argument("--list", action="store_true", help="print the resolved parameters of each notebook and stop")
     parser.add_argument("--to", nargs="+", default=["html"], choices=["html", "slides"], metavar="FORMAT",
                         help="exports beside each executed notebook: html (always written), slides (reveal.js)")
@@ -62,7 +65,7 @@ def run_notebooks(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         results = run_notebooks(args.profile, args.dataset, args.only, overrides, args.output_dir,
-                                timeout_s=args.timeout_s, formats=tuple(args.to), jobs=args.jobs)
+                                timeout_s=args.timeout_s, formats=tuple(args.to), jobs=args.jobs, summary=args.summary)
     except NotebookError as err:
         print(f"sspa notebooks: FAILED {err}")
         return 1
