@@ -13,6 +13,8 @@ from sspa_core.exercises import EXERCISES, ExerciseFailed, check, exercise, is_c
 
 #: a typical mistake per exercise
 WRONG = {
+    "00.chance_map": lambda t: float(t.mean()),  # counts the labels without a positive
+    "00.pointing_chance": lambda boxes, g: sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in boxes),  # area
     "01.hamilton": lambda p, q: tuple(a * b for a, b in zip(p, q)),  # component by component
     "01.qlinear_params": lambda i, o: i * o // 4,  # forgets the bias
     "02.messages": lambda name, t: [{"role": "user", "content": t["query"].format(name=name)}],  # no context
@@ -33,7 +35,7 @@ WRONG = {
 
 def test_every_exercise_has_a_wrong_answer_here():
     assert set(WRONG) == set(EXERCISES)
-    assert {name[:2] for name in EXERCISES} == {f"{i:02d}" for i in range(1, 8)}
+    assert {name[:2] for name in EXERCISES} == {f"{i:02d}" for i in range(8)}
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))
@@ -67,7 +69,7 @@ def test_an_unanswered_or_crashing_exercise_is_reported_not_raised(capsys):
         check("99.nothing", todo)
 
 
-def test_the_worked_ap_example_of_spec_section_2():
+def test_the_worked_ap_example_of_the_metrics_section():
     scores, targets = np.array([0.9, 0.8, 0.7, 0.6, 0.5]), np.array([1, 0, 1, 0, 1])
     assert solution("06.average_precision")(scores, targets) == pytest.approx((1 + 2 / 3 + 3 / 5) / 3)
     assert math.isclose(exercise("06.average_precision").expected(scores, targets), (1 + 2 / 3 + 3 / 5) / 3)
@@ -88,3 +90,10 @@ def test_every_exercise_is_checked_in_its_notebook_and_the_runs_fill_in_the_solu
     for profile in ("smoke", "full", "gpu"):
         plan = resolve_parameters(profile)
         assert all(values["solutions"] is True for p, values in plan.items() if p.name[:2] in with_exercises)
+
+
+def test_the_chance_levels_of_notebook_00_by_hand():
+    targets = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [1, 0, 0, 0], [0, 1, 1, 0]])  # label 3 has no positive
+    assert solution("00.chance_map")(targets) == pytest.approx((2 / 4 + 1 / 4 + 2 / 4) / 3)
+    # a 7 × 7 grid: the centres 0.5/7, 1.5/7 and 2.5/7 lie below 0.5 on each axis, 3.5/7 does not
+    assert exercise("00.pointing_chance").expected([(0.0, 0.0, 0.5, 0.5)], 7) == pytest.approx(9 / 49)

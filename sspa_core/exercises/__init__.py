@@ -1,4 +1,4 @@
-"""Exercises of notebooks 01-07: each has a task, a reference solution written as a learner
+"""Exercises of notebooks 00-07: each has a task, a reference solution written as a learner
 would, and a check that compares the learner's function with this package's own implementation
 on a few fixed cases and answers with a hint when they differ.
 
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sspa_core.exercises import (
+    nb00_setup_and_offline_world,
     nb01_quaternion_algebra,
     nb02_llm_label_descriptions,
     nb03_split_and_synthesize_prompting,
@@ -36,9 +37,10 @@ from sspa_core.exercises.core import Exercise, ExerciseFailed, close, short
 __all__ = ["EXERCISES", "Exercise", "ExerciseFailed", "check", "exercise", "is_correct", "solution"]
 
 EXERCISES: dict[str, Exercise] = {
-    **nb01_quaternion_algebra.EXERCISES, **nb02_llm_label_descriptions.EXERCISES,
-    **nb03_split_and_synthesize_prompting.EXERCISES, **nb04_gated_dual_modal_alignments.EXERCISES,
-    **nb05_soft_aggregator.EXERCISES, **nb06_training_on_coco.EXERCISES, **nb07_domain_transfer.EXERCISES}
+    **nb00_setup_and_offline_world.EXERCISES, **nb01_quaternion_algebra.EXERCISES,
+    **nb02_llm_label_descriptions.EXERCISES, **nb03_split_and_synthesize_prompting.EXERCISES,
+    **nb04_gated_dual_modal_alignments.EXERCISES, **nb05_soft_aggregator.EXERCISES,
+    **nb06_training_on_coco.EXERCISES, **nb07_domain_transfer.EXERCISES}
 
 
 def exercise(name: str) -> Exercise:

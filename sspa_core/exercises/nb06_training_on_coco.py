@@ -41,7 +41,7 @@ def _ema_cases() -> list[tuple]:
 EXERCISES: dict[str, Exercise] = {
     "06.average_precision": Exercise(
         "average_precision(scores, targets): AP of one label, the mean of the precision at each positive in the "
-        "ranking by score (SPEC §2)",
+        "ranking by score (docs/method.md §Metrics)",
         _ap_expected, _ap_solution, _ap_cases,
         "sort by decreasing score; at the k-th positive, found at rank r (counting from 1), the precision is k / r; "
         "average over the positives only"),

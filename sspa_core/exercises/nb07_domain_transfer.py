@@ -40,7 +40,7 @@ def _attribute_cases() -> list[tuple]:
 
 EXERCISES: dict[str, Exercise] = {
     "07.mean_accuracy": Exercise(
-        "mean_accuracy(predicted, targets): mA of 0/1 predictions [N, C] (SPEC §2, Rethinking_of_PAR)",
+        "mean_accuracy(predicted, targets): mA of 0/1 predictions [N, C] (docs/method.md §Metrics, Rethinking_of_PAR)",
         _pedestrian("mA"), _mean_accuracy_solution, _attribute_cases,
         "per attribute (column): (TP/P + TN/N) / 2, a ratio with an empty denominator counting 0; then the mean "
         "over attributes"),
