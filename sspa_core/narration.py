@@ -21,20 +21,25 @@ from pathlib import Path
 from sspa_core.data import SYNTHETIC_DATASETS, dataset_class
 
 
-def say(text: str) -> str:
+def say(text: str) -> None:
     """Show ``text`` as Markdown (a notebook output, so it is kept in the executed notebook and its
-    HTML); outside IPython it is printed. Returns ``text``."""
+    HTML); outside IPython it is printed. Returns nothing, so a ``say`` on a cell's last line is
+    not shown a second time as the cell's value."""
     try:
         from IPython import get_ipython
         from IPython.display import Markdown, display
     except ImportError:  # pragma: no cover - IPython ships with the notebooks' packages
         print(text)
-        return text
+        return
     if get_ipython() is None:
         print(text)
     else:
         display(Markdown(text))
-    return text
+
+
+def count(n: int, noun: str) -> str:
+    """``"1 image"``, ``"64 images"``: a count with its noun (plural with an s)."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _rounded(value: float, decimals: int) -> float:
@@ -112,7 +117,7 @@ def run_summary(name: str, data, backbone: str, pretrained: str, image_size: int
     boxes = ("the images' boxes are known, so the maps are scored against the objects"
              if getattr(data, "has_boxes", False)
              else "no boxes in this dataset, so the maps are shown but not scored against the objects")
-    return (f"**This run:** {data_phrase(name)}, {data.split} split, {len(data)} images; "
+    return (f"**This run:** {data_phrase(name)}, {data.split} split, {count(len(data), 'image')}; "
             f"{weights_phrase(backbone, pretrained)} at {image_size} px, {shape} patches per image; {boxes}.")
 
 

@@ -14,7 +14,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sspa_core.paths import DATA_DIR
 
@@ -159,11 +159,21 @@ def threshold_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+class RecordedTable(NamedTuple):
+    """One recorded ablation table for a notebook: its ``heading``, its display ``rows``
+    (:func:`ablation_rows`; empty when not recorded) and the ``config`` it was recorded on (None
+    when not recorded), which a notebook names beside its reading of the table."""
+
+    heading: str
+    rows: list[dict[str, Any]]
+    config: str | None
+
+
 def recorded_ablations(config: str, tables: Sequence[str], fallback: str = "synthetic_natural",
-                       results_dir: Path | None = None) -> list[tuple[str, list[dict[str, Any]]]]:
-    """``(heading, rows)`` per table for a notebook: :func:`ablation_rows` of the record of ``config``
-    (of ``fallback`` when ``config`` has none, which the heading says), or an empty ``rows`` with a
-    heading that gives the command to record the table."""
+                       results_dir: Path | None = None) -> list[RecordedTable]:
+    """A :class:`RecordedTable` per table for a notebook: :func:`ablation_rows` of the record of
+    ``config`` (of ``fallback`` when ``config`` has none, which the heading says), or empty
+    ``rows`` with a heading that gives the command to record the table."""
     record = load_result("ablations", config, results_dir)
     note = ""
     if record is None and fallback != config:
@@ -171,13 +181,14 @@ def recorded_ablations(config: str, tables: Sequence[str], fallback: str = "synt
     out = []
     for table in tables:
         if record is None or table not in record["tables"]:
-            out.append((f"Table {table}: not recorded yet; `python benchmarks/ablations.py --configs {fallback} "
-                        f"--tables {table} --output-dir data/results/ablations` records it", []))
+            out.append(RecordedTable(f"Table {table}: not recorded yet; `python benchmarks/ablations.py --configs "
+                                     f"{fallback} --tables {table} --output-dir data/results/ablations` records it",
+                                     [], None))
             continue
         budget = record["budget"]
         heading = (f"{record['tables'][table]['title']}{note}: {record['config']}, {budget['backbone']} at "
                    f"{budget['image_size']} px, {budget['train_images']} images x {budget['epochs']} epochs, "
                    f"mean and 95% interval over seeds; `{record['command']}`"
                    + (f"\n  note: {record['backbone_note']}" if record["backbone_note"] else ""))
-        out.append((heading, ablation_rows(record, table)))
+        out.append(RecordedTable(heading, ablation_rows(record, table), record["config"]))
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sspa_core.narration import (
+    count,
     data_phrase,
     leader,
     ranking,
@@ -38,7 +39,7 @@ def test_leader_names_the_margin_or_the_tie():
 
 
 def test_say_prints_outside_a_notebook(capsys):
-    assert say("**5** steps") == "**5** steps"
+    assert say("**5** steps") is None  # nothing for a cell to show a second time as its value
     assert capsys.readouterr().out == "**5** steps\n"
 
 
@@ -79,3 +80,7 @@ def test_verdict_summary_groups_the_variants_by_verdict():
     assert verdict_summary(rows) == ("the paper's sign, outside the noise: w/o KAP (-0.74); "
                                      "within noise: no measurable effect: w/o CAP (+0.22), no DSF (+0.42).")
     assert verdict_summary(rows[:1]) == "no variant was recorded beside the full model."
+
+
+def test_count_says_one_or_many():
+    assert (count(1, "image"), count(0, "image"), count(64, "step")) == ("1 image", "0 images", "64 steps")

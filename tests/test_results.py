@@ -95,9 +95,11 @@ def test_recorded_ablations_fall_back_and_say_how_to_record(tmp_path):
               "budget": {"backbone": "sspa-tiny-vit", "image_size": 112, "train_images": 2000, "epochs": 12}}
     (tmp_path / "ablations").mkdir()
     (tmp_path / "ablations" / "synthetic_natural.json").write_text(json.dumps(record))
-    (heading, rows), (missing, none) = results.recorded_ablations("coco", ["VI", "VII"], results_dir=tmp_path)
+    (heading, rows, source), (missing, none, nothing) = results.recorded_ablations("coco", ["VI", "VII"],
+                                                                                    results_dir=tmp_path)
     assert "recorded on synthetic_natural, not coco" in heading and len(rows) == 3
-    assert "not recorded yet" in missing and "--tables VII" in missing and none == []
+    assert source == record["config"]  # the config a notebook names beside its reading of the table
+    assert "not recorded yet" in missing and "--tables VII" in missing and none == [] and nothing is None
 
 
 SHIPPED_ABLATIONS = sorted((results.RESULTS_DIR / "ablations").glob("*.json"))
