@@ -53,3 +53,25 @@ def test_each_heading_starts_a_slide(path):
             assert kind == "slide", cell.source.splitlines()[0]
         if "parameters" in cell.metadata.get("tags", []):
             assert kind == "skip"
+
+
+METHOD = NOTEBOOKS[0].parents[1] / "docs" / "method.md"
+
+
+def _tag_numbers(tag: str) -> list[int]:
+    """The equation numbers of a tag's text: ``"14"`` or a range ``"14–16"``."""
+    match = re.fullmatch(r"(\d+)(?:[–-](\d+))?", tag.strip())
+    assert match, f"\\tag{{{tag}}} is neither a number nor a range"
+    return list(range(int(match[1]), int(match[2] or match[1]) + 1))
+
+
+def test_equation_tags_are_the_papers_numbers():
+    """Every ``\\tag{n}`` of a notebook's display equations is a number docs/method.md gives one
+    of its equations (each once), and no notebook gives a number to two of its displays."""
+    numbered = re.findall(r"\\tag\{(\d+)\}", METHOD.read_text(encoding="utf-8"))
+    assert len(numbered) == len(set(numbered)), "docs/method.md numbers an equation twice"
+    for path in NOTEBOOKS:
+        tags = [n for cell in _markdown(path) for tag in re.findall(r"\\tag\{([^}]*)\}", cell)
+                for n in _tag_numbers(tag)]
+        assert set(map(str, tags)) <= set(numbered), f"{path.name}: tags not in docs/method.md"
+        assert len(tags) == len(set(tags)), f"{path.name}: an equation number on two displays"
