@@ -39,7 +39,7 @@ test-fast: $(STAMP)
 
 # Regenerate the trained SSPA heads shipped in data/heads/ (about a minute each on 2 cores):
 # train on the synthetic domain with its config, then export best.pt with the command that made it.
-HEADS := synthetic_natural synthetic_pedestrian synthetic_aerial
+HEADS := synthetic_natural synthetic_pedestrian synthetic_remote_sensing
 heads: $(STAMP)
 	for c in $(HEADS); do \
 		$(BIN)/sspa train --config $$c --output-dir outputs/heads/$$c --overwrite --set train.progress=false && \

@@ -2,7 +2,7 @@
 CLIP, an equal budget for every variant, several seeds.
 
 Run: ``python benchmarks/ablations.py [--configs synthetic_natural synthetic_pedestrian
-synthetic_aerial] [--tables VI VII VIII IX Fig5 Fig6] [--seeds 3] [--extra-seeds-on-overlap]
+synthetic_remote_sensing] [--tables VI VII VIII IX Fig5 Fig6] [--seeds 3] [--extra-seeds-on-overlap]
 [--quick] [--set KEY=VALUE] [--threads N] [--output-dir DIR]``.
 
 Each variant is the full model (the config as shipped) with a few config overrides (:data:`TABLES`)
@@ -102,7 +102,7 @@ TABLES: dict[str, tuple[str, tuple[Variant, ...]]] = {
 }
 #: ``--quick``: a CI-size budget (before ``--set``)
 QUICK_OVERRIDES = ("dataset.kwargs.num_images=200", "dataset.eval_kwargs.num_images=100", "train.epochs=2")
-CONFIGS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_aerial")
+CONFIGS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_remote_sensing")
 def select_tables(names: Sequence[str] | None, quick: bool) -> dict[str, tuple[str, tuple[Variant, ...]]]:
     """The tables ``names`` (all when None) with all their variants, or with ``quick`` and no
     ``names`` the first variant of each table."""

@@ -43,7 +43,7 @@ from sspa_core.localization import gate_scores, map_scores, model_maps, patch_te
 from sspa_core.metrics import mean_average_precision
 from sspa_core.prompting import TEMPLATE
 
-DOMAIN_CONFIGS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_aerial")
+DOMAIN_CONFIGS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_remote_sensing")
 
 
 def _dataset(config: dict, num_images: int, data: dict | None = None):

@@ -1,7 +1,7 @@
 """SSPA against its peers on a synthetic domain with the tiny CLIP, on an equal budget.
 
 Run: ``python benchmarks/compare_models.py [--config synthetic_natural|synthetic_pedestrian|
-synthetic_aerial] [--images N] [--eval-images N] [--epochs N] [--batch N] [--seeds 0 1 2]
+synthetic_remote_sensing] [--images N] [--eval-images N] [--epochs N] [--batch N] [--seeds 0 1 2]
 [--protocol paper|config] [--pretrained PATH] [--set KEY=VALUE] [--thresholds] [--by-size]
 [--output FILE.json]``.
 
@@ -45,7 +45,7 @@ from sspa_core.engine.runs import build_dataset
 from sspa_core.metrics import THRESHOLD_METRICS, average_precision_per_class, metric_set_for, threshold_study
 
 MODELS = ("zeroshot", "unid", "dualcoop", "clip_ft", "sspa")
-CONFIGS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_aerial")
+CONFIGS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_remote_sensing")
 #: the columns printed per domain (the first is the domain's monitored metric)
 COLUMNS = {"natural": ("mAP", "CF1", "OF1"), "pedestrian": ("mA", "F1", "mAP"),
            "remote_sensing": ("mAP", "CF1", "OF1")}

@@ -6,7 +6,7 @@ Run: ``python benchmarks/gpu_profile.py [--device cuda] [--seeds 0 1 2] [--worke
 
 1. The equal-budget comparison of ``benchmarks/compare_models.py`` (each model under its paper's
    protocol, see ``PAPER_PROTOCOL``) on ``synthetic_natural``, ``synthetic_pedestrian`` and
-   ``synthetic_aerial`` at their configs' budgets, with mixed precision on (``train.amp=true``;
+   ``synthetic_remote_sensing`` at their configs' budgets, with mixed precision on (``train.amp=true``;
    ``--amp-dtype``: ``auto`` is float16 with the gradient scaler on CUDA and float32 on a CPU),
    over the seeds: mAP, CF1 and OF1 (%), and mA for the pedestrian domain (docs/method.md
    §Metrics), mean ± standard deviation; seconds per run; the peak memory of the domain.
@@ -41,7 +41,7 @@ from sspa_core.config import load_config
 from sspa_core.engine import build_dataset, compare_models, train_from_config
 from sspa_core.paths import OUTPUT_DIR
 
-CONFIGS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_aerial")
+CONFIGS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_remote_sensing")
 MODELS = ("zeroshot", "unid", "dualcoop", "clip_ft", "sspa")
 #: (config overrides, throughput run) at each size; the full size keeps the configs' budgets.
 SIZES: dict[str, dict[str, Any]] = {

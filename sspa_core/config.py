@@ -8,7 +8,8 @@ non-finite or out-of-range number is an error naming the key), before any data o
 ``dataset.domain`` names the dataset's domain (``natural``, ``pedestrian``, ``remote_sensing``;
 :mod:`sspa_core.domains`), which chooses the metric set reported
 (:func:`sspa_core.metrics.metric_set_for`); the former names ``remote`` and ``aerial`` are read
-with a DeprecationWarning.
+with a DeprecationWarning, as is the former config name ``synthetic_aerial``
+(:data:`sspa_core.domains.DEPRECATED_NAMES`).
 
 Every key must exist in :data:`SCHEMA`, except under
 ``dataset.kwargs``/``dataset.eval_kwargs`` (passed to the dataset constructor) and ``model.sspa`` (validated by
@@ -27,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from sspa_core.domains import canonical_domain
+from sspa_core.domains import canonical_domain, canonical_name
 
 _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -223,11 +224,14 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
 
 
 def _check_domain(config: dict) -> dict:
-    """Replace a former domain name by the current one (with a DeprecationWarning)."""
+    """Replace a former domain, dataset or description-set name by the current one (with a
+    DeprecationWarning)."""
     try:
         config["dataset"]["domain"] = canonical_domain(config["dataset"]["domain"])
     except ValueError as err:
         raise ValueError(f"config key 'dataset.domain': {err}") from None
+    config["dataset"]["name"] = canonical_name(config["dataset"]["name"])
+    config["model"]["descriptions"] = canonical_name(config["model"]["descriptions"])
     return config
 
 
@@ -243,7 +247,7 @@ def load_config_with_sources(name_or_path: str | Path, overrides: list[str] | tu
     config file (its path, relative to the repository for a shipped config) or ``"--set"``."""
     path = Path(name_or_path)
     if not path.suffix:
-        path = CONFIG_DIR / f"{name_or_path}.yaml"
+        path = CONFIG_DIR / f"{canonical_name(str(name_or_path))}.yaml"
     if not path.is_file():
         raise FileNotFoundError(
             f"config {str(name_or_path)!r} not found; shipped configs: {', '.join(available_configs())}"

@@ -43,7 +43,7 @@ from typing import Any
 import yaml
 
 from sspa_core import __version__, paths
-from sspa_core.domains import canonical_domain
+from sspa_core.domains import canonical_domain, canonical_name
 from sspa_core.llm import Message
 
 PROMPTS_DIR = paths.DATA_DIR / "prompts"
@@ -204,7 +204,7 @@ def description_path(name_or_path: str | os.PathLike) -> Path:
         if not candidate.is_file():
             raise FileNotFoundError(f"description file not found: {candidate}")
         return candidate
-    path = DESCRIPTIONS_DIR / f"{name_or_path}.json"
+    path = DESCRIPTIONS_DIR / f"{canonical_name(str(name_or_path))}.json"
     if not path.is_file():
         shipped = sorted(p.stem for p in DESCRIPTIONS_DIR.glob("*.json"))
         raise FileNotFoundError(f"no description file {path}; shipped: {', '.join(shipped) or 'none'}")

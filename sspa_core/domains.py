@@ -28,3 +28,19 @@ def canonical_domain(name: str) -> str:
                       f"use {new!r}", DeprecationWarning, stacklevel=3)
         return new
     raise ValueError(f"unknown domain {name!r}; valid: {', '.join(DOMAINS)}")
+
+
+#: Former names of configs, datasets and description sets, accepted with a DeprecationWarning for
+#: one release: the remote-sensing domain's synthetic scenes took the paper's name.
+DEPRECATED_NAMES: dict[str, str] = {"synthetic_aerial": "synthetic_remote_sensing"}
+
+
+def canonical_name(name: str) -> str:
+    """A config, dataset or description-set name: a former one (:data:`DEPRECATED_NAMES`) gives
+    its new name with a DeprecationWarning; any other is returned as it is."""
+    if name in DEPRECATED_NAMES:
+        new = DEPRECATED_NAMES[name]
+        warnings.warn(f"{name!r} is deprecated and will be refused in the next release; use {new!r}",
+                      DeprecationWarning, stacklevel=3)
+        return new
+    return name

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from sspa_core.domains import canonical_name
 from sspa_core.paths import DATA_DIR
 
 RESULTS_DIR = DATA_DIR / "results"
@@ -80,7 +81,7 @@ def result_path(benchmark: str, config: str, results_dir: Path | None = None) ->
 def load_result(benchmark: str, config: str, results_dir: Path | None = None) -> dict[str, Any] | None:
     """The recorded result of ``benchmark`` on ``config``, or None when none was recorded. Its
     ``"backbone_note"`` is :func:`backbone_note` of it."""
-    path = result_path(benchmark, config, results_dir)
+    path = result_path(benchmark, canonical_name(config), results_dir)
     if not path.is_file():
         return None
     try:

@@ -151,7 +151,7 @@ def test_shipped_configs_are_valid_and_say_whose_hyperparameters_they_are(name):
 
 def test_every_dataset_has_a_config():
     expected = {"coco", "voc", "nuswide", "pa100k", "rap", "peta", "multiscene", "mlrsnet", "aid",
-                "synthetic_natural", "synthetic_pedestrian", "synthetic_aerial"}
+                "synthetic_natural", "synthetic_pedestrian", "synthetic_remote_sensing"}
     assert expected <= set(SHIPPED)
 
 

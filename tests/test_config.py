@@ -30,12 +30,12 @@ def test_override_without_a_key_or_equals_sign_is_refused(text):
 
 
 def test_config_domain_takes_the_current_vocabulary(tmp_path):
-    assert load_config("synthetic_aerial")["dataset"]["domain"] == "remote_sensing"
+    assert load_config("synthetic_remote_sensing")["dataset"]["domain"] == "remote_sensing"
     with pytest.warns(DeprecationWarning, match="'remote' is deprecated.*'remote_sensing'"):
         config = load_config("aid", ["dataset.domain=remote"])
     assert config["dataset"]["domain"] == "remote_sensing"
     path = tmp_path / "old.yaml"
-    path.write_text(yaml.safe_dump({"dataset": {"name": "synthetic_aerial", "domain": "aerial"}}))
+    path.write_text(yaml.safe_dump({"dataset": {"name": "synthetic_remote_sensing", "domain": "aerial"}}))
     with pytest.warns(DeprecationWarning, match="'aerial' is deprecated"):
         assert load_config(path)["dataset"]["domain"] == "remote_sensing"
     with pytest.warns(DeprecationWarning):  # a run config read back from an older checkpoint
@@ -110,3 +110,33 @@ def test_every_setting_is_documented_once_and_defaults_follow_the_schema():
     with pytest.raises(ValueError, match=r"train\.seed must be between 0 and 1000000, got -3"):
         check_settings(config)
     assert config["train"]["seed"] == -3  # and leaves it as it was
+
+
+def test_the_former_name_of_the_remote_sensing_scenes_is_read_with_a_warning():
+    """``synthetic_aerial`` took the paper's name, ``synthetic_remote_sensing``; the old name still
+    reaches the same config, dataset, descriptions, shipped head and records, with a warning."""
+    from sspa_core.data import get_dataset, protocol_splits
+    from sspa_core.descriptions import load_descriptions
+    from sspa_core.engine.heads import matching_head
+    from sspa_core.results import load_result
+
+    new = load_config("synthetic_remote_sensing")
+    with pytest.warns(DeprecationWarning, match="'synthetic_aerial' is deprecated.*'synthetic_remote_sensing'"):
+        assert load_config("synthetic_aerial") == new
+    with pytest.warns(DeprecationWarning):  # a config read back from a checkpoint made before the rename
+        old = validate_config({"dataset": {"name": "synthetic_aerial", "domain": "remote_sensing"},
+                               "model": {"descriptions": "synthetic_aerial"}})
+    assert old["dataset"]["name"] == old["model"]["descriptions"] == "synthetic_remote_sensing"
+    with pytest.warns(DeprecationWarning):
+        assert protocol_splits("synthetic_aerial") == protocol_splits("synthetic_remote_sensing")
+    with pytest.warns(DeprecationWarning):
+        scenes = get_dataset("synthetic_aerial", None, "test", image_size=32, num_images=2)
+    assert scenes.label_names == get_dataset("synthetic_remote_sensing", None, "test", image_size=32,
+                                             num_images=2).label_names
+    with pytest.warns(DeprecationWarning):
+        assert load_descriptions("synthetic_aerial") == load_descriptions("synthetic_remote_sensing")
+    with pytest.warns(DeprecationWarning):
+        assert matching_head("synthetic_aerial", "sspa-tiny-vit") == matching_head("synthetic_remote_sensing",
+                                                                                    "sspa-tiny-vit")
+    with pytest.warns(DeprecationWarning):
+        assert load_result("compare_models", "synthetic_aerial")["config"] == "synthetic_remote_sensing"

@@ -167,7 +167,7 @@ def test_aid_split_by_folder(dataset_roots):
 
 def test_registry():
     names = available_datasets()
-    assert names[:4] == ["synthetic_natural", "synthetic_voc", "synthetic_pedestrian", "synthetic_aerial"]
+    assert names[:4] == ["synthetic_natural", "synthetic_voc", "synthetic_pedestrian", "synthetic_remote_sensing"]
     assert names[4:] == REAL
     with pytest.raises(ValueError, match="valid: synthetic_natural.*coco.*aid"):
         get_dataset("imagenet", "", "train")
@@ -185,7 +185,7 @@ def test_every_shipped_config_names_its_dataset_domain():
                 "rap": "pedestrian", "peta": "pedestrian", "multiscene": "remote_sensing",
                 "mlrsnet": "remote_sensing", "aid": "remote_sensing"}
     expected |= {name: kwargs["domain"] for name, kwargs in SYNTHETIC_DATASETS.items()}
-    assert expected["synthetic_aerial"] == "remote_sensing"
+    assert expected["synthetic_remote_sensing"] == "remote_sensing"
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)  # no former domain name is shipped
         for name in available_configs():

@@ -27,7 +27,7 @@ def test_gpu_profile_runs_at_tiny_size_on_cpu(tmp_path):
     assert summary["device"] == "cpu" and summary["device_name"].startswith("CPU")
     assert summary["amp_dtype"] == "auto"
     assert [d["config"] for d in summary["comparison"]] == [
-        "synthetic_natural", "synthetic_pedestrian", "synthetic_aerial"]
+        "synthetic_natural", "synthetic_pedestrian", "synthetic_remote_sensing"]
     for domain in summary["comparison"]:
         assert set(domain["models"]) == {"zeroshot", "unid", "dualcoop", "clip_ft", "sspa"}
         assert ("mA" in domain["models"]["sspa"]) == (domain["config"] == "synthetic_pedestrian")
@@ -35,7 +35,7 @@ def test_gpu_profile_runs_at_tiny_size_on_cpu(tmp_path):
         assert domain["peak_memory_mib"] > 0
     throughput = summary["throughput"]
     assert throughput["train_images_per_s"] > 0 and throughput["peak_memory_mib"] > 0
-    assert "SSPA training step" in done.stdout and "synthetic_aerial" in done.stdout
+    assert "SSPA training step" in done.stdout and "synthetic_remote_sensing" in done.stdout
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")

@@ -50,7 +50,7 @@ def test_the_offline_worlds_prompts_are_unchanged():
     """The shipped tiny CLIP and heads were trained on "A photo of a {label}." byte for byte."""
     from sspa_core.data.labels import load_label_names
 
-    for label_set in ("synthetic_natural", "synthetic_pedestrian", "synthetic_aerial"):
+    for label_set in ("synthetic_natural", "synthetic_pedestrian", "synthetic_remote_sensing"):
         for label in load_label_names(label_set):
             assert template_sentence(label) == f"A photo of a {label}."
     assert template_sentence("airplane") == "A photo of a airplane."  # even where English wants "an"

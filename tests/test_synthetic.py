@@ -73,7 +73,7 @@ def test_natural_labels_are_coco_names_in_coco_order_with_a_sprite():
     assert set(labels) <= reachable, "every label belongs to at least one scene type"
 
 
-@pytest.mark.parametrize("dataset", ["synthetic_natural", "synthetic_pedestrian", "synthetic_aerial"])
+@pytest.mark.parametrize("dataset", ["synthetic_natural", "synthetic_pedestrian", "synthetic_remote_sensing"])
 def test_shipped_label_lists_match(dataset):
     path = DATA_DIR / "labels" / f"{dataset}.txt"
     assert path.read_text().splitlines() == domain_labels(SYNTHETIC_DATASETS[dataset]["domain"])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sspa_core.data.base import MultiLabelDataset, SubsetView, Transform, resolve_inside
 from sspa_core.data.transforms import build_transform
+from sspa_core.domains import canonical_name
 
 # name -> (module, class) of the real datasets (docs/method.md §Datasets), imported on use
 REAL_DATASETS: dict[str, tuple[str, str]] = {
@@ -31,7 +32,7 @@ SYNTHETIC_DATASETS: dict[str, dict[str, str]] = {
     "synthetic_natural": {"domain": "natural"},
     "synthetic_voc": {"domain": "natural", "label_set": "voc"},
     "synthetic_pedestrian": {"domain": "pedestrian"},
-    "synthetic_aerial": {"domain": "remote_sensing"},
+    "synthetic_remote_sensing": {"domain": "remote_sensing"},
 }
 
 
@@ -47,6 +48,7 @@ PROTOCOL_SPLITS: dict[str, tuple[str, str]] = {
 def protocol_splits(name: str) -> tuple[str, str]:
     """The (training, evaluation) split names of dataset ``name``: COCO evaluates on ``val``,
     VOC/RAP/PETA train on ``trainval``, the rest train on ``train`` and evaluate on ``test``."""
+    name = canonical_name(name)
     if name not in PROTOCOL_SPLITS:
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(available_datasets())}")
     return PROTOCOL_SPLITS[name]
@@ -74,6 +76,7 @@ def check_dataset_kwargs(name: str, kwargs: dict, key: str = "dataset.kwargs") -
     take or whose value has the wrong type (``key`` names the config section in the message).
     The subset arguments of :func:`get_dataset` (``max_images``, ``subset_seed``) count as taken;
     the synthetic scenes take ``max_images`` but draw with their own ``seed``."""
+    name = canonical_name(name)
     if name in SYNTHETIC_DATASETS:
         from sspa_core.data.synthetic import SyntheticScenes
 
@@ -119,6 +122,7 @@ def get_dataset(name: str, root: str | Path | None, split: str, transform: Trans
     """
     if max_images is not None and (type(max_images) is not int or max_images < 1):
         raise ValueError(f"max_images must be an int >= 1 (None: every image), got {max_images!r}")
+    name = canonical_name(name)
     if name in SYNTHETIC_DATASETS:
         from sspa_core.data.synthetic import SPLIT_SIZES, SyntheticScenes
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from sspa_core.data.image_files import read_text
+from sspa_core.domains import canonical_name
 from sspa_core.paths import DATA_DIR
 
 LABELS_DIR = DATA_DIR / "labels"
@@ -19,7 +20,7 @@ def read_label_file(path: str | Path) -> list[str]:
 
 def load_label_names(name: str) -> list[str]:
     """Label names of dataset ``name`` (e.g. ``"coco"``) in their official order."""
-    path = LABELS_DIR / f"{name}.txt"
+    path = LABELS_DIR / f"{canonical_name(name)}.txt"
     if not path.is_file():
         available = sorted(p.stem for p in LABELS_DIR.glob("*.txt"))
         raise FileNotFoundError(f"no label list {path}; available: {', '.join(available)}")

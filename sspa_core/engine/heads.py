@@ -20,6 +20,7 @@ import open_clip
 import torch
 
 from sspa_core.config import merge, validate_config
+from sspa_core.domains import canonical_name
 from sspa_core.engine.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
 from sspa_core.engine.evaluation import compute_metrics, gather_scores
 from sspa_core.engine.runs import build_dataset, load_trained_model
@@ -28,7 +29,7 @@ from sspa_core.training import atomic_save, atomic_write_text
 
 HEADS_DIR = DATA_DIR / "heads"
 #: the configs (``sspa_core/configs/<name>.yaml``) whose trained head is shipped
-SHIPPED_HEADS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_aerial")
+SHIPPED_HEADS = ("synthetic_natural", "synthetic_pedestrian", "synthetic_remote_sensing")
 #: validation images of the check score
 HEAD_CHECK_IMAGES = 200
 #: the keys of a training checkpoint that a shipped head keeps
@@ -37,6 +38,7 @@ _KEPT = ("format", "model_name", "label_names", "config", "model", "ema", "weigh
 
 def shipped_head(name: str) -> Path:
     """The shipped head of config ``name`` (one of :data:`SHIPPED_HEADS`)."""
+    name = canonical_name(name)
     if name not in SHIPPED_HEADS:
         raise ValueError(f"no shipped head for {name!r}; shipped: {', '.join(SHIPPED_HEADS)}")
     path = HEADS_DIR / f"{name}.pt"
@@ -48,6 +50,7 @@ def shipped_head(name: str) -> Path:
 def matching_head(dataset: str, backbone: str, pretrained: str = "", image_size: int | None = None) -> Path | None:
     """The shipped head trained on ``dataset`` with this backbone, weights and input size, or None
     (another dataset, backbone or size: a notebook then trains its own)."""
+    dataset = canonical_name(dataset)
     if dataset not in SHIPPED_HEADS or not (HEADS_DIR / f"{dataset}.pt").is_file():
         return None
     path = HEADS_DIR / f"{dataset}.pt"
