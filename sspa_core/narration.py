@@ -107,17 +107,18 @@ def weights_phrase(backbone: str, pretrained: str) -> str:
     return f"`{backbone}` with {source}"
 
 
-def run_summary(name: str, data, backbone: str, pretrained: str, image_size: int, patches: int) -> str:
+def run_summary(name: str, data, backbone: str, pretrained: str, image_size: int, patches: int,
+                heading: str = "This run") -> str:
     """One line on what a notebook run is made of: the dataset (``name``, its split and the
     ``len(data)`` images used), the CLIP, the input size, the ``patches`` per image as a grid, and
     whether the images' boxes are known (``data.has_boxes``): without them, the maps are shown but
-    cannot be scored against the objects."""
+    cannot be scored against the objects. ``heading`` opens the line (e.g. a reference dataset's)."""
     grid = round(patches ** 0.5)
     shape = f"{grid} × {grid} = {patches}" if grid * grid == patches else f"{patches}"
     boxes = ("the images' boxes are known, so the maps are scored against the objects"
              if getattr(data, "has_boxes", False)
              else "no boxes in this dataset, so the maps are shown but not scored against the objects")
-    return (f"**This run:** {data_phrase(name)}, {data.split} split, {count(len(data), 'image')}; "
+    return (f"**{heading}:** {data_phrase(name)}, {data.split} split, {count(len(data), 'image')}; "
             f"{weights_phrase(backbone, pretrained)} at {image_size} px, {shape} patches per image; {boxes}.")
 
 
