@@ -10,7 +10,9 @@ sentence), ``names`` (label → the readable name the sentence starts with; e.g.
 ``hs-BaldHead`` → ``bald head``) and ``provenance`` (how they were produced, the template and
 its hash, the model, the date). The shipped files are curated, not LLM output (their
 provenance says so); :func:`generate_descriptions` / ``sspa describe`` produce new ones with
-any causal LM, by default the offline SmolLM2 (:mod:`sspa_core.llm`).
+any causal LM, by default the offline SmolLM2 (:mod:`sspa_core.llm`). Generation runs that the
+project ships lie in ``data/descriptions/llm/<label set>.json`` (:data:`LLM_RUNS_DIR`), written
+there by the command their provenance records, beside its model, seconds and post-processing.
 
 Post-processing of an answer (:func:`postprocess`), in order:
 
@@ -36,6 +38,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,8 @@ from sspa_core.llm import Message
 
 PROMPTS_DIR = paths.DATA_DIR / "prompts"
 DESCRIPTIONS_DIR = paths.DATA_DIR / "descriptions"
+LLM_RUNS_DIR = DESCRIPTIONS_DIR / "llm"  # shipped `sspa describe` runs, not the curated files
+POSTPROCESS_STATUSES = ("ok", "repaired", "truncated", "fallback")
 TEMPLATE_KEYS = ("domain", "domain_description", "instruction", "query", "naive_query", "examples")
 MIN_WORDS = 5
 MAX_WORDS = 40
@@ -228,6 +233,16 @@ def load_descriptions(name_or_path: str | os.PathLike) -> dict[str, str]:
     return dict(load_description_file(name_or_path)["descriptions"])
 
 
+def postprocess_statuses(doc: dict[str, Any]) -> dict[str, str]:
+    """Label → what post-processing did to its description (:data:`POSTPROCESS_STATUSES`), read
+    from a generated document's provenance; ``curated`` for every label of a hand-written file."""
+    done = doc["provenance"].get("postprocess")
+    if done is None:
+        return {label: "curated" for label in doc["descriptions"]}
+    return {label: next((kind for kind in POSTPROCESS_STATUSES[1:] if label in done[kind]), "ok")
+            for label in doc["descriptions"]}
+
+
 def save_description_file(doc: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write a description document as readable UTF-8 JSON (label order kept); returns the path."""
     for key in ("provenance", "names", "descriptions"):
@@ -255,9 +270,12 @@ def generate_descriptions(
     max_words: int = MAX_WORDS,
     label_set: str = "",
     llm: tuple[Any, Any, str] | None = None,
+    command: str = "",
 ) -> dict[str, Any]:
     """Ask a causal LM for one description per label (eq. 4) and return a description document
-    with provenance (save it with :func:`save_description_file`).
+    with provenance (save it with :func:`save_description_file`): the model, the template, the
+    generation settings, the seconds the call took and the torch threads it ran on, and
+    ``command``, the command line that produced it (``sspa describe`` passes its own).
 
     ``names`` maps labels to the readable names used in the prompt (default
     :func:`label_phrase`). The answer is primed with the name (the assistant turn starts with
@@ -265,8 +283,11 @@ def generate_descriptions(
     :func:`sspa_core.llm.generate`). ``llm`` reuses an already loaded ``(model, tokenizer,
     model_id)`` from :func:`sspa_core.llm.load_causal_lm` instead of loading ``model``.
     """
+    import torch
+
     from sspa_core.llm import generate, load_causal_lm, render_chat
 
+    start = time.perf_counter()
     labels = [str(n) for n in label_names]
     if not labels:
         raise ValueError("label_names is empty: at least one label is needed")
@@ -297,9 +318,11 @@ def generate_descriptions(
             "template": _relative(source),
             "template_sha256": template_hash(template),
             "prompt": "naive" if naive else "in-context",
+            **({"command": command} if command else {}),
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "generation": {"greedy": True, "seed": seed, "batch_size": batch_size,
-                           "max_new_tokens": max_new_tokens, "answer_primed_with_name": True},
+                           "max_new_tokens": max_new_tokens, "answer_primed_with_name": True,
+                           "seconds": round(time.perf_counter() - start, 1), "threads": torch.get_num_threads()},
             "postprocess": {"min_words": min_words, "max_words": max_words, **statuses},
         },
         "names": names,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import yaml
 
 from sspa_core import descriptions as D
 from sspa_core import llm as L
+from sspa_core.cli import build_parser as sspa_build_parser
 from sspa_core.cli import main as sspa_main
 from sspa_core.data.labels import LABELS_DIR, load_label_names
 from sspa_core.domains import DOMAINS
@@ -241,6 +243,15 @@ def test_cli_describe(tiny_lm_dir, tmp_path, capsys):
     doc = D.load_description_file(out)
     assert doc["label_set"] == "mini" and doc["domain"] == "pedestrian"
     assert list(doc["descriptions"]) == ["cat", "sports ball"]
+    # the provenance spells out the command with every setting, and the time it took
+    prov = doc["provenance"]
+    assert prov["command"] == shlex.join(["sspa", "describe", "--labels", str(labels), "--domain", "pedestrian",
+                                          "--llm", str(tiny_lm_dir), "--output-dir", str(tmp_path),
+                                          "--batch-size", "8", "--max-new-tokens", "8", "--seed", "0"])
+    assert prov["generation"]["seconds"] >= 0 and prov["generation"]["threads"] >= 1
+    out.unlink()
+    assert sspa_main(shlex.split(prov["command"])[1:]) == 0  # the recorded command writes the same file
+    assert D.load_descriptions(out) == doc["descriptions"]
     code = sspa_main(["describe", "--labels", str(tmp_path / "none.txt"), "--output-dir", str(tmp_path)])
     assert code == 2 and "label file not found" in capsys.readouterr().err
 
@@ -298,6 +309,53 @@ def test_shipped_descriptions(label_set):
 
 
 _SENTENCE_ENDS = re.compile(r"[.!?](?=\s|$)")
+
+
+def test_postprocess_statuses():
+    doc = {"descriptions": {"a": "A x.", "b": "B y.", "c": "C."},
+           "provenance": {"postprocess": {"repaired": ["b"], "truncated": [], "fallback": ["c"]}}}
+    assert D.postprocess_statuses(doc) == {"a": "ok", "b": "repaired", "c": "fallback"}
+    assert set(D.postprocess_statuses(D.load_description_file("voc")).values()) == {"curated"}
+
+
+LLM_RUNS = sorted(p.stem for p in D.LLM_RUNS_DIR.glob("*.json"))
+
+
+def test_an_llm_run_is_shipped():
+    assert "synthetic_natural" in LLM_RUNS
+
+
+@pytest.mark.parametrize("label_set", LLM_RUNS)
+def test_shipped_llm_runs(label_set):
+    """A shipped generation run serves its label list, says it is the offline LLM's unreviewed
+    output, and records the command that wrote this very file, its template (unchanged since)
+    and its time."""
+    path = D.LLM_RUNS_DIR / f"{label_set}.json"
+    doc = D.load_description_file(path)
+    labels = load_label_names(label_set)
+    D.validate_descriptions(doc["descriptions"], labels)
+    assert list(doc["descriptions"]) == labels and doc["label_set"] == label_set
+    prov = doc["provenance"]
+    assert prov["produced_by"] == "llm" and prov["model"] == L.OFFLINE_LLM_NAME
+    assert "not reviewed by hand" in prov["statement"]
+    assert prov["template_sha256"] == D.template_hash(D.load_template(doc["domain"]))
+    assert prov["generation"]["seconds"] > 0
+    command = shlex.split(prov["command"])
+    assert command[:2] == ["sspa", "describe"]
+    args = sspa_build_parser("describe").parse_args(command[1:])
+    assert Path(args.output_dir) / f"{label_set}.json" == path.relative_to(D.paths.REPO_ROOT)
+    assert (args.labels, args.domain, args.llm, args.naive) == (label_set, doc["domain"], "", False)
+    generation = prov["generation"]
+    assert (args.batch_size, args.max_new_tokens, args.seed) == (
+        generation["batch_size"], generation["max_new_tokens"], generation["seed"])
+    statuses = D.postprocess_statuses(doc)
+    listed = [label for kind in D.POSTPROCESS_STATUSES[1:] for label in prov["postprocess"][kind]]
+    assert sorted(listed) == sorted(set(listed)) and set(listed) <= set(labels)
+    for label, sentence in doc["descriptions"].items():
+        name = doc["names"][label]
+        assert sentence.lower().startswith(name.lower()) and sentence.endswith("."), (label, sentence)
+        if statuses[label] != "fallback":
+            assert D.MIN_WORDS <= len(sentence.split()) <= D.MAX_WORDS, (label, sentence)
 
 
 # --- the offline LLM --------------------------------------------------------------------------

@@ -60,6 +60,18 @@ def configure_describe(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+def describe_command(args: argparse.Namespace) -> str:
+    """The ``sspa describe`` command line of ``args`` with every setting spelt out, as a
+    description file's provenance records it."""
+    import shlex
+
+    words = ["sspa", "describe", "--labels", args.labels, "--domain", args.domain,
+             *(["--llm", args.llm] if args.llm else []), "--output-dir", args.output_dir,
+             *(["--naive"] if args.naive else []), "--batch-size", str(args.batch_size),
+             "--max-new-tokens", str(args.max_new_tokens), "--seed", str(args.seed)]
+    return shlex.join(words)
+
+
 def run_describe(args: argparse.Namespace) -> int:
     from sspa_core.data.labels import label_list
     from sspa_core.descriptions import generate_descriptions, save_description_file
@@ -69,12 +81,13 @@ def run_describe(args: argparse.Namespace) -> int:
     labels, label_set = label_list(args.labels)
     doc = generate_descriptions(
         labels, args.domain, args.llm or None, naive=args.naive, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens, seed=args.seed, label_set=label_set,
+        max_new_tokens=args.max_new_tokens, seed=args.seed, label_set=label_set, command=describe_command(args),
     )
     out = save_description_file(doc, output_path(args, f"{label_set}.json"))
     post = doc["provenance"]["postprocess"]
     print(f"wrote {len(labels)} descriptions to {out} (repaired {len(post['repaired'])}, "
-          f"truncated {len(post['truncated'])}, fallback {len(post['fallback'])})")
+          f"truncated {len(post['truncated'])}, fallback {len(post['fallback'])}) in "
+          f"{doc['provenance']['generation']['seconds']:.0f} s")
     return 0
 
 
