@@ -7,6 +7,7 @@ import concurrent.futures
 import copy
 import functools
 import importlib.util
+import re
 import sys
 import threading
 from collections.abc import Callable, Hashable
@@ -222,3 +223,45 @@ class KernelPool:
         """Stop every kernel of the pool."""
         for km in list(self._started):
             self._stop(km)
+
+
+#: a number in prose: digits with optional thousands separators and decimals, signed or not
+_PROSE_NUMBER = re.compile(r"(?<![\w.])[-+−]?\d+(?:[.,]\d+)*(?![\w])")
+#: what a number in prose may refer to rather than quote (an equation, table, figure, section, notebook)
+_REFERENCE = re.compile(r"(?:eqs?\.|Eq\.|Tables?|Figs?\.|Figure|§|sections?|notebooks?|Exercise|exercise|"
+                        r"Q|questions?)\s*[\d,\s–-]*$")
+
+
+def prose_numbers(markdown: str) -> list[tuple[str, str]]:
+    """The numbers a Markdown cell quotes, with a little context: equations (``$...$``), code spans,
+    link targets, headings, list markers, years, the **Time.** estimate and references (eq. 14,
+    Table VI, section 3, notebook 04) are not quotes."""
+    text = re.sub(r"\$\$.*?\$\$", " ", markdown, flags=re.S)
+    for pattern in (r"\$[^$]*\$", r"`[^`]*`", r"\]\([^)]*\)", r"^#+ .*$", r"^\s*\d+\.\s", r"\*\*Time\.\*\*.*$"):
+        text = re.sub(pattern, " ", text, flags=re.M)
+    found = []
+    for match in _PROSE_NUMBER.finditer(text):
+        number = match.group().replace("−", "-").lstrip("+")
+        if _REFERENCE.search(text[max(0, match.start() - 24):match.start()]) or re.fullmatch(r"(19|20)\d\d", number):
+            continue
+        found.append((number, " ".join(text[max(0, match.start() - 40):match.end() + 20].split())))
+    return found
+
+
+def unbacked_prose_numbers(executed: Path, references: str) -> list[tuple[str, str]]:
+    """The numbers that the Markdown cells of an executed notebook quote but that none of its
+    outputs prints, none of its code cells sets and ``references`` (docs/method.md) does not
+    state: a claim typed by hand that the run does not back. ``(number, context)`` pairs."""
+    import nbformat
+
+    notebook = nbformat.read(executed, as_version=4)
+    backed = [references]
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            backed.append(cell.source)
+            for output in cell.get("outputs", []):
+                backed.append("".join(output.get("text", "")))
+                backed += ["".join(v) for k, v in output.get("data", {}).items() if k.startswith("text/")]
+    pool = "\n".join(backed)
+    return [(number, context) for cell in notebook.cells if cell.cell_type == "markdown"
+            for number, context in prose_numbers(cell.source) if number not in pool]

@@ -75,3 +75,22 @@ def test_equation_tags_are_the_papers_numbers():
                 for n in _tag_numbers(tag)]
         assert set(map(str, tags)) <= set(numbered), f"{path.name}: tags not in docs/method.md"
         assert len(tags) == len(set(tags)), f"{path.name}: an equation number on two displays"
+
+
+def test_the_prose_number_check_flags_a_typed_claim_and_passes_a_printed_one(tmp_path):
+    """A number quoted in Markdown must be printed by the run (or set by its code, or stated in the
+    references): tests/test_notebooks_smoke.py applies this to every executed smoke notebook."""
+    import nbformat
+    from helpers import prose_numbers, unbacked_prose_numbers
+
+    markdown = ("SSPA scores 62.9 (eq. 14, Table VI, notebook 04; Smith et al. (2019))\n$$s = 0.5$$ and `lr=0.1`"
+                "\n## 3 · Section\n**Time.** about 2 minutes")
+    assert [number for number, _ in prose_numbers(markdown)] == ["62.9"]
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell("SSPA scores 62.9, the gate opens 0.38 and τ starts at 0.05."),
+                      nbformat.v4.new_code_cell("tau = 0.05", outputs=[
+                          nbformat.v4.new_output("stream", name="stdout", text="SSPA 62.9 mAP\n")])]
+    path = tmp_path / "run.ipynb"
+    nbformat.write(notebook, path)
+    assert [n for n, _ in unbacked_prose_numbers(path, references="")] == ["0.38"]  # typed, printed nowhere
+    assert unbacked_prose_numbers(path, references="a gate of 0.38") == []  # stated in the references
