@@ -103,6 +103,35 @@ def mean_average_precision(
 
 
 
+def _bootstrap_maps(score_sets: list[np.ndarray], targets: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """mAP of each score set on ``resamples`` draws of the images with replacement, the same draws
+    for every set: ``[draws, sets]`` (draws where no label has a positive are left out)."""
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        rows = rng.integers(0, len(targets), len(targets))
+        aps = [average_precision_per_class(scores[rows], targets[rows]) for scores in score_sets]
+        if not np.isnan(aps[0]).all():
+            draws.append([float(np.nanmean(ap)) for ap in aps])
+    if not draws:
+        raise ValueError("no resample has a positive example: the mAP is undefined")
+    return np.array(draws)
+
+
+def map_interval(scores: np.ndarray, targets: np.ndarray, resamples: int = 200,
+                 seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """mAP with a 95% bootstrap interval over the images: how far another draw of the same number
+    of images could move it (a small evaluation set gives a wide interval). The interval is the
+    normal one, the mAP ± 1.96 standard deviations of its bootstrap draws: a resample repeats
+    images, which lifts AP, so the draws' percentiles would sit above the mAP itself."""
+    scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets, dtype=np.float64)
+    if scores.shape != targets.shape:
+        raise ValueError(f"scores {scores.shape} must have the targets' shape {targets.shape}")
+    value = mean_average_precision(scores, targets)
+    half = 1.96 * float(np.std(_bootstrap_maps([scores], targets, resamples, seed)[:, 0], ddof=1))
+    return value, (value - half, value + half)
+
+
 def map_difference(scores_a: np.ndarray, scores_b: np.ndarray, targets: np.ndarray,
                    resamples: int = 200, seed: int = 0) -> tuple[float, tuple[float, float]]:
     """mAP(a) − mAP(b) on the same images, with a 95% paired bootstrap interval: the images are
@@ -113,19 +142,11 @@ def map_difference(scores_a: np.ndarray, scores_b: np.ndarray, targets: np.ndarr
     if scores_a.shape != targets.shape or scores_b.shape != targets.shape:
         raise ValueError(f"scores {scores_a.shape} and {scores_b.shape} must both have the targets' "
                          f"shape {targets.shape}")
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(resamples):
-        rows = rng.integers(0, len(targets), len(targets))
-        ap_a = average_precision_per_class(scores_a[rows], targets[rows])
-        ap_b = average_precision_per_class(scores_b[rows], targets[rows])
-        if not np.isnan(ap_a).all():
-            draws.append(float(np.nanmean(ap_a) - np.nanmean(ap_b)))
-    if not draws:
-        raise ValueError("no resample has a positive example: the mAP difference is undefined")
-    low, high = np.percentile(draws, [2.5, 97.5])
+    draws = _bootstrap_maps([scores_a, scores_b], targets, resamples, seed)
     difference = mean_average_precision(scores_a, targets) - mean_average_precision(scores_b, targets)
-    return difference, (float(low), float(high))
+    half = 1.96 * float(np.std(draws[:, 0] - draws[:, 1], ddof=1))  # the normal interval, as map_interval's
+    return difference, (difference - half, difference + half)
+
 
 def _top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
     """True at each row's ``k`` highest scores (ties at the k-th score: lower label index

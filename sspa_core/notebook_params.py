@@ -35,6 +35,10 @@ from sspa_core.paths import REPO_ROOT
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 PARAMS_DIR = NOTEBOOKS_DIR / "params"
 PROFILES = ("smoke", "full", "gpu")
+#: images of the evaluation split that notebooks 03-05 score, per profile: one set for the three
+#: (the same split, seed and count), large enough that a shipped head's score on it lands near the
+#: score recorded when the head was made, and printed with its bootstrap interval
+EVAL_IMAGES = {"smoke": 500, "full": 1000, "gpu": 1000}
 DEFAULT_TIMEOUT_S = 3600.0  # seconds a notebook may run when no parameter file sets timeout_s
 PARAMS_FILE_KEYS = ("parameters", "notebooks", "only", "description", "timeout_s", "profiles")
 #: profile -> {notebook parameter: dotted key of the dataset's run config it is taken from}

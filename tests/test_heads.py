@@ -15,6 +15,7 @@ from sspa_core.engine.heads import (
     SHIPPED_HEADS,
     backbone_digest,
     check_score,
+    head_summary,
     matching_head,
     shipped_head,
 )
@@ -69,6 +70,9 @@ def test_shipped_head_loads_and_scores_as_recorded(name):
     assert meta["backbone_sha256"] == backbone_digest(ckpt["config"]), \
         "the shipped tiny CLIP changed since this head was trained: run `make heads`"
     assert check_score(head) == pytest.approx(meta["check"]["value"], abs=0.01)
+    recorded = f"{meta['monitor']} {100 * meta['best_value']:.1f} on the val split when it was made"
+    made = f"`{meta['command']}`, {meta['epochs']} epochs"
+    assert head_summary(head) == f"the shipped head {name}.pt ({made}): {recorded}"
 
 
 def test_shipped_head_names_are_checked():

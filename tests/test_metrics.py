@@ -10,6 +10,7 @@ from sspa_core.metrics import (
     average_precision_per_class,
     evaluate,
     map_difference,
+    map_interval,
     mean_average_precision,
     metric_set_for,
     pedestrian_metrics,
@@ -272,3 +273,15 @@ def test_map_difference_interval_says_whether_the_sample_decides():
     assert low < 0 < high
     with pytest.raises(ValueError, match="targets' shape"):
         map_difference(good[:, :3], poor, targets)
+
+
+def test_map_interval_narrows_with_more_images():
+    rng = np.random.default_rng(1)
+    targets = (rng.random((400, 5)) < 0.3).astype(float)
+    scores = targets + rng.normal(size=targets.shape)
+    value, (low, high) = map_interval(scores, targets)
+    assert value == pytest.approx(mean_average_precision(scores, targets)) and low < value < high
+    _, (small_low, small_high) = map_interval(scores[:40], targets[:40])
+    assert small_high - small_low > high - low  # 40 images decide less than 400
+    with pytest.raises(ValueError, match="targets' shape"):
+        map_interval(scores[:, :2], targets)

@@ -59,6 +59,15 @@ def matching_head(dataset: str, backbone: str, pretrained: str = "", image_size:
     return path if same and image_size in (None, meta["image_size"]) else None
 
 
+def head_summary(path: str | Path) -> str:
+    """One line on a shipped head: its file, the command and epochs that made it, and the score
+    recorded then (its monitor on its config's evaluation split), which a notebook's own score on
+    its evaluation images is read against."""
+    meta = json.loads(metadata_path(path).read_text())
+    return (f"the shipped head {Path(path).name} (`{meta['command']}`, {meta['epochs']} epochs): "
+            f"{meta['monitor']} {100 * meta['best_value']:.1f} on the {meta['check']['split']} split when it was made")
+
+
 def check_score(checkpoint: str | Path, num_images: int = HEAD_CHECK_IMAGES) -> float:
     """The monitored metric of a checkpoint (the weights its run chose, raw or EMA) on the first
     ``num_images`` images of its config's evaluation split (rendered afresh, no feature cache)."""
