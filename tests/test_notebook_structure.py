@@ -9,7 +9,7 @@ import re
 import nbformat
 import pytest
 
-from sspa_core.notebooks import list_notebooks
+from sspa_core.notebooks import NOTEBOOKS_DIR, list_notebooks
 
 NOTEBOOKS = list_notebooks()
 
@@ -94,3 +94,28 @@ def test_the_prose_number_check_flags_a_typed_claim_and_passes_a_printed_one(tmp
     nbformat.write(notebook, path)
     assert [n for n, _ in unbacked_prose_numbers(path, references="")] == ["0.38"]  # typed, printed nowhere
     assert unbacked_prose_numbers(path, references="a gate of 0.38") == []  # stated in the references
+
+
+def _minutes(text: str) -> str:
+    """'about 2 minutes' / 'under a minute' / '2 min' / '< 1 min' as one spelling: '2' or '<1'."""
+    text = text.strip().lower()
+    if text.startswith(("under a minute", "< 1 min")):
+        return "<1"
+    match = re.match(r"(?:about\s+)?(\d+)\s+min", text)
+    assert match, f"not a time: {text!r}"
+    return match.group(1)
+
+
+def test_each_notebooks_time_is_stated_once():
+    """The run and read times in a notebook's **Time.** line are those of the syllabus table
+    (notebooks/README.md), so the two cannot tell a learner different times."""
+    rows = {}
+    for line in (NOTEBOOKS_DIR / "README.md").read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and re.fullmatch(r"\d\d", cells[0]):
+            rows[cells[0]] = (_minutes(cells[4]), _minutes(cells[5]))
+    for path in sorted(NOTEBOOKS_DIR.glob("0*.ipynb")):
+        header = nbformat.read(path, as_version=4).cells[0].source
+        stated = re.search(r"\*\*Time\.\*\*\s*(.+?) to run.*?(\d+ minutes) to read", header, flags=re.S)
+        assert stated, f"{path.name}: no '**Time.** ... to run ..., N minutes to read' line"
+        assert rows[path.stem[:2]] == (_minutes(stated.group(1)), _minutes(stated.group(2))), path.name
