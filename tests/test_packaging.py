@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 
 #: Every file the code reads at run time from the data folder, for one run of the offline world.
 RUNTIME_DATA = ["sprites/atlas.png", "sprites/atlas.json", "tiny_clip/sspa-tiny-vit.pt", "tiny_clip/sspa-tiny-rn.pt",
-                "labels/synthetic_natural.txt", "descriptions/synthetic_natural.json", "prompts/natural.yaml"]
+                "labels/synthetic_natural.txt", "descriptions/synthetic_natural.json", "prompts/natural.yaml",
+                "reveal/reveal.js/dist/reveal.js", "reveal/requirejs/require.js"]
 
 
 def _run(args: list, cwd: Path, env: dict | None = None) -> str:

@@ -1,7 +1,8 @@
 """Run the ordered notebooks end to end with papermill, per profile and per dataset, and export
-them (HTML, reveal.js slides, with a local MathJax), optionally with a Markdown summary of the run
-(:func:`write_summary`). Which notebooks run with which parameters and time limit comes from
-:mod:`sspa_core.notebook_params` (its public names are importable from here too).
+them (HTML, reveal.js slides, readable offline: :mod:`sspa_core.notebooks.export`), optionally
+with a Markdown summary of the run (:func:`write_summary`). Which notebooks run with which
+parameters and time limit comes from :mod:`sspa_core.notebook_params` (its public names, and the
+export's, are importable from here too).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sspa_core.notebook_params import (
     resolve_parameters,
     resolve_timeout,
 )
+from sspa_core.notebooks.export import MATHJAX_ENTRY, export_html, export_slides, local_mathjax, local_reveal
 from sspa_core.paths import OUTPUT_DIR
 
 __all__ = [
@@ -38,7 +40,7 @@ __all__ = [
     "PROFILES", "RUN_KEYS", "THREAD_ENV", "KeptKernels", "NotebookError", "NotebookResult", "check_device",
     "command_line", "dataset_commands", "dataset_parameter_files", "declared_parameters", "execute_notebook",
     "export_html", "export_slides", "fetch_weights", "ipc_kernel_manager", "kernel_threads", "list_notebooks",
-    "local_mathjax", "resolve_parameters", "resolve_timeout", "run_notebooks", "write_summary"]
+    "local_mathjax", "local_reveal", "resolve_parameters", "resolve_timeout", "run_notebooks", "write_summary"]
 
 #: the kernels of a run have no front end to show widgets (sspa_core.explorers reads it)
 HEADLESS_ENV = "SSPA_HEADLESS"
@@ -85,53 +87,6 @@ class _Deadline:
         if self.end is None:
             self.end = time.monotonic() + self.seconds
         return max(1.0, self.end - time.monotonic())
-
-
-#: MathJax's entry point and configuration inside the folder :func:`local_mathjax` copies
-MATHJAX_ENTRY = "MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
-
-
-def local_mathjax(output_dir: Path) -> str | None:
-    """Copy MathJax (the static files of ``jupyter_server_mathjax``) into ``output_dir/mathjax``
-    once, so that the HTML exports beside it render equations offline; the relative URL, or None
-    when the package is missing (nbconvert's CDN default then applies)."""
-    try:
-        import jupyter_server_mathjax
-    except ImportError:
-        return None
-    target = Path(output_dir) / "mathjax"
-    if not (target / "MathJax.js").is_file():
-        shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static", target, dirs_exist_ok=True)
-    return f"mathjax/{MATHJAX_ENTRY}"
-
-
-def _export(executed: Path, exporter_name: str, suffix: str) -> Path:
-    """``executed`` through nbconvert's exporter ``exporter_name``, with the local MathJax
-    (:func:`local_mathjax`), written beside it as ``<name><suffix>``."""
-    import nbconvert
-    import nbformat
-
-    mathjax = local_mathjax(executed.parent)
-    exporter = getattr(nbconvert, exporter_name)(**({"mathjax_url": mathjax} if mathjax else {}))
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
-    out = executed.with_suffix(suffix)
-    out.write_text(body, encoding="utf-8")
-    return out
-
-
-def export_html(executed: Path) -> Path:
-    """Write the executed notebook as HTML beside it (nbconvert), with a local copy of MathJax
-    (:func:`local_mathjax`) so that equations render without internet."""
-    return _export(executed, "HTMLExporter", ".html")
-
-
-def export_slides(executed: Path) -> Path:
-    """Write the executed notebook as reveal.js slides beside it (nbconvert's SlidesExporter):
-    ``<name>.slides.html``. Cells carry their slide type in ``metadata.slideshow`` (each section
-    heading starts a slide); equations use the local MathJax like :func:`export_html`; reveal.js
-    itself loads from nbconvert's default CDN (``--SlidesExporter.reveal_url_prefix`` of
-    ``jupyter nbconvert`` points it at a local copy)."""
-    return _export(executed, "SlidesExporter", ".slides.html")
 
 
 #: what ``run_notebooks(..., formats=...)`` can export besides the executed notebook
@@ -182,8 +137,10 @@ def ipc_kernel_manager(threads: int | None = None) -> type:
     """A kernel manager that talks to the kernel over local IPC sockets in a private temporary
     folder instead of TCP ports, so no network port is opened (and ipykernel does not warn about
     unencrypted TCP in every run's log), and starts it with :data:`HEADLESS_ENV` set (no front end:
-    the explorers draw static figures) without touching this process's environment, and does not
-    interrupt a kernel it is shutting down (see ``_async_interrupt_kernel``). ``threads``
+    the explorers draw static figures) without touching this process's environment, loads
+    :mod:`sspa_core.notebooks.export` in it as an IPython extension (each figure's title becomes its
+    alt text in the exports), and does not interrupt a kernel it is shutting down (see
+    ``_async_interrupt_kernel``). ``threads``
     (see :func:`kernel_threads`) sets the kernel's ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``
     unless the caller's environment sets them."""
     from jupyter_client.manager import AsyncKernelManager
@@ -199,6 +156,8 @@ def ipc_kernel_manager(threads: int | None = None) -> type:
             if threads is not None:
                 for name in THREAD_ENV:
                     kw["env"].setdefault(name, str(threads))
+            kw["extra_arguments"] = [*(kw.get("extra_arguments") or []),
+                                     "--IPKernelApp.extra_extensions=sspa_core.notebooks.export"]
             return await super()._async_pre_start_kernel(**kw)
 
         async def _async_interrupt_kernel(self) -> None:
