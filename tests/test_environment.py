@@ -15,7 +15,7 @@ PROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
 EXTRAS = PROJECT["optional-dependencies"]
 #: Import name -> distribution name, where they differ.
 DISTRIBUTIONS = {"PIL": "pillow", "yaml": "pyyaml", "open_clip": "open_clip_torch", "sklearn": "scikit-learn",
-                 "quaternion": "numpy-quaternion"}
+                 "quaternion": "numpy-quaternion", "bs4": "beautifulsoup4"}
 LOCAL = {"sspa_core", "conftest", "helpers", "_common"}  # _common: the benchmarks' shared scaffolding
 
 
