@@ -37,12 +37,15 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 @dataclass(frozen=True)
 class Setting:
     """One config value: its default (which also fixes its type), what it means, and for a number
-    the range it must lie in (``low``/``high``, both allowed; a float must also be finite)."""
+    the range it must lie in (``low``/``high``, both allowed unless ``above``: then the value must
+    exceed ``low``; a float must also be finite); for text, optionally the values it may take."""
 
     default: Any
     doc: str
     low: float | None = None
     high: float | None = None
+    above: bool = False
+    choices: tuple[str, ...] = ()
 
     def check(self, key: str, value: Any) -> Any:
         """``value`` with the default's type (YAML reads ``3e-4`` as text, ``1`` as an int), or a
@@ -51,9 +54,13 @@ class Setting:
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{key} must be a finite number, got {value}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
-                bound = f">= {self.low}" if self.high is None else f"between {self.low} and {self.high}"
+            too_low = self.low is not None and (value <= self.low if self.above else value < self.low)
+            if too_low or (self.high is not None and value > self.high):
+                bound = (f"{'>' if self.above else '>='} {self.low}" if self.high is None
+                         else f"between {self.low} and {self.high}")
                 raise ValueError(f"{key} must be {bound}, got {value}")
+        if self.choices and value not in self.choices:
+            raise ValueError(f"{key} must be one of {', '.join(self.choices)}; got {value!r}")
         return value
 
 
@@ -107,6 +114,55 @@ SCHEMA: dict[str, Setting] = {
     "train.progress": Setting(True, "tqdm progress bars"),
     "output_dir": Setting("", "'' = OUTPUT_DIR/<dataset>/<model>"),
 }
+
+#: The tiny CLIP's pretraining recipe (:func:`sspa_core.engine.pretraining.pretrain_tiny_clip`,
+#: ``sspa pretrain``), checked by :class:`sspa_core.tiny_clip.PretrainSettings`. The defaults are
+#: the shipped ViT's recipe; ``sspa_core.tiny_clip.DEFAULTS`` states what differs for the ResNet.
+PRETRAIN_SCHEMA: dict[str, Setting] = {
+    "steps": Setting(2200, "optimisation steps", low=1),
+    "batch_size": Setting(64, "scenes per step (the contrastive loss needs at least two)", low=2),
+    "lr": Setting(1e-3, "peak AdamW learning rate (linear warm-up, then cosine decay to 0)", low=0, above=True),
+    "num_images": Setting(24000, "rendered training scenes over all domains (at least one batch)", low=2),
+    "warmup_steps": Setting(100, "steps of the linear warm-up", low=0),
+    "weight_decay": Setting(0.1, "AdamW weight decay (none on biases, norms and scales)", low=0),
+    "patch_weight": Setting(1.0, "weight of the patch-text loss on the labels' boxes beside the caption loss "
+                                 "(0: captions only)", low=0),
+}
+
+#: The notebooks' parameters (``notebooks/params/*.yaml``, ``sspa notebooks -p``), each checked
+#: once when a run's parameters are resolved (:func:`sspa_core.notebook_params.resolve_parameters`):
+#: a name that is also a run setting refers to its :data:`SCHEMA` key (its type, range and
+#: meaning; the notebook's parameter cell keeps its own default), the others are settings of
+#: their own.
+NOTEBOOK_SCHEMA: dict[str, Setting | str] = {
+    "dataset": "dataset.name",
+    "data_root": "dataset.root",
+    "backbone": "model.backbone",
+    "pretrained": "model.pretrained",
+    "descriptions": "model.descriptions",
+    "image_size": "dataset.image_size",
+    "device": "train.device",
+    "seed": "train.seed",
+    "profile": Setting("smoke", "the notebooks' size switch: smoke = CPU/CI sizes, full = the larger budget",
+                       choices=("smoke", "full")),
+    "output_dir": Setting("outputs", "figures, checkpoints and logs of the notebook go here"),
+    "solutions": Setting(False, "fill in the exercises' reference solutions (so every check must pass)"),
+    "retrain": Setting(False, "00: pretrain the tiny CLIP again with the shipped recipe"),
+    "resume": Setting(False, "06, 07: each model goes on from its last checkpoint in output_dir"),
+    "llm": Setting("", "02: causal LM of the live run ('' = the offline SmolLM2 GGUF, or a hub id, folder or "
+                       ".gguf file)"),
+    "natural": Setting("synthetic_natural", "07: the natural-domain reference of the domain gap (a config name)"),
+    "natural_root": Setting("", "07: the folder of `natural` when it is a real dataset"),
+}
+
+
+def notebook_setting(name: str) -> Setting:
+    """The :class:`Setting` that checks notebook parameter ``name`` (:data:`NOTEBOOK_SCHEMA`)."""
+    if name not in NOTEBOOK_SCHEMA:
+        raise KeyError(f"notebook parameter {name!r} is not in sspa_core.config.NOTEBOOK_SCHEMA")
+    entry = NOTEBOOK_SCHEMA[name]
+    return SCHEMA[entry] if isinstance(entry, str) else entry
+
 
 #: Sub-trees whose keys are free-form (checked by their consumer, not here).
 OPEN_SECTIONS = tuple(key for key, setting in SCHEMA.items() if isinstance(setting.default, dict))
@@ -177,7 +233,7 @@ def _coerce(path: str, value: Any, default: Any) -> Any:
         return str(value)
     elif kind is str and value is None:
         return ""
-    raise ValueError(f"config key {path!r} expects a {kind.__name__}, got {value!r}")
+    raise ValueError(f"{path!r} expects a {kind.__name__}, got {value!r}")
 
 
 def merge(base: dict, update: dict) -> dict:

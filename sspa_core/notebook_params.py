@@ -16,12 +16,13 @@ the profile's; :data:`DEFAULT_TIMEOUT_S` if neither sets it; 0 = no limit).
 A notebook receives only the names its ``parameters`` cell declares; a name in a parameter file
 that no notebook declares, or on the command line that no selected notebook declares, is an
 error, so a typo never passes silently. So is asking (``only``) for a notebook that the dataset
-file does not select: the error names the dataset files that do.
+file does not select: the error names the dataset files that do. Every value is checked once, when
+the run's parameters are resolved and before any kernel starts, by its setting in
+:data:`sspa_core.config.NOTEBOOK_SCHEMA` (a run setting's type and range where the parameter is one).
 """
 
 from __future__ import annotations
 
-import ast
 import functools
 import operator
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from sspa_core.config import CONFIG_DIR, load_config
+from sspa_core.config import CONFIG_DIR, load_config, notebook_setting
 from sspa_core.paths import REPO_ROOT
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -216,18 +217,15 @@ def resolve_parameters(
         merged: dict[str, Any] = {}
         for values in common[:-1] + per_notebook + common[-1:]:
             merged.update(values)
-        resolved[by_name[name]] = {k: _checked_value(name, k, v, declared[name][k])
-                                   for k, v in merged.items() if k in declared[name]}
+        resolved[by_name[name]] = {k: _checked_value(name, k, v) for k, v in merged.items() if k in declared[name]}
     return resolved
 
 
-def _checked_value(notebook: str, name: str, value: Any, default: str) -> Any:
-    """``value`` of parameter ``name``; a ValueError if the notebook's default (source text) is a
-    boolean and ``value`` is not one (``solutions=maybe`` would run as true)."""
+def _checked_value(notebook: str, name: str, value: Any) -> Any:
+    """``value`` of parameter ``name`` checked by its setting (:data:`sspa_core.config.NOTEBOOK_SCHEMA`:
+    type, range, choices), with that setting's type; a ValueError naming the notebook if refused
+    (``solutions=maybe`` would run as true)."""
     try:
-        declared = ast.literal_eval(default)
-    except (ValueError, SyntaxError):  # an expression, not a literal: any value
-        return value
-    if isinstance(declared, bool) and not isinstance(value, bool):
-        raise ValueError(f"parameter {name}={value!r} of {notebook}: expected true or false")
-    return value
+        return notebook_setting(name).check(name, value)
+    except ValueError as err:
+        raise ValueError(f"{notebook}: parameter {err}") from None

@@ -47,5 +47,7 @@ OUTPUT_DIR = _from_env("SSPA_OUTPUT_DIR", REPO_ROOT / "outputs" if SOURCE_CHECKO
 
 
 def metadata_path(checkpoint: str | Path) -> Path:
-    """The JSON metadata written beside a shipped checkpoint (a tiny CLIP's or a head's)."""
-    return Path(checkpoint).with_suffix(".json")
+    """The JSON metadata written beside a shipped checkpoint (a tiny CLIP's or a head's):
+    ``NAME.meta.json`` beside ``NAME.pt``, a name no model config (``sspa_core/model_configs/NAME.json``)
+    or result record shares."""
+    return Path(checkpoint).with_suffix(".meta.json")

@@ -93,3 +93,14 @@ def test_config_show_prints_each_value_with_its_source(capsys):
     assert rows["train.lr"] == ["0.001", "--set"]
     meaning = {line.split()[0]: line.split("# ", 1)[1] for line in lines}  # from sspa_core.config.SCHEMA
     assert meaning["train.grad_clip"] == "max gradient norm; 0 = off"
+
+
+def test_config_show_prints_a_pretraining_recipe_and_checks_its_overrides(capsys):
+    assert main(["config", "show", "--pretrain", "sspa-tiny-rn", "--set", "lr=3e-4"]) == 0
+    rows = {line.split()[0]: line.split("#")[0].split()[1:] for line in capsys.readouterr().out.splitlines()}
+    assert rows["steps"] == ["500", "sspa_core/tiny_clip.py"]  # what the ResNet's recipe changes
+    assert rows["batch_size"] == ["64", "default"] and rows["lr"] == ["0.0003", "--set"]
+    assert main(["config", "show", "--pretrain", "sspa-tiny-vit", "--set", "batch_size=1"]) == 2
+    assert "batch_size must be >= 2, got 1" in capsys.readouterr().err
+    assert main(["config", "show", "--pretrain", "sspa-tiny-vit", "--set", "epochs=3"]) == 2
+    assert "unknown pretraining setting 'epochs'" in capsys.readouterr().err

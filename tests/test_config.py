@@ -140,3 +140,51 @@ def test_the_former_name_of_the_remote_sensing_scenes_is_read_with_a_warning():
                                                                                     "sspa-tiny-vit")
     with pytest.warns(DeprecationWarning):
         assert load_result("compare_models", "synthetic_aerial")["config"] == "synthetic_remote_sensing"
+
+
+def test_every_notebook_parameter_has_a_setting_that_accepts_its_default():
+    import ast
+
+    from sspa_core.config import NOTEBOOK_SCHEMA, notebook_setting
+    from sspa_core.notebook_params import declared_parameters, list_notebooks
+
+    declared = {name: default for notebook in list_notebooks()
+                for name, default in declared_parameters(notebook).items()}
+    assert set(declared) == set(NOTEBOOK_SCHEMA)  # no parameter without a setting, no setting unused
+    for name, default in declared.items():
+        value = ast.literal_eval(default)
+        assert notebook_setting(name).check(name, value) == value
+
+
+def test_notebook_parameters_that_are_run_settings_are_checked_by_the_run_schema():
+    from sspa_core.config import SCHEMA, notebook_setting
+
+    assert notebook_setting("image_size") is SCHEMA["dataset.image_size"]
+    with pytest.raises(ValueError, match=r"seed must be between 0 and 1000000, got -1"):
+        notebook_setting("seed").check("seed", -1)
+    with pytest.raises(KeyError, match="not in sspa_core.config.NOTEBOOK_SCHEMA"):
+        notebook_setting("epochs")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("steps", 0, r"steps must be >= 1, got 0"),
+    ("batch_size", 1, r"batch_size must be >= 2, got 1"),
+    ("lr", 0.0, r"lr must be > 0, got 0\.0"),
+    ("patch_weight", float("nan"), r"patch_weight must be a finite number"),
+    ("warmup_steps", 2.5, r"'warmup_steps' expects a int"),
+    ("num_images", 10, r"num_images 10 < batch_size 64"),
+])
+def test_pretraining_settings_are_checked_by_their_schema(field, value, message):
+    from sspa_core.tiny_clip import PretrainSettings
+
+    with pytest.raises(ValueError, match=message):
+        PretrainSettings(**{field: value})
+
+
+def test_the_shipped_recipes_are_the_schema_with_what_differs():
+    from sspa_core.config import PRETRAIN_SCHEMA
+    from sspa_core.tiny_clip import DEFAULTS, PretrainSettings
+
+    assert DEFAULTS["sspa-tiny-vit"] == PretrainSettings() and PretrainSettings().steps == PRETRAIN_SCHEMA["steps"].default
+    assert (DEFAULTS["sspa-tiny-rn"].steps, DEFAULTS["sspa-tiny-rn"].num_images) == (500, 10000)
+    assert PretrainSettings(lr="3e-4").lr == 3e-4  # read like a YAML value

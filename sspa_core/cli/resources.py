@@ -25,7 +25,7 @@ def configure_pretrain(parser: argparse.ArgumentParser) -> None:
                         help="weight of the patch-text loss on the labels' boxes (default 1; 0: captions only)")
     parser.add_argument("--check-images", type=int, default=200,
                         help="natural validation scenes of the zero-shot check in the metadata (0: none)")
-    parser.add_argument("--output-dir", help="write DIR/<backbone>.pt and .json (default: the shipped "
+    parser.add_argument("--output-dir", help="write DIR/<backbone>.pt and .meta.json (default: the shipped "
                                              "data/tiny_clip/)")
 
 

@@ -69,23 +69,48 @@ def configure_config(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = actions.add_parser("show", help="print the resolved config, each value with where it came from "
                                            "(default, the config file or --set) and what it means")
-    show.add_argument("--config", required=True,
-                      help="a shipped config name (e.g. synthetic_natural, coco) or a YAML path")
+    which = show.add_mutually_exclusive_group(required=True)
+    which.add_argument("--config", help="a shipped config name (e.g. synthetic_natural, coco) or a YAML path")
+    which.add_argument("--pretrain", metavar="TINY_CLIP",
+                       help="the pretraining recipe of a tiny CLIP (sspa-tiny-vit, sspa-tiny-rn) instead")
     add_overrides(show, "train.lr=3e-4")
 
 
 def run_config(args: argparse.Namespace) -> int:
     from sspa_core.config import describe_key, load_config_with_sources
 
-    config, sources = load_config_with_sources(args.config, args.overrides)
-    rows = [(key, json.dumps(functools.reduce(operator.getitem, key.split("."), config)), source)
-            for key, source in sources.items()]
-    key_width = max(len(key) for key, _, _ in rows)
-    value_width = max(len(value) for _, value, _ in rows)
-    source_width = max(len(source) for _, _, source in rows)
-    for key, value, source in rows:
-        print(f"{key:<{key_width}}  {value:<{value_width}}  {source:<{source_width}}  # {describe_key(key)}")
+    if args.pretrain:
+        rows = _pretrain_rows(args.pretrain, args.overrides)
+    else:
+        config, sources = load_config_with_sources(args.config, args.overrides)
+        rows = [(key, json.dumps(functools.reduce(operator.getitem, key.split("."), config)), source,
+                 describe_key(key)) for key, source in sources.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for key, value, source, doc in rows:
+        print(f"{key:<{widths[0]}}  {value:<{widths[1]}}  {source:<{widths[2]}}  # {doc}")
     return 0
+
+
+def _pretrain_rows(name: str, overrides: list[str]) -> list[tuple[str, str, str, str]]:
+    """``(setting, value, source, meaning)`` of tiny CLIP ``name``'s pretraining recipe: the
+    schema's default, the model's recipe (``sspa_core.tiny_clip.DEFAULTS``) or ``--set``."""
+    from dataclasses import replace
+
+    from sspa_core.config import PRETRAIN_SCHEMA, parse_override
+    from sspa_core.tiny_clip import DEFAULTS
+
+    if name not in DEFAULTS:
+        raise ValueError(f"unknown tiny CLIP {name!r}; valid: {', '.join(DEFAULTS)}")
+    given: dict = {}
+    for text in overrides:
+        for key, value in parse_override(text).items():
+            if key not in PRETRAIN_SCHEMA or isinstance(value, dict):
+                raise ValueError(f"unknown pretraining setting {key!r}; valid: {', '.join(PRETRAIN_SCHEMA)}")
+            given[key] = value
+    recipe = replace(DEFAULTS[name], **given)
+    return [(key, json.dumps(getattr(recipe, key)),
+             "--set" if key in given else "default" if getattr(DEFAULTS[name], key) == setting.default
+             else "sspa_core/tiny_clip.py", setting.doc) for key, setting in PRETRAIN_SCHEMA.items()]
 
 
 def _add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
@@ -184,7 +209,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a best.pt or last.pt written by sspa train")
-    parser.add_argument("--output-dir", help="write DIR/<dataset>.pt and .json (default: the shipped data/heads/)")
+    parser.add_argument("--output-dir", help="write DIR/<dataset>.pt and .meta.json (default: the shipped data/heads/)")
     parser.add_argument("--command", dest="train_command", default="",
                         help="the command that trained the checkpoint, recorded in the metadata")
 

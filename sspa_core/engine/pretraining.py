@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
@@ -33,7 +33,6 @@ from sspa_core.paths import metadata_path
 from sspa_core.tiny_clip import (
     DEFAULTS,
     ZERO_SHOT_CHECK_IMAGES,
-    PretrainSettings,
     _domain_counts,
     check_zero_shot,
     label_vocabulary,
@@ -90,22 +89,9 @@ def pretrain_tiny_clip(name: str = "sspa-tiny-vit", out_path: str | Path | None 
     """
     if name not in TINY_MODELS:
         raise ValueError(f"unknown tiny model {name!r}; valid: {TINY_MODELS}")
-    base = DEFAULTS[name]
-    settings = PretrainSettings(
-        steps=base.steps if steps is None else steps,
-        batch_size=base.batch_size if batch_size is None else batch_size,
-        lr=base.lr if lr is None else lr,
-        num_images=base.num_images if num_images is None else num_images,
-        warmup_steps=base.warmup_steps if warmup_steps is None else warmup_steps,
-        weight_decay=base.weight_decay,
-        patch_weight=base.patch_weight if patch_weight is None else patch_weight,
-    )
-    if settings.steps < 1 or settings.batch_size < 2 or settings.lr <= 0:
-        raise ValueError(f"need steps >= 1, batch_size >= 2 and lr > 0, got {settings}")
-    if not (settings.patch_weight >= 0 and np.isfinite(settings.patch_weight)):
-        raise ValueError(f"patch_weight must be a finite number >= 0, got {settings.patch_weight}")
-    if settings.num_images < settings.batch_size:
-        raise ValueError(f"num_images {settings.num_images} < batch_size {settings.batch_size}")
+    given = {"steps": steps, "batch_size": batch_size, "lr": lr, "num_images": num_images,
+             "warmup_steps": warmup_steps, "patch_weight": patch_weight}
+    settings = replace(DEFAULTS[name], **{key: value for key, value in given.items() if value is not None})
     config_size = open_clip.get_model_config(name)["vision_cfg"]["image_size"]
     image_size = config_size if image_size is None else image_size
     out_path = Path(out_path) if out_path is not None else pretraining_output(name)
