@@ -185,6 +185,7 @@ def test_the_shipped_recipes_are_the_schema_with_what_differs():
     from sspa_core.config import PRETRAIN_SCHEMA
     from sspa_core.tiny_clip import DEFAULTS, PretrainSettings
 
-    assert DEFAULTS["sspa-tiny-vit"] == PretrainSettings() and PretrainSettings().steps == PRETRAIN_SCHEMA["steps"].default
+    assert DEFAULTS["sspa-tiny-vit"] == PretrainSettings()
+    assert PretrainSettings().steps == PRETRAIN_SCHEMA["steps"].default
     assert (DEFAULTS["sspa-tiny-rn"].steps, DEFAULTS["sspa-tiny-rn"].num_images) == (500, 10000)
     assert PretrainSettings(lr="3e-4").lr == 3e-4  # read like a YAML value
