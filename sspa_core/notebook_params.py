@@ -23,6 +23,7 @@ the run's parameters are resolved and before any kernel starts, by its setting i
 
 from __future__ import annotations
 
+import ast
 import functools
 import operator
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from sspa_core.config import CONFIG_DIR, load_config, notebook_setting
+from sspa_core.config import CONFIG_DIR, NOTEBOOK_SCHEMA, Setting, load_config, notebook_setting
 from sspa_core.paths import REPO_ROOT
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -217,15 +218,28 @@ def resolve_parameters(
         merged: dict[str, Any] = {}
         for values in common[:-1] + per_notebook + common[-1:]:
             merged.update(values)
-        resolved[by_name[name]] = {k: _checked_value(name, k, v) for k, v in merged.items() if k in declared[name]}
+        resolved[by_name[name]] = {k: _checked_value(name, k, v, declared[name][k])
+                                   for k, v in merged.items() if k in declared[name]}
     return resolved
 
 
-def _checked_value(notebook: str, name: str, value: Any) -> Any:
-    """``value`` of parameter ``name`` checked by its setting (:data:`sspa_core.config.NOTEBOOK_SCHEMA`:
-    type, range, choices), with that setting's type; a ValueError naming the notebook if refused
+def _checked_value(notebook: str, name: str, value: Any, default: str) -> Any:
+    """``value`` of parameter ``name`` checked by its setting in
+    :data:`sspa_core.config.NOTEBOOK_SCHEMA` (type, range, choices) and given that setting's type;
+    a name the schema lacks (a notebook outside this project) by the type of the notebook's
+    literal ``default`` (source text). A ValueError naming the notebook if refused
     (``solutions=maybe`` would run as true)."""
+    if name in NOTEBOOK_SCHEMA:
+        setting = notebook_setting(name)
+    else:
+        try:
+            declared = ast.literal_eval(default)
+        except (ValueError, SyntaxError):  # an expression, not a literal: any value
+            return value
+        if not isinstance(declared, (bool, int, float, str)):
+            return value
+        setting = Setting(declared, "")
     try:
-        return notebook_setting(name).check(name, value)
+        return setting.check(name, value)
     except ValueError as err:
         raise ValueError(f"{notebook}: parameter {err}") from None

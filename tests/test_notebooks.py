@@ -38,7 +38,7 @@ def tree(tmp_path):
                "(folder / 'seen.json').write_text(json.dumps({'profile': profile, 'size': size,\n"
                "                                               'headless': os.environ.get('SSPA_HEADLESS'),\n"
                "                                               'threads': os.environ.get('OMP_NUM_THREADS')}))"])
-    _notebook(nbs / "01_second.ipynb", 'profile = "smoke"\nfail = False',
+    _notebook(nbs / "01_second.ipynb", 'profile = "smoke"\nfail = False\ndata_root = ""',
               ["x = 1", "if fail:\n    raise RuntimeError('boom in cell')"])
     (params / "smoke.yaml").write_text(yaml.safe_dump(
         {"parameters": {"profile": "smoke"}, "notebooks": {"00_first": {"size": 2}}}))
@@ -164,13 +164,13 @@ def test_failing_cell_names_notebook_and_cell(tree):
     summary = tree[2] / "run" / "summary.md"
     with pytest.raises(runner.NotebookError,
                        match=r"01_second\.ipynb: cell \d+ .*`if fail:`.*RuntimeError: boom in cell"):
-        _run(tree, overrides={"fail": True, "profile": "0"}, summary=summary)
+        _run(tree, overrides={"fail": True, "data_root": "0"}, summary=summary)
     assert (tree[2] / "01_second.html").exists()
     text = summary.read_text()  # written also when a notebook fails
-    command = (f"sspa notebooks --profile smoke -p fail=true -p 'profile=\"0\"' --output-dir {tree[2]} "
+    command = (f"sspa notebooks --profile smoke -p fail=true -p 'data_root=\"0\"' --output-dir {tree[2]} "
                f"--summary {summary}")
     assert f"    {command}\n" in text  # the -p values read back as given: the text "0", not the number
-    assert "| result | stopped: 01_second.ipynb: cell" in text and "| profile | `0` |" in text
+    assert "| result | stopped: 01_second.ipynb: cell" in text and "| data_root | `0` |" in text
     assert re.search(r"\| 00_first \| ok \| [\d.]+ s \| 00_first.html, 00_first.ipynb, 00_first/ \|", text)
     assert re.search(r"\| 01_second \| failed: 01_second.ipynb: cell .* \| [\d.]+ s \| "
                      r"01_second.html, 01_second.ipynb \|", text)
