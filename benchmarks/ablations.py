@@ -114,8 +114,9 @@ def select_tables(names: Sequence[str] | None, quick: bool) -> dict[str, tuple[s
 class Runner:
     """Trains each (variant, seed) of one config once, whatever the tables that ask for it.
 
-    Every finished run is appended to ``log`` (JSON lines, with the overrides shared by all runs),
-    and runs found there with the same shared overrides are not trained again: an interrupted
+    Every finished run is appended to ``log`` (JSON lines, with the overrides shared by all runs and
+    the digest of the CLIP weights it trained on), and runs found there with the same shared
+    overrides and weights are not trained again (a run on an earlier tiny CLIP is): an interrupted
     benchmark continues where it stopped, and invocations share their runs (a concurrent one's
     too: the log is read again before each run).
     """
@@ -126,15 +127,17 @@ class Runner:
         self.shared = [o for o in self.overrides if not o.startswith("train.feature_cache_dir=")]
         self.workdir = workdir
         self.log = log
+        self.digest = backbone_digest(load_config(config_name, self.overrides))
         self.values: dict[tuple[tuple[str, ...], int], float] = {}
         self.seconds: dict[tuple[tuple[str, ...], int], float] = {}
         self._read_log()
 
     def _read_log(self) -> None:
-        """Take the runs of ``log`` made with the same shared overrides (by any invocation)."""
+        """Take the runs of ``log`` made with the same shared overrides and CLIP weights (by any
+        invocation)."""
         for line in self.log.read_text().splitlines() if self.log is not None and self.log.is_file() else ():
             entry = json.loads(line)
-            if entry["shared"] == self.shared:
+            if entry["shared"] == self.shared and entry.get("backbone_sha256") == self.digest:
                 key = (tuple(entry["overrides"]), entry["seed"])
                 self.values[key], self.seconds[key] = entry["value"], entry["seconds"]
 
@@ -153,7 +156,8 @@ class Runner:
             print(f"  {variant.name} [seed {seed}]: {self.values[key]:.2f} ({self.seconds[key]:.1f} s)", flush=True)
             if self.log is not None:
                 with self.log.open("a") as f:
-                    f.write(json.dumps({"shared": self.shared, "overrides": list(variant.overrides), "seed": seed,
+                    f.write(json.dumps({"shared": self.shared, "backbone_sha256": self.digest,
+                                        "overrides": list(variant.overrides), "seed": seed,
                                         "value": self.values[key], "seconds": round(self.seconds[key], 1)}) + "\n")
         return self.values[key]
 
@@ -278,7 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = args.output_dir / f"{config_name}.json"
         shared = [o for o in overrides if not o.startswith("train.feature_cache_dir=")]
         previous = json.loads(path.read_text()) if path.is_file() else {}
-        if previous.get("overrides") == shared:  # tables of earlier invocations on the same budget are kept
+        same_budget = (previous.get("overrides") == shared
+                       and previous.get("budget", {}).get("backbone_sha256") == backbone_digest(config))
+        if same_budget:  # tables of earlier invocations on the same budget and weights are kept
             results = {**{k: v for k, v in previous["tables"].items() if k not in results}, **results}
             results = {k: results[k] for k in TABLES if k in results}
         counts = summary(results)

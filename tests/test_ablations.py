@@ -106,6 +106,20 @@ def test_a_later_invocation_reuses_logged_runs_and_keeps_earlier_tables(tiny_wei
     assert list(json.loads((tmp_path / "synthetic_natural.json").read_text())["tables"]) == ["IX"]
 
 
+def test_runs_made_on_other_clip_weights_are_trained_again(tiny_weights, tmp_path, monkeypatch):
+    assert ablations.main(_tiny_argv(tmp_path, tiny_weights, "IX")) == 0
+    log = tmp_path / "synthetic_natural.runs.jsonl"
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {e["backbone_sha256"] for e in entries} == {ablations.backbone_digest(
+        ablations.load_config("synthetic_natural", [f"model.pretrained={tiny_weights}"]))}
+    log.write_text("".join(json.dumps({**e, "backbone_sha256": "an earlier tiny CLIP"}) + "\n" for e in entries))
+    trained = []
+    real = ablations.train_from_config
+    monkeypatch.setattr(ablations, "train_from_config", lambda config: trained.append(config) or real(config))
+    assert ablations.main(_tiny_argv(tmp_path, tiny_weights, "IX")) == 0
+    assert len(trained) == 6  # nothing reused from the runs on other weights
+
+
 def test_from_end_trains_the_same_runs_in_the_opposite_order(tiny_weights, tmp_path, monkeypatch):
     order = []
     real = ablations.train_from_config
