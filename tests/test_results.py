@@ -107,13 +107,15 @@ SHIPPED_ABLATIONS = sorted((results.RESULTS_DIR / "ablations").glob("*.json"))
 
 @pytest.mark.parametrize("path", SHIPPED_ABLATIONS, ids=[p.stem for p in SHIPPED_ABLATIONS])
 def test_shipped_ablation_tables_follow_from_their_run_logs(path):
-    """Every score of a shipped record is a run of its log, and every mean, interval, difference,
-    verdict and count is recomputed from them; where three seeds overlap the full model's, five ran."""
+    """Every score of a shipped record is a run of its log (on the same CLIP weights), and every
+    mean, interval, difference, verdict and count is recomputed from them; where three seeds overlap
+    the full model's, five ran."""
     record = json.loads(path.read_text())
     log = {}
     for line in path.with_suffix(".runs.jsonl").read_text().splitlines():
         run = json.loads(line)
-        if run["shared"] == record["overrides"]:
+        same_weights = run.get("backbone_sha256") == record["budget"].get("backbone_sha256")
+        if run["shared"] == record["overrides"] and same_weights:
             log[(tuple(run["overrides"]), run["seed"])] = run["value"]
     rows = [r for table in record["tables"].values() for r in table["rows"]]
     [full] = {r["variant"]: r for r in rows if r["verdict"] == "reference"}.values()
