@@ -21,7 +21,7 @@ No flip augmentation: captions say which side an object is on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,23 +39,19 @@ from sspa_core.training import atomic_save
 DOMAIN_SHARE = {"natural": 0.8, "pedestrian": 0.1, "remote_sensing": 0.1}  # of num_images
 
 
-def _recipe_field(name: str):
-    return field(default=PRETRAIN_SCHEMA[name].default, metadata={"doc": PRETRAIN_SCHEMA[name].doc})
-
-
 @dataclass(frozen=True)
 class PretrainSettings:
     """Pretraining recipe, each field checked by its setting in
     :data:`sspa_core.config.PRETRAIN_SCHEMA` (type, range; the defaults are the ViT's recipe);
     :data:`DEFAULTS` regenerate the shipped checkpoints."""
 
-    steps: int = _recipe_field("steps")
-    batch_size: int = _recipe_field("batch_size")
-    lr: float = _recipe_field("lr")
-    num_images: int = _recipe_field("num_images")
-    warmup_steps: int = _recipe_field("warmup_steps")
-    weight_decay: float = _recipe_field("weight_decay")
-    patch_weight: float = _recipe_field("patch_weight")
+    steps: int = PRETRAIN_SCHEMA["steps"].default
+    batch_size: int = PRETRAIN_SCHEMA["batch_size"].default
+    lr: float = PRETRAIN_SCHEMA["lr"].default
+    num_images: int = PRETRAIN_SCHEMA["num_images"].default
+    warmup_steps: int = PRETRAIN_SCHEMA["warmup_steps"].default
+    weight_decay: float = PRETRAIN_SCHEMA["weight_decay"].default
+    patch_weight: float = PRETRAIN_SCHEMA["patch_weight"].default
 
     def __post_init__(self) -> None:
         for name in PRETRAIN_SCHEMA:
